@@ -90,10 +90,16 @@ def load_deployment(chain: Chain, chain_dir: str | Path | None = None) -> Deploy
     return dep
 
 
-def deploy(chain: Chain, *, chain_dir: str | Path | None = None) -> Deployment:
-    """Deploy both contracts, grant roles, and write deployment.json (atomically)."""
+def deploy(
+    chain: Chain, *, chain_dir: str | Path | None = None, fresh: bool = False
+) -> Deployment:
+    """Deploy both contracts, grant roles, and write deployment.json (atomically).
+
+    Idempotent: if `deployment.json` already describes live contracts on this chain they are
+    returned as they are, unless `fresh` asks for a new deployment (which replaces the record).
+    """
     base = chain_dir if chain_dir is not None else chain.chain_dir
-    if base is not None and deployment_path(base).is_file():
+    if not fresh and base is not None and deployment_path(base).is_file():
         try:
             return load_deployment(chain, base)
         except InputError:

@@ -225,7 +225,14 @@ class Chain:
         return cls.embedded(chain_dir, seed, preflight=preflight)
 
     @classmethod
-    def embedded(cls, chain_dir: str | Path, seed: bytes, *, preflight: bool = True) -> Chain:
+    def embedded(
+        cls,
+        chain_dir: str | Path,
+        seed: bytes,
+        *,
+        preflight: bool = True,
+        lock_timeout_s: float = 30.0,
+    ) -> Chain:
         """Open (or create) the persistent embedded chain in `chain_dir`; holds its lock."""
         from eth_tester import EthereumTester
         from web3.providers.eth_tester import EthereumTesterProvider
@@ -236,7 +243,7 @@ class Chain:
         accounts = derive_accounts(seed)
         path = Path(chain_dir)
         path.mkdir(parents=True, exist_ok=True)
-        lock = _embedded.FileLock(path / "evm.lock")
+        lock = _embedded.FileLock(path / "evm.lock", lock_timeout_s)
         db: _embedded.SqliteDB | None = None
         try:
             db = _embedded.SqliteDB(path / "evm.sqlite")
