@@ -45,9 +45,10 @@ def root(
 
 
 # --- command groups (one module each; keep this block sorted) -------------------
-from ledgerml.cli import ledger_cmds  # noqa: E402
+from ledgerml.cli import init_cmd, keys_cmd, log_cmd, verify_cmd  # noqa: E402
 
-ledger_cmds.register(app)
+for _module in (init_cmd, log_cmd, keys_cmd, verify_cmd):
+    _module.register(app)
 # -------------------------------------------------------------------------------
 
 

@@ -1,0 +1,41 @@
+"""`ledgerml init`: create a project folder with keys and an empty ledger."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ledgerml.cli._common import console, print_json, project
+from ledgerml.ledger.project import init_project, log_keys
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("init")
+    def init(
+        ctx: typer.Context,
+        pq: Annotated[
+            bool, typer.Option("--pq", help="Also sign checkpoints with ML-DSA-44 (post-quantum).")
+        ] = False,
+        origin: Annotated[
+            str | None, typer.Option(help="Log origin / key name (default: a random one).")
+        ] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    ) -> None:
+        """Create a LedgerML project (default ./.ledgerml) with its signing keys."""
+        paths = project(ctx, must_exist=False)
+        init_project(paths.home, post_quantum=pq, origin=origin)
+        keys = log_keys(paths)
+        info = {
+            "home": str(paths.home),
+            "origin": keys.origin,
+            "post_quantum": pq,
+            "verifier_keys": [v.vkey() for v in keys.note_verifiers],
+        }
+        if as_json:
+            print_json(info)
+        else:
+            console.print(f"Initialised LedgerML project in {paths.home}")
+            console.print(f"log origin: {keys.origin}")
+            for v in info["verifier_keys"]:
+                console.print(f"verifier key: {v}", soft_wrap=True, highlight=False)

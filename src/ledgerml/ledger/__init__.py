@@ -1,0 +1,30 @@
+"""The tamper-evident ledger: an RFC 9162 Merkle log with signed checkpoints.
+
+- `merkle` — pure RFC 9162 hashing and proofs (no I/O).
+- `Ledger` — the log on SQLite: group-committed appends, proofs from stored
+  tiles, checkpoints, full verification.
+- `events` — typed bodies of the event types listed in DESIGN.md.
+"""
+
+from ledgerml.ledger.log import (
+    Checkpoint,
+    ConsistencyProof,
+    InclusionProof,
+    Ledger,
+    Problem,
+    VerifyReport,
+)
+from ledgerml.ledger.project import init_project, log_keys, log_verifiers, open_ledger
+
+__all__ = [
+    "Checkpoint",
+    "ConsistencyProof",
+    "InclusionProof",
+    "Ledger",
+    "Problem",
+    "VerifyReport",
+    "init_project",
+    "log_keys",
+    "log_verifiers",
+    "open_ledger",
+]

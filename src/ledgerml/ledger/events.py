@@ -1,0 +1,236 @@
+"""Typed bodies of ledger entries, validated on append.
+
+Event types are an API: extend them, never rename. A type is `<group>.<verb>`;
+custom types start with `x.` and take any JSON object. Bodies carry hashes,
+salted commitments and content identifiers — never personal data.
+
+Unknown fields are refused on append (a typo must not silently vanish from the
+audit trail); verification only requires that an entry's type is known, so
+older readers accept entries written by newer versions.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ledgerml.crypto.canonical import check_json_value
+from ledgerml.errors import InputError
+
+Hex32 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256, lowercase hex")]
+Cid = Annotated[
+    str, Field(pattern=r"^b[a-z2-7]{58,}$", description="CIDv1, base32 (bafkrei…/bafybei…)")
+]
+TxHash = Annotated[str, Field(pattern=r"^0x[0-9a-f]{64}$")]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+SafeInt = Annotated[int, Field(ge=0, le=2**53 - 1)]
+JsonObject = dict[str, Any]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    #: True when some field takes free-form JSON, which must be walked for NaN etc.
+    free_form: ClassVar[bool] = False
+
+
+class DatasetRegistered(Body):
+    name: Name
+    cid: Cid
+    rows: SafeInt
+    columns: list[str]
+    dtypes: dict[str, str] = {}
+    schema_hash: Hex32
+    source_sha256: Hex32 | None = None
+    label: str | None = None
+    pii_columns: list[str] = []
+    subject_column: str | None = None
+    source: str | None = None
+
+
+class RunStarted(Body):
+    free_form: ClassVar[bool] = True
+    run_id: Name
+    dataset_cids: list[Cid]
+    model_type: Name
+    params: JsonObject = {}
+    seed: SafeInt | None = None
+    code_version: str | None = None
+    library_versions: dict[str, str] = {}
+
+
+class RunFinished(Body):
+    run_id: Name
+    status: Literal["succeeded", "failed"]
+    model_cid: Cid | None = None
+    duration_s: float | None = Field(default=None, ge=0)
+    error: str | None = None
+
+
+class FeatureSpec(Body):
+    name: Name
+    dtype: Name
+
+
+class ModelRegistered(Body):
+    name: Name
+    cid: Cid
+    run_id: Name | None = None
+    framework: Name
+    dataset_cids: list[Cid] = []
+    features: list[FeatureSpec] = []
+    target: str | None = None
+    card_cid: Cid | None = None
+
+
+class EvaluationRecorded(Body):
+    model_cid: Cid
+    dataset_cid: Cid | None = None
+    split: str | None = None
+    metrics: dict[str, float]
+    baselines: dict[str, dict[str, float]] = {}
+    plots: dict[str, Cid] = {}
+
+
+class RuleResult(Body):
+    rule_id: Name
+    regulation: str
+    metric: str | None = None
+    value: float | str | bool | None = None
+    threshold: float | str | bool | None = None
+    passed: bool
+    detail: str | None = None
+
+
+class ComplianceChecked(Body):
+    model_cid: Cid
+    policy: Name
+    results: list[RuleResult]
+    passed: bool
+    tx_hash: TxHash | None = None
+
+
+class ApprovalGranted(Body):
+    model_cid: Cid
+    role: Name
+    approver: Name
+    key_id: str | None = None
+    comment: str | None = None
+    tx_hash: TxHash | None = None
+
+
+class ModelPromoted(Body):
+    model_cid: Cid
+    alias: Name
+    previous_cid: Cid | None = None
+    tx_hash: TxHash | None = None
+
+
+class DecisionRecorded(Body):
+    decision_id: Name
+    model_cid: Cid
+    input_commitment: Hex32
+    score: float
+    threshold: float
+    outcome: Name
+    reasons: list[str] = []
+
+
+class DriftDetected(Body):
+    model_cid: Cid
+    window_cid: Cid | None = None
+    psi: dict[str, float]
+    max_psi: float
+    threshold: float
+    tx_hash: TxHash | None = None
+
+
+class RetrainRequested(Body):
+    model_cid: Cid
+    reason: str
+    tx_hash: TxHash | None = None
+
+
+class BankUpdate(Body):
+    bank: Name
+    update_hash: Hex32
+    samples: SafeInt
+    trust: float
+    weight: float
+    signature_ok: bool = True
+
+
+class FlRound(Body):
+    round: SafeInt
+    updates: list[BankUpdate]
+    aggregate_cid: Cid | None = None
+    metrics: dict[str, float] = {}
+    tx_hash: TxHash | None = None
+
+
+class SubjectErased(Body):
+    subject_commitment: Hex32
+    reason: str | None = None
+
+
+class CheckpointAnchored(Body):
+    tree_size: SafeInt
+    root: Hex32
+    note_sha256: Hex32
+    chain_id: SafeInt
+    contract: Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{40}$")]
+    tx_hash: TxHash
+    block_number: SafeInt | None = None
+
+
+EVENT_TYPES: dict[str, type[Body]] = {
+    "dataset.registered": DatasetRegistered,
+    "run.started": RunStarted,
+    "run.finished": RunFinished,
+    "model.registered": ModelRegistered,
+    "evaluation.recorded": EvaluationRecorded,
+    "compliance.checked": ComplianceChecked,
+    "approval.granted": ApprovalGranted,
+    "model.promoted": ModelPromoted,
+    "decision.recorded": DecisionRecorded,
+    "drift.detected": DriftDetected,
+    "retrain.requested": RetrainRequested,
+    "fl.round": FlRound,
+    "subject.erased": SubjectErased,
+    "checkpoint.anchored": CheckpointAnchored,
+}
+
+_CUSTOM = re.compile(r"^x\.[a-z0-9][a-z0-9_.-]{0,62}$")
+
+
+def is_known_type(event_type: str) -> bool:
+    return event_type in EVENT_TYPES or bool(_CUSTOM.match(event_type))
+
+
+def validate_body(event_type: object, body: object) -> None:
+    """Raise `InputError` naming the field when `body` does not fit `event_type`."""
+    if not isinstance(event_type, str) or not is_known_type(event_type):
+        known = ", ".join(sorted(EVENT_TYPES))
+        raise InputError(
+            f"unknown event type {event_type!r} (known: {known}; custom types start with 'x.')",
+            field="type",
+        )
+    if not isinstance(body, dict):
+        raise InputError("must be a JSON object", field="body")
+    model = EVENT_TYPES.get(event_type)
+    # Walk free-form bodies for what JSON cannot hold; typed bodies get the same
+    # guarantees from their models (no NaN, bounded integers, string keys).
+    if model is None or model.free_form:
+        check_json_value(body)
+    if model is None:
+        return
+    try:
+        model.__pydantic_validator__.validate_python(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InputError(
+            f"{first['msg']} ({exc.error_count()} problem(s) in a {event_type} body)",
+            field=f"body.{where}" if where else "body",
+        ) from None

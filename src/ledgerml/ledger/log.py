@@ -1,0 +1,874 @@
+"""The ledger: an append-only RFC 9162 Merkle log on SQLite.
+
+    ledger = Ledger(path, origin="ledgerml.local/abc", signers=keys.note_signers)
+    index = ledger.append("dataset.registered", {...})     # durable on return
+    proof = ledger.inclusion_proof(index)                   # O(log n), from tiles
+    note = ledger.checkpoint()                              # C2SP signed note
+    report = ledger.verify(keys.note_verifiers)             # recompute everything
+
+Design (Tessera-like, embedded):
+
+- Entries are stored as their exact RFC 8785 bytes; leaf hash = SHA-256(0x00 ‖ entry).
+- Subtree hashes are kept in height-4 tiles (see `tiles.py`), written in the
+  same transaction as the entries, so proofs read O(log n) rows.
+- Group commit: one writer thread per `Ledger` drains every pending request into
+  one SQLite transaction (WAL, `synchronous=FULL`: durable when `append`
+  returns). Callers validate, canonicalise and hash in their own thread first.
+  Separate processes serialise on SQLite's write lock; each commits all of its
+  pending requests in one transaction and re-reads the tree edge when another
+  process has appended.
+- A checkpoint (signed note) is signed for every committed batch, in the same
+  transaction, and kept: verification checks all of them.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ledgerml.crypto.canonical import canonical_json, check_json_value
+from ledgerml.crypto.note import NoteSigner, NoteVerifier, parse_note, sign_note, verify_note
+from ledgerml.errors import InputError, VerificationError
+from ledgerml.ledger import merkle
+from ledgerml.ledger.events import is_known_type, validate_body
+from ledgerml.ledger.tiles import (
+    HEIGHT,
+    TILE_BYTES,
+    WIDTH,
+    node_from_tile,
+    node_location,
+    perfect_root,
+)
+
+MAX_ENTRY_BYTES = 1 << 20
+FORMAT_VERSION = 1
+_HS = merkle.HASH_SIZE
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    idx   INTEGER PRIMARY KEY,
+    entry BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tiles (
+    level  INTEGER NOT NULL,
+    idx    INTEGER NOT NULL,
+    hashes BLOB NOT NULL,
+    PRIMARY KEY (level, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS checkpoints (
+    size    INTEGER PRIMARY KEY,
+    root    BLOB NOT NULL,
+    note    TEXT NOT NULL,
+    created TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+
+def _json_str(value: str) -> bytes:
+    """A JSON string in RFC 8785 form (escaping is identical for strings)."""
+    if not isinstance(value, str):
+        raise InputError(f"must be a string, not {type(value).__name__}", field="entry")
+    return canonical_json(value, checked=True)
+
+
+def utc_now() -> str:
+    """RFC 3339 UTC time with microseconds, the `time` of an entry."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# --- values ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InclusionProof:
+    leaf_index: int
+    tree_size: int
+    leaf_hash: bytes
+    hashes: tuple[bytes, ...]
+    root: bytes
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "leaf_index": self.leaf_index,
+            "tree_size": self.tree_size,
+            "leaf_hash": self.leaf_hash.hex(),
+            "hashes": [h.hex() for h in self.hashes],
+            "root": self.root.hex(),
+        }
+
+    def verify(self) -> bool:
+        return merkle.verify_inclusion(
+            self.leaf_hash, self.leaf_index, self.tree_size, self.hashes, self.root
+        )
+
+
+@dataclass(frozen=True)
+class ConsistencyProof:
+    first: int
+    second: int
+    hashes: tuple[bytes, ...]
+    first_root: bytes
+    second_root: bytes
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "first": self.first,
+            "second": self.second,
+            "hashes": [h.hex() for h in self.hashes],
+            "first_root": self.first_root.hex(),
+            "second_root": self.second_root.hex(),
+        }
+
+    def verify(self) -> bool:
+        return merkle.verify_consistency(
+            self.first, self.second, self.first_root, self.second_root, self.hashes
+        )
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    origin: str
+    size: int
+    root: bytes
+
+    def body(self) -> str:
+        """The checkpoint note text (C2SP tlog-checkpoint), ending in a newline."""
+        return f"{self.origin}\n{self.size}\n{base64.b64encode(self.root).decode()}\n"
+
+    @classmethod
+    def from_note(cls, note: str) -> Checkpoint:
+        text = parse_note(note).text
+        lines = text.split("\n")
+        if len(lines) < 4:
+            raise VerificationError("checkpoint has fewer than three lines")
+        origin, size_text, root_text = lines[0], lines[1], lines[2]
+        if not size_text.isdigit() or (size_text != "0" and size_text.startswith("0")):
+            raise VerificationError(f"checkpoint size {size_text!r} is not decimal")
+        root = base64.b64decode(root_text, validate=True)
+        if len(root) != _HS:
+            raise VerificationError("checkpoint root is not 32 bytes")
+        return cls(origin, int(size_text), root)
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str
+    detail: str
+    index: int | None = None
+    checkpoint: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "detail": self.detail}
+        if self.index is not None:
+            out["index"] = self.index
+        if self.checkpoint is not None:
+            out["checkpoint"] = self.checkpoint
+        return out
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    tree_size: int
+    root: bytes
+    checkpoints_checked: int
+    problems: tuple[Problem, ...]
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "tree_size": self.tree_size,
+            "root": self.root.hex(),
+            "checkpoints_checked": self.checkpoints_checked,
+            "problems": [p.to_json() for p in self.problems],
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass(frozen=True)
+class PreparedEntry:
+    """An entry validated and serialised by its producer, ready to commit."""
+
+    entry: bytes
+    leaf_hash: bytes
+
+
+@dataclass
+class _Request:
+    entries: list[PreparedEntry]
+    future: Future[int] = field(default_factory=Future)
+
+
+# --- tree edge kept in memory by the writer --------------------------------------
+
+
+class _Edge:
+    """The right edge of the tree: the last two tiles of each tile level."""
+
+    def __init__(self, size: int, tiles: dict[tuple[int, int], bytes]) -> None:
+        self.size = size
+        # per tile level: [index of the open tile, its hashes, previous tile's hashes]
+        self.levels: list[list[Any]] = []
+        t = 0
+        while True:
+            count = size >> (HEIGHT * t)
+            if count == 0 and t > 0:
+                break
+            tidx = count // WIDTH
+            self.levels.append(
+                [tidx, bytearray(tiles.get((t, tidx), b"")), tiles.get((t, tidx - 1), b"")]
+            )
+            if count < WIDTH:
+                break
+            t += 1
+
+    @staticmethod
+    def needed_tiles(size: int) -> list[tuple[int, int]]:
+        keys = []
+        t = 0
+        while True:
+            count = size >> (HEIGHT * t)
+            if count == 0 and t > 0:
+                break
+            tidx = count // WIDTH
+            keys += [(t, tidx), (t, tidx - 1)]
+            if count < WIDTH:
+                break
+            t += 1
+        return [k for k in keys if k[1] >= 0]
+
+    def append(self, hashes: Sequence[bytes]) -> dict[tuple[int, int], bytes]:
+        """Add leaf hashes; return the tiles (full or partial) to write."""
+        dirty: dict[tuple[int, int], bytes] = {}
+        data = b"".join(hashes)
+        t = 0
+        while data:
+            if t == len(self.levels):
+                self.levels.append([0, bytearray(), b""])
+            state = self.levels[t]
+            buf = bytes(state[1]) + data
+            parents = []
+            full_count = len(buf) // TILE_BYTES
+            for f in range(full_count):
+                full = buf[f * TILE_BYTES : (f + 1) * TILE_BYTES]
+                dirty[(t, state[0])] = full
+                parents.append(perfect_root(full))
+                state[0] += 1
+                state[2] = full
+            rest = buf[full_count * TILE_BYTES :]
+            state[1] = bytearray(rest)
+            if rest:
+                dirty[(t, state[0])] = rest
+            data = b"".join(parents)
+            t += 1
+        self.size += len(hashes)
+        return dirty
+
+    def _node(self, level: int, index: int) -> bytes:
+        tile_level, tidx, offset, count = node_location(level, index)
+        state = self.levels[tile_level]
+        tile = bytes(state[1]) if tidx == state[0] else state[2]
+        node = node_from_tile(tile, offset, count)
+        if node is None:  # pragma: no cover - a broken invariant, fail loudly
+            raise RuntimeError(f"node ({level},{index}) missing from the tree edge")
+        return node
+
+    def root(self) -> bytes:
+        if self.size == 0:
+            return merkle.EMPTY_ROOT
+        peaks = []
+        lo = 0
+        for bit in range(self.size.bit_length() - 1, -1, -1):
+            if self.size >> bit & 1:
+                peaks.append(self._node(bit, lo >> bit))
+                lo += 1 << bit
+        root = peaks[-1]
+        for peak in reversed(peaks[:-1]):
+            root = merkle.node_hash(peak, root)
+        return root
+
+
+# --- the ledger --------------------------------------------------------------------
+
+
+class Ledger:
+    """An append-only, verifiable log of MLOps events in one SQLite file."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        origin: str,
+        signers: Sequence[NoteSigner] = (),
+        actor: str | None = None,
+        checkpoint_every_batch: bool = True,
+        max_batch: int = 50_000,
+        busy_timeout_s: float = 60.0,
+    ) -> None:
+        if not origin or "\n" in origin:
+            raise InputError("must be a non-empty single line", field="origin")
+        self.path = Path(path)
+        self.origin = origin
+        self.signers = list(signers)
+        self.actor = actor or (signers[0].verifier.vkey().rsplit("+", 1)[0] if signers else "")
+        self.checkpoint_every_batch = checkpoint_every_batch and bool(self.signers)
+        self.max_batch = max_batch
+        self._busy_ms = int(busy_timeout_s * 1000)
+        self._local = threading.local()
+        self._queue: queue.Queue[_Request | None] = queue.Queue()
+        self._writer: threading.Thread | None = None
+        self._writer_lock = threading.Lock()
+        self._closed = False
+        with self._connect() as conn:
+            conn.executescript(_SCHEMA)
+            conn.execute(
+                "INSERT OR IGNORE INTO meta(key, value) VALUES ('format', ?), ('size', '0'),"
+                " ('origin', ?)",
+                (str(FORMAT_VERSION), origin),
+            )
+            stored = conn.execute("SELECT value FROM meta WHERE key='origin'").fetchone()[0]
+        if stored != origin:
+            raise InputError(
+                f"this ledger's origin is {stored!r}, not {origin!r}", field="origin"
+            )
+
+    # -- connections ---------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        """Flush pending appends and stop the writer."""
+        with self._writer_lock:
+            self._closed = True
+            writer = self._writer
+            self._writer = None
+        if writer is not None:
+            self._queue.put(None)
+            writer.join()
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- preparing entries (in the caller's thread) --------------------------------
+
+    def prepare(
+        self,
+        event_type: str,
+        body: Any,
+        *,
+        time_: str | None = None,
+        actor: str | None = None,
+        sigs: Sequence[Any] = (),
+    ) -> PreparedEntry:
+        """Validate and serialise one entry; raises `InputError` naming the problem."""
+        validate_body(event_type, body)
+        if sigs:
+            check_json_value(list(sigs), "sigs")
+        return self._serialise(
+            _json_str(event_type),
+            body,
+            _json_str(time_ or utc_now()),
+            _json_str(self.actor if actor is None else actor),
+            canonical_json(list(sigs), checked=True),
+        )
+
+    @staticmethod
+    def _serialise(
+        event_type: bytes, body: Any, time_: bytes, actor: bytes, sigs: bytes
+    ) -> PreparedEntry:
+        # The envelope's keys are fixed and already in RFC 8785 order (actor,
+        # body, sigs, time, type, v), and JCS is compositional, so the entry is
+        # the concatenation of canonical parts: no second encoding pass. The
+        # string parts arrive already encoded (they repeat across a batch).
+        data = b"".join(
+            (
+                b'{"actor":',
+                actor,
+                b',"body":',
+                canonical_json(body, checked=True),
+                b',"sigs":',
+                sigs,
+                b',"time":',
+                time_,
+                b',"type":',
+                event_type,
+                b',"v":1}',
+            )
+        )
+        if len(data) > MAX_ENTRY_BYTES:
+            raise InputError(
+                f"entry is {len(data):,} bytes; the limit is {MAX_ENTRY_BYTES:,} (1 MiB)",
+                field="body",
+            )
+        return PreparedEntry(data, hashlib.sha256(b"\x00" + data).digest())
+
+    # -- appending ----------------------------------------------------------------
+
+    def append(self, event_type: str, body: Any, **kwargs: Any) -> int:
+        """Append one entry; returns its index once it is durable."""
+        return self.commit([self.prepare(event_type, body, **kwargs)])
+
+    def append_many(self, items: Iterable[tuple[str, Any]]) -> list[int]:
+        """Append many entries atomically (all or none); returns their indices.
+
+        Every item is validated before anything is written, so one bad item
+        leaves the ledger untouched.
+        """
+        now = _json_str(utc_now())
+        actor = _json_str(self.actor)
+        types: dict[str, bytes] = {}
+        prepared = []
+        for n, (event_type, body) in enumerate(items):
+            try:
+                validate_body(event_type, body)
+                type_bytes = types.get(event_type)
+                if type_bytes is None:
+                    type_bytes = types[event_type] = _json_str(event_type)
+                prepared.append(self._serialise(type_bytes, body, now, actor, b"[]"))
+            except InputError as exc:
+                raise InputError(f"item {n}: {exc}", field=exc.field) from None
+        if not prepared:
+            return []
+        first = self.commit(prepared)
+        return list(range(first, first + len(prepared)))
+
+    def commit(self, entries: list[PreparedEntry]) -> int:
+        """Hand prepared entries to the writer; returns the first index when durable."""
+        request = _Request(entries)
+        self._ensure_writer()
+        self._queue.put(request)
+        return request.future.result()
+
+    def _ensure_writer(self) -> None:
+        with self._writer_lock:
+            if self._closed:
+                raise InputError("ledger is closed", field="ledger")
+            if self._writer is None:
+                self._writer = threading.Thread(
+                    target=self._write_loop, name="ledger-writer", daemon=True
+                )
+                self._writer.start()
+
+    def _write_loop(self) -> None:
+        conn = self._connect()
+        edge: _Edge | None = None
+        try:
+            while True:
+                first = self._queue.get()
+                if first is None:
+                    return
+                batch = [first]
+                count = len(first.entries)
+                stop = False
+                while count < self.max_batch:
+                    try:
+                        nxt = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is None:
+                        stop = True
+                        break
+                    batch.append(nxt)
+                    count += len(nxt.entries)
+                try:
+                    edge = self._write_batch(conn, edge, batch)
+                except BaseException as exc:  # every waiter learns why
+                    edge = None
+                    for req in batch:
+                        req.future.set_exception(exc)
+                if stop:
+                    return
+        finally:
+            conn.close()
+
+    def _write_batch(
+        self, conn: sqlite3.Connection, edge: _Edge | None, batch: list[_Request]
+    ) -> _Edge:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            size = int(conn.execute("SELECT value FROM meta WHERE key='size'").fetchone()[0])
+            if edge is None or edge.size != size:  # first batch, or another process wrote
+                edge = _Edge(size, _read_tiles(conn, _Edge.needed_tiles(size)))
+            starts = []
+            rows = []
+            hashes = []
+            index = size
+            for req in batch:
+                starts.append(index)
+                for e in req.entries:
+                    rows.append((index, e.entry))
+                    hashes.append(e.leaf_hash)
+                    index += 1
+            conn.executemany("INSERT INTO entries(idx, entry) VALUES (?, ?)", rows)
+            dirty = edge.append(hashes)
+            conn.executemany(
+                "INSERT OR REPLACE INTO tiles(level, idx, hashes) VALUES (?, ?, ?)",
+                [(lv, ix, h) for (lv, ix), h in dirty.items()],
+            )
+            conn.execute("UPDATE meta SET value=? WHERE key='size'", (str(edge.size),))
+            if self.checkpoint_every_batch:
+                self._store_checkpoint(conn, edge.size, edge.root())
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+        for req, start in zip(batch, starts, strict=True):
+            req.future.set_result(start)
+        return edge
+
+    def _store_checkpoint(self, conn: sqlite3.Connection, size: int, root: bytes) -> str:
+        note = sign_note(Checkpoint(self.origin, size, root).body(), self.signers)
+        conn.execute(
+            "INSERT OR REPLACE INTO checkpoints(size, root, note, created) VALUES (?, ?, ?, ?)",
+            (size, root, note, utc_now()),
+        )
+        return note
+
+    # -- reading ------------------------------------------------------------------
+
+    def size(self) -> int:
+        row = self._reader().execute("SELECT value FROM meta WHERE key='size'").fetchone()
+        return int(row[0])
+
+    def entry(self, index: int) -> bytes:
+        row = self._reader().execute("SELECT entry FROM entries WHERE idx=?", (index,)).fetchone()
+        if row is None:
+            raise InputError(f"no entry {index} (tree size {self.size()})", field="index")
+        return bytes(row[0])
+
+    def entries(self, start: int = 0, limit: int | None = None) -> Iterator[tuple[int, bytes]]:
+        sql = "SELECT idx, entry FROM entries WHERE idx >= ? ORDER BY idx"
+        args: tuple[int, ...] = (start,)
+        if limit is not None:
+            sql += " LIMIT ?"
+            args = (start, limit)
+        for idx, data in self._reader().execute(sql, args):
+            yield idx, bytes(data)
+
+    def _checked_size(self, size: int | None, current: int) -> int:
+        if size is None:
+            return current
+        if not 0 <= size <= current:
+            raise InputError(f"must be between 0 and the tree size {current}", field="size")
+        return size
+
+    def _range_hasher(self, conn: sqlite3.Connection) -> merkle.RangeHash:
+        cache: dict[tuple[int, int], bytes] = {}
+
+        def perfect(lo: int, hi: int) -> bytes:
+            level = (hi - lo).bit_length() - 1
+            tile_level, tidx, offset, count = node_location(level, lo >> level)
+            tile = cache.get((tile_level, tidx))
+            if tile is None:
+                tile = _read_tiles(conn, [(tile_level, tidx)]).get((tile_level, tidx), b"")
+                cache[(tile_level, tidx)] = tile
+            node = node_from_tile(tile, offset, count)
+            if node is None:
+                raise VerificationError(
+                    f"stored subtree hashes are incomplete at level {level} (fail closed)"
+                )
+            return node
+
+        return merkle.range_hash_from_perfect(perfect)
+
+    def root(self, size: int | None = None) -> bytes:
+        conn = self._reader()
+        conn.execute("BEGIN")
+        try:
+            size = self._checked_size(size, self.size())
+            return merkle.EMPTY_ROOT if size == 0 else self._range_hasher(conn)(0, size)
+        finally:
+            conn.execute("COMMIT")
+
+    def inclusion_proof(self, index: int, size: int | None = None) -> InclusionProof:
+        """Proof that entry `index` is in the tree of `size` (default: current)."""
+        conn = self._reader()
+        conn.execute("BEGIN")  # one snapshot for size, entry and tiles
+        try:
+            size = self._checked_size(size, self.size())
+            if not 0 <= index < size:
+                raise InputError(f"must be in [0, {size})", field="index")
+            rh = self._range_hasher(conn)
+            hashes = tuple(merkle.inclusion_proof(index, size, rh))
+            leaf = rh(index, index + 1)
+            root = rh(0, size)
+        finally:
+            conn.execute("COMMIT")
+        return InclusionProof(index, size, leaf, hashes, root)
+
+    def consistency_proof(self, first: int, second: int | None = None) -> ConsistencyProof:
+        conn = self._reader()
+        conn.execute("BEGIN")
+        try:
+            second = self._checked_size(second, self.size())
+            if not 0 <= first <= second:
+                raise InputError(f"must be in [0, {second}]", field="first")
+            rh = self._range_hasher(conn)
+            hashes = tuple(merkle.consistency_proof(first, second, rh))
+            r1 = merkle.EMPTY_ROOT if first == 0 else rh(0, first)
+            r2 = merkle.EMPTY_ROOT if second == 0 else rh(0, second)
+        finally:
+            conn.execute("COMMIT")
+        return ConsistencyProof(first, second, hashes, r1, r2)
+
+    def checkpoint(self) -> str:
+        """The signed note for the current tree; signs a fresh one if needed."""
+        if not self.signers:
+            raise InputError("this ledger was opened without signing keys", field="keys")
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                size = int(conn.execute("SELECT value FROM meta WHERE key='size'").fetchone()[0])
+                row = conn.execute("SELECT note FROM checkpoints WHERE size=?", (size,)).fetchone()
+                if row is not None:
+                    conn.execute("COMMIT")
+                    return str(row[0])
+                root = merkle.EMPTY_ROOT if size == 0 else self._range_hasher(conn)(0, size)
+                note = self._store_checkpoint(conn, size, root)
+                conn.execute("COMMIT")
+                return note
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+        finally:
+            conn.close()
+
+    def checkpoints(self) -> list[tuple[int, str]]:
+        rows = self._reader().execute("SELECT size, note FROM checkpoints ORDER BY size")
+        return [(int(s), str(n)) for s, n in rows]
+
+    # -- verification -------------------------------------------------------------
+
+    def verify(self, verifiers: Sequence[NoteVerifier], *, progress: Any = None) -> VerifyReport:
+        """Recompute every leaf, every stored subtree hash and every checkpoint.
+
+        Fails closed: a problem anywhere is reported with the first bad index or
+        checkpoint and what is wrong; nothing that could not be checked passes.
+        """
+        started = time.perf_counter()
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN")
+            return _verify(conn, self.origin, verifiers, progress, started)
+        finally:
+            conn.close()
+
+
+def _read_tiles(conn: sqlite3.Connection, keys: Sequence[tuple[int, int]]) -> dict:
+    if not keys:
+        return {}
+    out = {}
+    for i in range(0, len(keys), 400):
+        part = keys[i : i + 400]
+        marks = ",".join("(?,?)" for _ in part)
+        args = [v for k in part for v in k]
+        rows = conn.execute(
+            f"SELECT level, idx, hashes FROM tiles WHERE (level, idx) IN (VALUES {marks})", args
+        )
+        for level, idx, hashes in rows:
+            out[(level, idx)] = bytes(hashes)
+    return out
+
+
+_ENTRY_KEYS = frozenset({"v", "type", "time", "actor", "body", "sigs"})
+
+
+def _check_entry(data: bytes) -> str | None:
+    """Why an entry's bytes are not a well-formed entry, or None."""
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return "not valid JSON"
+    if not isinstance(obj, dict) or set(obj) != _ENTRY_KEYS:
+        return "not an entry object with v, type, time, actor, body, sigs"
+    if obj["v"] != 1:
+        return f"unknown entry version {obj['v']!r}"
+    if not isinstance(obj["type"], str) or not is_known_type(obj["type"]):
+        return f"unknown event type {obj['type']!r}"
+    return None
+
+
+def _verify(
+    conn: sqlite3.Connection,
+    origin: str,
+    verifiers: Sequence[NoteVerifier],
+    progress: Any,
+    started: float,
+) -> VerifyReport:
+    problems: list[Problem] = []
+    size = int(conn.execute("SELECT value FROM meta WHERE key='size'").fetchone()[0])
+    stored_origin = conn.execute("SELECT value FROM meta WHERE key='origin'").fetchone()[0]
+    if stored_origin != origin:
+        problems.append(Problem("origin", f"ledger origin {stored_origin!r} != {origin!r}"))
+
+    # 1. Entries: contiguous indices, well-formed, leaf hash recomputed.
+    leaves: list[bytes] = []
+    expected = 0
+    sha = hashlib.sha256
+    cursor = conn.execute("SELECT idx, entry FROM entries ORDER BY idx")
+    while True:
+        rows = cursor.fetchmany(65536)
+        if not rows:
+            break
+        if rows[0][0] == expected and rows[-1][0] == expected + len(rows) - 1:
+            leaves += [sha(b"\x00" + data).digest() for _, data in rows]
+            bad = [(idx, why) for idx, data in rows if (why := _check_entry(data)) is not None]
+            problems += [Problem("malformed", why, index=idx) for idx, why in bad]
+            expected += len(rows)
+        else:  # a gap somewhere in this chunk: go slowly and say where
+            for idx, data in rows:
+                if idx != expected:
+                    problems.append(
+                        Problem("missing", f"entries {expected}..{idx - 1} are missing",
+                                index=expected)
+                    )
+                    expected = idx
+                leaves.append(sha(b"\x00" + data).digest())
+                why = _check_entry(data)
+                if why is not None:
+                    problems.append(Problem("malformed", why, index=idx))
+                expected += 1
+        if progress is not None:
+            progress(expected, size)
+    n = len(leaves)
+    if n < size and not any(p.kind == "missing" for p in problems):
+        problems.append(
+            Problem("missing", f"the tree has {size} entries, {n} are stored", index=n)
+        )
+    elif n > size:
+        problems.append(Problem("extra", f"{n - size} entries beyond tree size {size}", index=size))
+
+    # 2. Stored leaf hashes (tile level 0) against the entries: finds modified
+    #    and reordered entries by index.
+    stored = b"".join(
+        bytes(h) for (h,) in conn.execute("SELECT hashes FROM tiles WHERE level=0 ORDER BY idx")
+    )
+    computed = b"".join(leaves)
+    if stored[: len(computed)] != computed:
+        stored_hashes = [stored[i : i + _HS] for i in range(0, len(stored), _HS)]
+        bad = [i for i in range(n) if i >= len(stored_hashes) or stored_hashes[i] != leaves[i]]
+        position = {h: i for i, h in enumerate(stored_hashes)}
+        for i in bad[:20]:
+            j = position.get(leaves[i])
+            if j is not None and j != i:
+                problems.append(
+                    Problem("reordered", f"entry {i} is the entry logged at {j}", index=i)
+                )
+            else:
+                problems.append(
+                    Problem("modified", f"entry {i} does not hash to its logged leaf", index=i)
+                )
+        if len(bad) > 20:
+            problems.append(Problem("modified", f"{len(bad) - 20} more entries differ"))
+
+    # 3. All perfect subtrees, level by level; compare with stored tiles.
+    levels = [leaves]
+    while len(levels[-1]) > 1:
+        cur = levels[-1]
+        levels.append([sha(b"\x01" + cur[i] + cur[i + 1]).digest() for i in range(0, len(cur) - 1, 2)])
+    for t in range(1, (len(levels) - 1) // HEIGHT + 1):
+        want = b"".join(levels[HEIGHT * t])
+        have = b"".join(
+            bytes(h)
+            for (h,) in conn.execute("SELECT hashes FROM tiles WHERE level=? ORDER BY idx", (t,))
+        )
+        if have[: len(want)] != want:
+            problems.append(
+                Problem("tiles", f"stored subtree hashes at tile level {t} do not match")
+            )
+
+    def root_at(m: int) -> bytes:
+        if m == 0:
+            return merkle.EMPTY_ROOT
+        peaks, lo = [], 0
+        for bit in range(m.bit_length() - 1, -1, -1):
+            if m >> bit & 1:
+                peaks.append(levels[bit][lo >> bit])
+                lo += 1 << bit
+        root = peaks[-1]
+        for peak in reversed(peaks[:-1]):
+            root = merkle.node_hash(peak, root)
+        return root
+
+    # 4. Every stored checkpoint: signature, fields, and consistency with the log.
+    checked = 0
+    for cp_size, cp_root, note in conn.execute(
+        "SELECT size, root, note FROM checkpoints ORDER BY size"
+    ):
+        checked += 1
+        try:
+            verify_note(note, verifiers)
+            cp = Checkpoint.from_note(note)
+        except VerificationError as exc:
+            problems.append(Problem("bad_signature", str(exc), checkpoint=cp_size))
+            continue
+        if cp.origin != origin or cp.size != cp_size or cp.root != bytes(cp_root):
+            problems.append(
+                Problem("checkpoint", "note does not match its stored row", checkpoint=cp_size)
+            )
+            continue
+        if cp.size > n:
+            problems.append(
+                Problem(
+                    "truncated",
+                    f"signed checkpoint covers {cp.size} entries, only {n} remain",
+                    checkpoint=cp.size,
+                    index=n,
+                )
+            )
+            continue
+        if root_at(cp.size) != cp.root:
+            problems.append(
+                Problem(
+                    "inconsistent",
+                    f"the log's first {cp.size} entries no longer hash to this checkpoint's root",
+                    checkpoint=cp.size,
+                )
+            )
+    root = root_at(n) if n and n <= size else merkle.EMPTY_ROOT
+    problems.sort(key=lambda p: (p.index if p.index is not None else 1 << 62, p.kind))
+    return VerifyReport(n, root, checked, tuple(problems), time.perf_counter() - started)
