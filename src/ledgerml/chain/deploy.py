@@ -90,9 +90,7 @@ def load_deployment(chain: Chain, chain_dir: str | Path | None = None) -> Deploy
     return dep
 
 
-def deploy(
-    chain: Chain, *, chain_dir: str | Path | None = None, fresh: bool = False
-) -> Deployment:
+def deploy(chain: Chain, *, chain_dir: str | Path | None = None, fresh: bool = False) -> Deployment:
     """Deploy both contracts, grant roles, and write deployment.json (atomically).
 
     Idempotent: if `deployment.json` already describes live contracts on this chain they are

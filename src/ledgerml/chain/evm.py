@@ -27,6 +27,7 @@ from typing import Any, Literal
 from urllib.parse import urlparse
 
 from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
@@ -206,6 +207,7 @@ class Chain:
         self.revert_decoder = RevertDecoder(a.abi for a in arts)
         self._events = _event_table(arts)
         self._names_by_address: dict[str, str] = {}
+        self._encoders: dict[tuple[str, str, int], tuple[bytes, tuple[str, ...]]] = {}
         self.chain_id: int = int(w3.eth.chain_id)
 
     # ------------------------------------------------------------------ construction
@@ -405,9 +407,35 @@ class Chain:
         self, contract: Contract, fn: str, args: Sequence[Any], *, role: str, gas: int
     ) -> TxResult:
         """Send `fn(*args)` to `contract` from `role`'s account with an explicit gas limit."""
-        data = bytes.fromhex(contract.encode_abi(fn, args=list(args))[2:])
+        data = self._encode_call(contract, fn, args)
         name = self._names_by_address.get(contract.address, "contract")
         return self._send(role, contract.address, data, gas, context=f"{name}.{fn}")
+
+    def _encode_call(self, contract: Contract, fn: str, args: Sequence[Any]) -> bytes:
+        """selector + eth_abi.encode: web3's encode_abi re-resolves the ABI on every call."""
+        key = (contract.address, fn, len(args))
+        spec = self._encoders.get(key)
+        if spec is None:
+            matches = [
+                item
+                for item in contract.abi
+                if item.get("type") == "function"
+                and item.get("name") == fn
+                and len(item.get("inputs", ())) == len(args)
+            ]
+            if len(matches) != 1:
+                raise InputError(
+                    f"{fn} with {len(args)} arguments is not a function of this contract",
+                    field="function",
+                )
+            types = tuple(_abi_type(i) for i in matches[0]["inputs"])
+            spec = (keccak(text=f"{fn}({','.join(types)})")[:4], types)
+            self._encoders[key] = spec
+        selector, types = spec
+        try:
+            return selector + abi_encode(list(types), list(args))
+        except Exception as exc:
+            raise InputError(f"arguments do not fit {fn}{types}: {exc}", field="args") from exc
 
     def call(
         self, contract: Contract, fn: str, args: Sequence[Any] = (), *, role: str | None = None
