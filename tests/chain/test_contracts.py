@@ -209,7 +209,7 @@ def test_status0_receipt_is_replayed_and_decoded(chain: Chain, deployment: Deplo
     with pytest.raises(ContractRevert) as exc:
         gov.promote(cid, "production")
     assert exc.value.name == "MetricsNotSubmitted"
-    assert "(replayed)" in str(exc.value)
+    assert "replayed" in str(exc.value) and "(tx 0x" in str(exc.value)
     assert nonce(chain, "model_owner") == before + 1  # it really was mined
     gov.submit_metrics(cid, GOOD)  # and the account's nonce bookkeeping is still right
     with pytest.raises(ContractRevert, match="lacks role validator"):
@@ -220,14 +220,20 @@ def test_out_of_gas_is_reported_not_hung(chain: Chain, deployment: Deployment) -
     gov = gov_with_policy(chain, deployment)
     contract = gov.contract
     cid = new_cid()
-    args = [bytes(32), cid, bytes(32), b"fraud-v1".ljust(32, b"\0"), 1]
+    args = [b"\x01" * 32, cid, bytes(32), b"fraud-v1".ljust(32, b"\0"), 1]
+    before = nonce(chain, "model_owner")
     with pytest.raises(InputError) as exc:
         chain.transact(contract, "registerModel", args, role="model_owner", gas=21_000)
     assert exc.value.field == "gas" and "intrinsic" in str(exc.value)
+    with pytest.raises(ContractRevert) as rev:  # dry run catches it: nothing sent
+        chain.transact(contract, "registerModel", args, role="model_owner", gas=60_000)
+    assert rev.value.name == "OutOfGas"
+    assert nonce(chain, "model_owner") == before
     chain.preflight = False
-    with pytest.raises(ContractRevert) as rev:
-        chain.transact(contract, "registerModel", args, role="model_owner", gas=30_000)
-    assert rev.value.name in ("Reverted", "InvalidModel")
+    with pytest.raises(ContractRevert) as rev:  # mined with status 0, named on replay
+        chain.transact(contract, "registerModel", args, role="model_owner", gas=60_000)
+    assert rev.value.name == "OutOfGas" and rev.value.error_args["gas_used"] == 60_000
+    assert nonce(chain, "model_owner") == before + 1
 
 
 def test_bad_input_sends_nothing(chain: Chain, deployment: Deployment) -> None:
@@ -275,3 +281,20 @@ def test_policies_are_immutable(chain: Chain, deployment: Deployment) -> None:
     assert exc.value.name == "PolicyExists" and "fraud-v1" in str(exc.value)
     with pytest.raises(ContractRevert, match="no policy nope"):
         gov.register_model(new_cid(), DATASET, "nope", 1)
+
+
+def test_nonce_resync_when_another_client_sends(anvil_url: str) -> None:
+    """Two processes signing for the same role on one node: the stale one re-reads its nonce."""
+    import os
+
+    from ledgerml.chain import deploy
+
+    seed = os.urandom(32)
+    a = Chain.connect(anvil_url, seed)
+    b = Chain.connect(anvil_url, seed)
+    dep = deploy(a, fresh=True)
+    ga, gb = Governance(a, dep.model_registry), Governance(b, dep.model_registry)
+    ga.set_policy("p-a", [Rule("auprc", ">=", 0.5)], [], 1)
+    gb.set_policy("p-b", [Rule("auprc", ">=", 0.5)], [], 1)
+    ga.set_policy("p-c", [Rule("auprc", ">=", 0.5)], [], 1)  # a's cached nonce was stale
+    assert ga.policy("p-c").rules == (Rule("auprc", ">=", 0.5),)

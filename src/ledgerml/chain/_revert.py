@@ -219,7 +219,12 @@ def revert_data_from_exception(exc: BaseException) -> bytes | None:
                 value = None
             if isinstance(value, bytes):
                 return value
-        m = _HEX_RE.search(text)
-        if m and len(m.group(0)) % 2 == 0:
-            return bytes.fromhex(m.group(0)[2:])
+        if _HEX_RE.fullmatch(text) and len(text) % 2 == 0:
+            return bytes.fromhex(text[2:])
     return None
+
+
+def is_out_of_gas(exc: BaseException) -> bool:
+    """Whether a failed call ran out of gas (eth-tester: "Out of gas: …", anvil: "OutOfGas")."""
+    text = str(exc).lower().replace(" ", "")
+    return "outofgas" in text

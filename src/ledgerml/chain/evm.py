@@ -35,7 +35,12 @@ from web3 import Web3
 from web3.contract import Contract
 
 from ledgerml.chain._artifacts import Artifact, all_artifacts, load_artifact
-from ledgerml.chain._revert import RevertDecoder, revert_data_from_exception
+from ledgerml.chain._revert import (
+    ContractRevert,
+    RevertDecoder,
+    is_out_of_gas,
+    revert_data_from_exception,
+)
 from ledgerml.errors import InputError, VerificationError
 
 ROLES: tuple[str, ...] = (
@@ -475,43 +480,49 @@ class Chain:
             if self.preflight:
                 self._dry_run(call_tx, "latest", context)
         max_fee, tip = self._fees()
-        nonce = self._next_nonce(sender)
-        tx: dict[str, Any] = {
-            "type": 2,
-            "chainId": self.chain_id,
-            "nonce": nonce,
-            "value": 0,
-            "data": data,
-            "gas": gas,
-            "maxFeePerGas": max_fee,
-            "maxPriorityFeePerGas": tip,
-        }
-        if to is not None:
-            tx["to"] = to
-        signed = account.sign_transaction(tx)
+        tx_hash = b""
+        for attempt in (1, 2):
+            nonce = self._next_nonce(sender)
+            tx: dict[str, Any] = {
+                "type": 2,
+                "chainId": self.chain_id,
+                "nonce": nonce,
+                "value": 0,
+                "data": data,
+                "gas": gas,
+                "maxFeePerGas": max_fee,
+                "maxPriorityFeePerGas": tip,
+            }
+            if to is not None:
+                tx["to"] = to
+            signed = account.sign_transaction(tx)
+            try:
+                tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            except Exception as exc:
+                self._state.nonces.pop(sender, None)  # re-read from the chain next time
+                text = str(exc).lower()
+                if "insufficient funds" in text or "insufficient balance" in text:
+                    raise InputError(
+                        f"{context}: account {sender} of role {role} cannot pay for gas",
+                        field="chain.accounts",
+                    ) from exc
+                if "nonce" in text and attempt == 1:
+                    continue  # another process used this account meanwhile: resync, re-sign
+                raise VerificationError(f"{context}: node refused the transaction: {exc}") from exc
+            self._state.nonces[sender] = nonce + 1
+            break
         try:
-            tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            receipt = self.w3.eth.wait_for_transaction_receipt(
+                tx_hash, timeout=RECEIPT_TIMEOUT_S, poll_latency=0.01
+            )
         except Exception as exc:
             self._state.nonces.pop(sender, None)
-            text = str(exc)
-            if "insufficient funds" in text.lower() or "insufficient balance" in text.lower():
-                raise InputError(
-                    f"{context}: account {sender} of role {role} cannot pay for gas",
-                    field="chain.accounts",
-                ) from exc
-            raise VerificationError(f"{context}: node refused the transaction: {text}") from exc
-        self._state.nonces[sender] = nonce + 1
-        receipt = self.w3.eth.wait_for_transaction_receipt(
-            tx_hash, timeout=RECEIPT_TIMEOUT_S, poll_latency=0.01
-        )
+            raise VerificationError(
+                f"{context}: no receipt for {Web3.to_hex(tx_hash)} after {RECEIPT_TIMEOUT_S:.0f}s "
+                f"(is the node mining? {type(exc).__name__})"
+            ) from exc
         if int(receipt["status"]) != 1:
-            block = int(receipt["blockNumber"])
-            self._dry_run(call_tx, max(block - 1, 0), context, replay=True)
-            raise self.revert_decoder.decode(
-                None,
-                context=f"{context} (tx {Web3.to_hex(tx_hash)}, gas used "
-                f"{receipt['gasUsed']} of {gas})",
-            )
+            raise self._replay_failure(call_tx, receipt, gas, context)
         created = receipt.get("contractAddress")
         return TxResult(
             tx_hash=Web3.to_hex(tx_hash),
@@ -521,17 +532,50 @@ class Chain:
             contract_address=to_checksum_address(created) if created else None,
         )
 
-    def _dry_run(
-        self, call_tx: Mapping[str, Any], block: int | str, context: str, *, replay: bool = False
-    ) -> None:
+    def _replay_failure(
+        self, call_tx: Mapping[str, Any], receipt: Mapping[str, Any], gas: int, context: str
+    ) -> ContractRevert:
+        """Status 0 carries no reason: replay with eth_call on the parent block to get it."""
+        block = max(int(receipt["blockNumber"]) - 1, 0)
+        used = int(receipt["gasUsed"])
+        where = f"{context} (tx {Web3.to_hex(receipt['transactionHash'])}, replayed)"
         try:
             self.w3.eth.call(dict(call_tx), block_identifier=block)
         except Exception as exc:
             data = revert_data_from_exception(exc)
+            if data is not None:
+                return self.revert_decoder.decode(data, context=where)
+            if is_out_of_gas(exc) or used >= gas:
+                return ContractRevert(
+                    "OutOfGas",
+                    {"gas_used": used, "gas_limit": gas},
+                    f"{where}: ran out of gas ({used} of limit {gas})",
+                )
+            return ContractRevert("Reverted", {}, f"{where}: reverted without reason ({exc})")
+        if used >= gas:
+            return ContractRevert(
+                "OutOfGas",
+                {"gas_used": used, "gas_limit": gas},
+                f"{where}: ran out of gas ({used} of limit {gas})",
+            )
+        return ContractRevert(
+            "Reverted", {}, f"{where}: failed on chain but the replay succeeded (state changed)"
+        )
+
+    def _dry_run(self, call_tx: Mapping[str, Any], block: int | str, context: str) -> None:
+        try:
+            self.w3.eth.call(dict(call_tx), block_identifier=block)
+        except Exception as exc:
+            data = revert_data_from_exception(exc)
+            if data is None and is_out_of_gas(exc):
+                raise ContractRevert(
+                    "OutOfGas",
+                    {"gas_limit": call_tx.get("gas")},
+                    f"{context}: would run out of gas (limit {call_tx.get('gas')})",
+                ) from None
             if data is None and not _looks_like_revert(exc):
                 raise VerificationError(f"{context}: eth_call failed: {exc}") from exc
-            where = " (replayed)" if replay else ""
-            raise self.revert_decoder.decode(data, context=context + where) from None
+            raise self.revert_decoder.decode(data, context=context) from None
 
     def _next_nonce(self, address: str) -> int:
         nonce = self._state.nonces.get(address)
