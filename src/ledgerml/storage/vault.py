@@ -1,0 +1,273 @@
+"""Personal data kept off the ledger: encrypted per data subject, erasable by key destruction.
+
+Why: the ledger is append-only and replicated, so it must never hold personal
+data (GDPR Art. 5(1)(c), Art. 17; EDPB Guidelines 02/2025). The ledger gets a
+salted *commitment*; the value itself lives here, AES-256-GCM encrypted under a
+key that belongs to one data subject. `erase(subject)` destroys that key and
+salt, so the ciphertexts (wherever copies went) are unreadable and the
+commitments on the ledger can no longer be linked to a value by guessing.
+
+File: `<project>/vault.db` (SQLite, `journal_mode=DELETE`, `secure_delete=ON`,
+and `VACUUM` after every erase, so erased bytes do not linger in the file or in
+a WAL).
+
+Exact formats (stable; an auditor can recompute commitments with `hashlib`):
+
+* `lp(x)` = 4-byte big-endian length of `x` ‖ `x`; strings are UTF-8.
+* value commitment = SHA-256(`b"ledgerml/vault/v1/value"` ‖ `0x00` ‖ lp(salt) ‖
+  lp(subject) ‖ lp(column) ‖ lp(value)), hex; `salt` is the subject's random
+  32 bytes; `value` is the UTF-8 text or the raw bytes given.
+* subject commitment = SHA-256(`b"ledgerml/vault/v1/subject"` ‖ `0x00` ‖
+  lp(salt) ‖ lp(subject)), hex — what `subject.erased` records.
+* ciphertext = AES-256-GCM(key, nonce = 12 random bytes, plaintext = value,
+  AAD = `b"ledgerml/vault/v1/aad"` ‖ `0x00` ‖ lp(subject) ‖ lp(column)), so a
+  ciphertext moved to another subject or column fails to decrypt.
+
+Usage::
+
+    vault = Vault(ProjectPaths(home).vault_db)
+    c = vault.put("cust-42", "name", "Ada Lovelace")   # commitment, for the ledger
+    vault.get("cust-42", "name")                       # 'Ada Lovelace'
+    erased = vault.erase("cust-42")                    # subject commitment; key gone
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from ledgerml.errors import InputError, IntegrityError
+
+_VALUE_TAG = b"ledgerml/vault/v1/value\x00"
+_SUBJECT_TAG = b"ledgerml/vault/v1/subject\x00"
+_AAD_TAG = b"ledgerml/vault/v1/aad\x00"
+MAX_ID_LEN = 256
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS subjects (
+    subject TEXT PRIMARY KEY,
+    key     BLOB NOT NULL,
+    salt    BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pii (
+    subject    TEXT NOT NULL REFERENCES subjects(subject),
+    col        TEXT NOT NULL,
+    kind       TEXT NOT NULL CHECK (kind IN ('text', 'bytes')),
+    nonce      BLOB NOT NULL,
+    ciphertext BLOB NOT NULL,
+    PRIMARY KEY (subject, col)
+);
+"""
+
+
+def _lp(data: bytes) -> bytes:
+    return len(data).to_bytes(4, "big") + data
+
+
+def _as_bytes(value: str | bytes) -> bytes:
+    return value.encode("utf-8") if isinstance(value, str) else bytes(value)
+
+
+def value_commitment(salt: bytes, subject: str, column: str, value: str | bytes) -> str:
+    """The ledger-safe commitment to one value (see the module docstring for the bytes)."""
+    return hashlib.sha256(
+        _VALUE_TAG
+        + _lp(salt)
+        + _lp(subject.encode())
+        + _lp(column.encode())
+        + _lp(_as_bytes(value))
+    ).hexdigest()
+
+
+def subject_commitment_of(salt: bytes, subject: str) -> str:
+    """The ledger-safe commitment to a data subject."""
+    return hashlib.sha256(_SUBJECT_TAG + _lp(salt) + _lp(subject.encode())).hexdigest()
+
+
+def _aad(subject: str, column: str) -> bytes:
+    return _AAD_TAG + _lp(subject.encode()) + _lp(column.encode())
+
+
+def _check_id(value: object, field: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise InputError("must be a non-empty string", field=field)
+    if len(value) > MAX_ID_LEN:
+        raise InputError(f"longer than {MAX_ID_LEN} characters", field=field)
+    return value
+
+
+class Vault:
+    """Per-subject encrypted storage of personal data in one SQLite file."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        with self._db() as con:
+            con.executescript(_SCHEMA)
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        """One connection per operation, committed on success, rolled back on error."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        con = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            # DELETE journal: no WAL file keeps old pages; secure_delete zeroes freed content.
+            con.execute("PRAGMA journal_mode=DELETE")
+            con.execute("PRAGMA secure_delete=ON")
+            con.execute("PRAGMA foreign_keys=ON")
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+        finally:
+            con.close()
+
+    @staticmethod
+    def _secrets(con: sqlite3.Connection, subject: str) -> tuple[bytes, bytes] | None:
+        row = con.execute("SELECT key, salt FROM subjects WHERE subject = ?", (subject,)).fetchone()
+        return (bytes(row[0]), bytes(row[1])) if row else None
+
+    def put(self, subject: str, column: str, value: str | bytes) -> str:
+        """Encrypt and store one value (replacing any previous one); return its commitment."""
+        return self.put_many(subject, {column: value})[_check_id(column, "column")]
+
+    def put_many(self, subject: str, values: Mapping[str, str | bytes]) -> dict[str, str]:
+        """Store several columns of one subject in one transaction; commitments by column."""
+        _check_id(subject, "subject")
+        for column, value in values.items():
+            _check_id(column, "column")
+            if not isinstance(value, str | bytes):
+                raise InputError(
+                    f"value must be str or bytes, got {type(value).__name__}", field=column
+                )
+        out: dict[str, str] = {}
+        with self._db() as con:
+            secrets = self._secrets(con, subject)
+            if secrets is None:
+                secrets = (AESGCM.generate_key(bit_length=256), os.urandom(32))
+                con.execute(
+                    "INSERT INTO subjects (subject, key, salt) VALUES (?, ?, ?)",
+                    (subject, *secrets),
+                )
+            key, salt = secrets
+            aes = AESGCM(key)
+            for column, value in values.items():
+                nonce = os.urandom(12)
+                ct = aes.encrypt(nonce, _as_bytes(value), _aad(subject, column))
+                con.execute(
+                    "INSERT OR REPLACE INTO pii (subject, col, kind, nonce, ciphertext) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (subject, column, "text" if isinstance(value, str) else "bytes", nonce, ct),
+                )
+                out[column] = value_commitment(salt, subject, column, value)
+        return out
+
+    def get(self, subject: str, column: str) -> str | bytes:
+        """Decrypt one value; an erased or unknown subject is an input error."""
+        _check_id(subject, "subject")
+        _check_id(column, "column")
+        with self._db() as con:
+            secrets = self._secrets(con, subject)
+            if secrets is None:
+                raise InputError(
+                    f"no data for subject {subject!r} (unknown or erased)", field="subject"
+                )
+            row = con.execute(
+                "SELECT kind, nonce, ciphertext FROM pii WHERE subject = ? AND col = ?",
+                (subject, column),
+            ).fetchone()
+        if row is None:
+            raise InputError(f"subject {subject!r} has no value {column!r}", field="column")
+        kind, nonce, ct = row
+        try:
+            plain = AESGCM(secrets[0]).decrypt(bytes(nonce), bytes(ct), _aad(subject, column))
+        except InvalidTag:
+            raise IntegrityError(
+                f"vault value {subject!r}/{column!r} fails authentication (tampered)"
+            ) from None
+        return plain.decode("utf-8") if kind == "text" else plain
+
+    def get_all(self, subject: str) -> dict[str, str | bytes]:
+        """Every stored column of a subject, decrypted."""
+        _check_id(subject, "subject")
+        with self._db() as con:
+            cols = [
+                r[0]
+                for r in con.execute(
+                    "SELECT col FROM pii WHERE subject = ? ORDER BY col", (subject,)
+                )
+            ]
+        return {c: self.get(subject, c) for c in cols}
+
+    def commitment(self, subject: str, column: str, value: str | bytes) -> str:
+        """Recompute a value commitment (to check a ledger entry against a claimed value)."""
+        return value_commitment(self._salt(subject), subject, _check_id(column, "column"), value)
+
+    def subject_commitment(self, subject: str) -> str:
+        """The subject's commitment, as `erase` will return it."""
+        return subject_commitment_of(self._salt(subject), subject)
+
+    def _salt(self, subject: str) -> bytes:
+        _check_id(subject, "subject")
+        with self._db() as con:
+            secrets = self._secrets(con, subject)
+        if secrets is None:
+            raise InputError(
+                f"no data for subject {subject!r} (unknown or erased)", field="subject"
+            )
+        return secrets[1]
+
+    def subjects(self) -> list[str]:
+        """Subjects that still have keys, sorted."""
+        with self._db() as con:
+            return [r[0] for r in con.execute("SELECT subject FROM subjects ORDER BY subject")]
+
+    def has(self, subject: str) -> bool:
+        _check_id(subject, "subject")
+        with self._db() as con:
+            return self._secrets(con, subject) is not None
+
+    def erase(self, subject: str) -> str:
+        """Crypto-shred a subject: overwrite and delete key, salt and ciphertexts, then VACUUM.
+
+        Returns the subject commitment so the caller can record `subject.erased`
+        on the ledger. Nothing here touches the ledger.
+        """
+        _check_id(subject, "subject")
+        with self._db() as con:
+            secrets = self._secrets(con, subject)
+            if secrets is None:
+                raise InputError(
+                    f"no data for subject {subject!r} (unknown or erased)", field="subject"
+                )
+            commitment = subject_commitment_of(secrets[1], subject)
+            # Overwrite in place first, so no page ever holds the old key after commit...
+            con.execute(
+                "UPDATE subjects SET key = zeroblob(32), salt = zeroblob(32) WHERE subject = ?",
+                (subject,),
+            )
+            con.execute(
+                "UPDATE pii SET nonce = zeroblob(12), ciphertext = zeroblob(length(ciphertext)) "
+                "WHERE subject = ?",
+                (subject,),
+            )
+            # ...then delete (secure_delete zeroes the freed cells).
+            con.execute("DELETE FROM pii WHERE subject = ?", (subject,))
+            con.execute("DELETE FROM subjects WHERE subject = ?", (subject,))
+        # Rebuild the file so no free page or stale copy survives; outside any transaction.
+        con2 = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            con2.execute("PRAGMA secure_delete=ON")
+            con2.execute("VACUUM")
+        finally:
+            con2.close()
+        return commitment
