@@ -58,6 +58,10 @@ def test_happy_path_to_promoted(chain: Chain, deployment: Deployment) -> None:
     assert st.metrics == GOOD
     assert gov.model_for_alias("production") == st.model_id
     assert [m.cid for m in gov.models()] == [cid]
+    info = chain.info()
+    assert info.block_number == promoted.block_number and info.chain_id == chain.chain_id
+    assert info.accounts["validator"] == chain.address("validator")
+    assert all(b > 0 for b in info.balances_wei.values())
     pol = gov.policy("fraud-v1")
     assert pol.rules == tuple(POLICY_RULES) and pol.max_drift_psi == 0.25
 

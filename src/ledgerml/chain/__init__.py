@@ -26,12 +26,13 @@ before anything is sent. Running never needs node: compiled artifacts are commit
 
 from ledgerml.chain._artifacts import Artifact, load_artifact
 from ledgerml.chain._cid import cid_sha256_digest
-from ledgerml.chain._revert import ContractRevert
+from ledgerml.chain._revert import ContractRevert, bytes32_text
 from ledgerml.chain.anchor import AnchorLog, AnchorRecord
 from ledgerml.chain.deploy import Deployment, deploy, load_deployment
 from ledgerml.chain.evm import (
     ROLES,
     Chain,
+    ChainInfo,
     DecodedEvent,
     TxResult,
     derive_accounts,
@@ -46,6 +47,7 @@ __all__ = [
     "AnchorRecord",
     "Artifact",
     "Chain",
+    "ChainInfo",
     "ContractRevert",
     "DecodedEvent",
     "Deployment",
@@ -54,6 +56,7 @@ __all__ = [
     "PolicyInfo",
     "Rule",
     "TxResult",
+    "bytes32_text",
     "cid_sha256_digest",
     "deploy",
     "derive_accounts",

@@ -126,6 +126,19 @@ class TxResult:
         return tuple(e for e in self.events if e.name == name)
 
 
+@dataclass(frozen=True)
+class ChainInfo:
+    """What `ledgerml chain status` shows: which chain, how far, and the role accounts."""
+
+    kind: str
+    chain_id: int
+    block_number: int
+    url: str | None
+    chain_dir: str | None
+    accounts: Mapping[str, str]
+    balances_wei: Mapping[str, int]
+
+
 def intrinsic_gas(data: bytes, *, create: bool) -> int:
     """Minimum gas a Prague node accepts for this calldata (incl. EIP-3860 and EIP-7623 floor)."""
     zeros = data.count(0)
@@ -351,6 +364,18 @@ class Chain:
             raise InputError(
                 f"unknown role {role!r} (known: {', '.join(ROLES)})", field="role"
             ) from None
+
+    def info(self) -> ChainInfo:
+        """Chain id, head block and every role account with its balance."""
+        return ChainInfo(
+            kind=self.kind,
+            chain_id=self.chain_id,
+            block_number=int(self.w3.eth.block_number),
+            url=self.url,
+            chain_dir=str(self.chain_dir) if self.chain_dir is not None else None,
+            accounts={r: self.address(r) for r in ROLES},
+            balances_wei={r: self.balance(r) for r in ROLES},
+        )
 
     def balance(self, role: str) -> int:
         return int(self.w3.eth.get_balance(self.address(role)))
