@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ledgerml.chain import AnchorLog, Chain, ContractRevert, Deployment, Governance, Rule
-from ledgerml.chain.evm import role_id
+from ledgerml.chain import AnchorLog, Chain, ContractRevert, Deployment, Governance, Rule, role_id
 from ledgerml.errors import InputError, VerificationError
 
 from .conftest import new_cid

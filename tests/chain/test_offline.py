@@ -14,10 +14,10 @@ import pytest
 from eth_abi import encode
 from eth_utils import keccak
 
-from ledgerml.chain import Chain, ContractRevert, cid_sha256_digest, derive_accounts
+from ledgerml.chain import ROLES, Chain, ContractRevert, cid_sha256_digest, derive_accounts
 from ledgerml.chain._artifacts import ARTIFACTS_DIR, CONTRACT_NAMES, all_artifacts
 from ledgerml.chain._revert import RevertDecoder, revert_data_from_exception
-from ledgerml.chain.evm import ROLES, derive_private_key, intrinsic_gas
+from ledgerml.chain.evm import derive_private_key, intrinsic_gas
 from ledgerml.errors import InputError
 
 REPO = Path(__file__).resolve().parents[2]

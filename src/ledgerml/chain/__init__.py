@@ -27,10 +27,10 @@ before anything is sent. Running never needs node: compiled artifacts are commit
 from ledgerml.chain._artifacts import Artifact, load_artifact
 from ledgerml.chain._cid import cid_sha256_digest
 from ledgerml.chain._revert import ContractRevert, bytes32_text
+from ledgerml.chain._roles import ROLES, role_id
 from ledgerml.chain.anchor import AnchorLog, AnchorRecord
 from ledgerml.chain.deploy import Deployment, deploy, load_deployment
 from ledgerml.chain.evm import (
-    ROLES,
     Chain,
     ChainInfo,
     DecodedEvent,
@@ -64,4 +64,5 @@ __all__ = [
     "load_artifact",
     "load_deployment",
     "open_chain",
+    "role_id",
 ]

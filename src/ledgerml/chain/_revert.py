@@ -18,25 +18,10 @@ from typing import Any
 from eth_abi import decode as abi_decode
 from eth_utils import keccak, to_checksum_address
 
+from ledgerml.chain._roles import ROLE_NAMES
 from ledgerml.errors import VerificationError
 
 SCALE = 1_000_000
-ROLE_NAMES: dict[bytes, str] = {
-    b"\x00" * 32: "admin",
-    **{
-        keccak(text=f"{r.upper()}_ROLE"): r
-        for r in (
-            "policy_admin",
-            "model_owner",
-            "validator",
-            "risk_approver",
-            "compliance_approver",
-            "monitor",
-            "log_operator",
-        )
-    },
-}
-
 _PANIC_CODES = {
     0x01: "assertion failed",
     0x11: "arithmetic overflow or underflow",
@@ -131,10 +116,11 @@ class _ErrorSpec:
     names: tuple[str, ...]
 
 
-def _abi_type(inp: Mapping[str, Any]) -> str:
+def abi_type(inp: Mapping[str, Any]) -> str:
+    """Canonical ABI type string of an ABI input (tuples spelled out, for selectors)."""
     t = str(inp["type"])
     if t.startswith("tuple"):
-        inner = ",".join(_abi_type(c) for c in inp["components"])
+        inner = ",".join(abi_type(c) for c in inp["components"])
         return f"({inner}){t[5:]}"
     return t
 
@@ -151,7 +137,7 @@ class RevertDecoder:
             for item in abi:
                 if item.get("type") != "error":
                     continue
-                types = tuple(_abi_type(i) for i in item["inputs"])
+                types = tuple(abi_type(i) for i in item["inputs"])
                 sig = f"{item['name']}({','.join(types)})"
                 self._specs[keccak(text=sig)[:4]] = _ErrorSpec(
                     item["name"], types, tuple(i["name"] for i in item["inputs"])

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ledgerml.chain._artifacts import load_artifact
-from ledgerml.chain.evm import ROLES, Chain, role_id
+from ledgerml.chain._roles import ROLES, role_id
+from ledgerml.chain.evm import Chain
 from ledgerml.errors import InputError
 
 DEPLOYMENT_FILE = "deployment.json"

@@ -38,21 +38,13 @@ from ledgerml.chain._artifacts import Artifact, all_artifacts, load_artifact
 from ledgerml.chain._revert import (
     ContractRevert,
     RevertDecoder,
+    abi_type,
     is_out_of_gas,
     revert_data_from_exception,
 )
+from ledgerml.chain._roles import ROLES
 from ledgerml.errors import InputError, VerificationError
 
-ROLES: tuple[str, ...] = (
-    "admin",
-    "policy_admin",
-    "model_owner",
-    "validator",
-    "risk_approver",
-    "compliance_approver",
-    "monitor",
-    "log_operator",
-)
 _SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 MAX_TX_GAS = 30_000_000
 DEFAULT_TIP_WEI = 1_000_000_000
@@ -87,15 +79,6 @@ def derive_private_key(seed: bytes, role: str) -> bytes:
 def derive_accounts(seed: bytes) -> dict[str, LocalAccount]:
     """One signing account per role in ROLES."""
     return {r: Account.from_key(derive_private_key(seed, r)) for r in ROLES}
-
-
-def role_id(role: str) -> bytes:
-    """The AccessControl role id of a role name (admin is OpenZeppelin's zero role)."""
-    if role == "admin":
-        return b"\x00" * 32
-    if role not in ROLES:
-        raise InputError(f"unknown role {role!r} (known: {', '.join(ROLES)})", field="role")
-    return keccak(text=f"{role.upper()}_ROLE")
 
 
 # ------------------------------------------------------------------------------ values
@@ -158,13 +141,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _abi_type(inp: Mapping[str, Any]) -> str:
-    t = str(inp["type"])
-    if t.startswith("tuple"):
-        return "(" + ",".join(_abi_type(c) for c in inp["components"]) + ")" + t[5:]
-    return t
-
-
 @dataclass(frozen=True)
 class _EventSpec:
     contract: str
@@ -177,7 +153,7 @@ def _event_table(artifacts: Sequence[Artifact]) -> dict[bytes, _EventSpec]:
     for art in artifacts:
         for item in art.abi:
             if item.get("type") == "event":
-                sig = f"{item['name']}({','.join(_abi_type(i) for i in item['inputs'])})"
+                sig = f"{item['name']}({','.join(abi_type(i) for i in item['inputs'])})"
                 table[keccak(text=sig)] = _EventSpec(art.name, item["name"], tuple(item["inputs"]))
     return table
 
@@ -269,9 +245,8 @@ class Chain:
             db = _embedded.SqliteDB(path / "evm.sqlite")
             funded = [bytes.fromhex(a.address[2:]) for a in accounts.values()]
             chain, _created = _embedded.open_chain(db, funded)
-            genesis = chain.get_canonical_block_by_number(0)
             admin = bytes.fromhex(accounts["admin"].address[2:])
-            if genesis.header.state_root and not _funded_at_genesis(chain, admin):
+            if not _funded_at_genesis(chain, admin):
                 raise InputError(
                     f"the embedded chain in {path} was created with other keys; "
                     "use the project's own seed",
@@ -458,7 +433,7 @@ class Chain:
                     f"{fn} with {len(args)} arguments is not a function of this contract",
                     field="function",
                 )
-            types = tuple(_abi_type(i) for i in matches[0]["inputs"])
+            types = tuple(abi_type(i) for i in matches[0]["inputs"])
             spec = (keccak(text=f"{fn}({','.join(types)})")[:4], types)
             self._encoders[key] = spec
         selector, types = spec
@@ -639,13 +614,13 @@ class Chain:
             plain = [i for i in spec.inputs if not i.get("indexed")]
             values: dict[str, Any] = {}
             for inp, topic in zip(indexed, topics[1:], strict=False):
-                t = _abi_type(inp)
+                t = abi_type(inp)
                 dynamic = t in ("string", "bytes") or t.endswith("]") or t.startswith("(")
                 values[inp["name"]] = topic if dynamic else abi_decode([t], topic)[0]
                 values[inp["name"]] = _normalise_address(t, values[inp["name"]])
-            decoded = abi_decode([_abi_type(i) for i in plain], bytes(log["data"]))
+            decoded = abi_decode([abi_type(i) for i in plain], bytes(log["data"]))
             for inp, val in zip(plain, decoded, strict=True):
-                values[inp["name"]] = _normalise_address(_abi_type(inp), val)
+                values[inp["name"]] = _normalise_address(abi_type(inp), val)
             ordered = {i["name"]: _plain(values[i["name"]]) for i in spec.inputs}
             out.append(
                 DecodedEvent(

@@ -22,8 +22,9 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from ledgerml.chain._cid import cid_sha256_digest
-from ledgerml.chain._revert import ROLE_NAMES, ContractRevert, bytes32_text
-from ledgerml.chain.evm import Chain, TxResult, role_id
+from ledgerml.chain._revert import ContractRevert, bytes32_text
+from ledgerml.chain._roles import ROLE_NAMES, role_id
+from ledgerml.chain.evm import Chain, TxResult
 from ledgerml.errors import InputError
 
 SCALE = 1_000_000
