@@ -36,7 +36,9 @@ def _read_jsonl(path: str) -> list[tuple[str, Any]]:
             continue
         obj = parse_json(line, field=f"line {number}")
         if not isinstance(obj, dict) or set(obj) - {"type", "body"} or "type" not in obj:
-            raise InputError('each line must be {"type": ..., "body": {...}}', field=f"line {number}")
+            raise InputError(
+                'each line must be {"type": ..., "body": {...}}', field=f"line {number}"
+            )
         items.append((obj["type"], obj.get("body", {}), number))
     if not items:
         raise InputError("no entries in the file", field="--jsonl")
@@ -46,7 +48,9 @@ def _read_jsonl(path: str) -> list[tuple[str, Any]]:
 @log_app.command("append")
 def append(
     ctx: typer.Context,
-    event_type: Annotated[str | None, typer.Option("--type", help="Event type, e.g. run.started")] = None,
+    event_type: Annotated[
+        str | None, typer.Option("--type", help="Event type, e.g. run.started")
+    ] = None,
     body: Annotated[str | None, typer.Option("--body", help="The body as a JSON object.")] = None,
     jsonl: Annotated[
         str | None, typer.Option("--jsonl", help='File of {"type","body"} lines ("-" = stdin).')
@@ -78,7 +82,9 @@ def append(
     else:
         first, last = indices[0], indices[-1]
         where = f"index {first}" if first == last else f"indices {first}..{last}"
-        console.print(f"appended {len(indices)} entr{'y' if len(indices) == 1 else 'ies'} at {where}")
+        console.print(
+            f"appended {len(indices)} entr{'y' if len(indices) == 1 else 'ies'} at {where}"
+        )
 
 
 @log_app.command("show")
@@ -116,7 +122,9 @@ def show(
 def export(
     ctx: typer.Context,
     jsonl: Annotated[bool, typer.Option("--jsonl", help="JSON lines (the only format).")] = True,
-    output: Annotated[str | None, typer.Option("-o", "--output", help="File (default stdout).")] = None,
+    output: Annotated[
+        str | None, typer.Option("-o", "--output", help="File (default stdout).")
+    ] = None,
     start: Annotated[int, typer.Option("--from", min=0)] = 0,
 ) -> None:
     """Export entries as {"index", "entry": base64 of the exact bytes, "leaf_hash"} lines."""
@@ -156,7 +164,9 @@ def checkpoint(
 def prove(
     ctx: typer.Context,
     index: Annotated[int, typer.Argument(min=0, help="Leaf index.")],
-    size: Annotated[int | None, typer.Option("--size", min=1, help="Tree size (default: current).")] = None,
+    size: Annotated[
+        int | None, typer.Option("--size", min=1, help="Tree size (default: current).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = True,
 ) -> None:
     """Inclusion proof of entry INDEX in the tree of --size (RFC 9162)."""

@@ -6,6 +6,7 @@ input error. Every `LedgerMLError` is mapped here, so command modules just raise
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated
 
@@ -35,7 +36,9 @@ def root(
     ctx: typer.Context,
     home: Annotated[
         str | None,
-        typer.Option("--home", envvar="LEDGERML_HOME", help="Project folder (default ./.ledgerml)."),
+        typer.Option(
+            "--home", envvar="LEDGERML_HOME", help="Project folder (default ./.ledgerml)."
+        ),
     ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
@@ -55,7 +58,10 @@ for _module in (init_cmd, log_cmd, keys_cmd, verify_cmd):
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI, turning LedgerML errors into messages and exit codes."""
     try:
-        app(args=argv, standalone_mode=False)
+        # In non-standalone mode click returns the code of `typer.Exit(code)`.
+        result = app(args=argv, standalone_mode=False)
+        if isinstance(result, int):
+            return result
     except InputError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
         return EXIT_USAGE
@@ -76,7 +82,15 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, click.exceptions.ClickException):
             exc.show()
             return EXIT_USAGE
-        raise
+        if os.environ.get("LEDGERML_DEBUG"):
+            raise
+        # Fail closed: an unexpected error is never a success.
+        err_console.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} "
+            "(set LEDGERML_DEBUG=1 for the traceback)",
+            highlight=False,
+        )
+        return EXIT_VERIFY
     return 0
 
 

@@ -119,10 +119,14 @@ def canonical_json(obj: Any, *, checked: bool = False) -> bytes:
             try:
                 return rfc8785.dumps(obj)
             except Exception as exc:  # rfc8785 raises its own error classes
-                raise InputError(f"not representable as canonical JSON: {exc}", field="json") from exc
+                raise InputError(
+                    f"not representable as canonical JSON: {exc}", field="json"
+                ) from exc
     if (
-        data.find(b".0") >= 0 and _INTEGRAL_FLOAT.search(data)
-    ) or data.find(b"e+") >= 0 or data.find(b"e-") >= 0:
+        (data.find(b".0") >= 0 and _INTEGRAL_FLOAT.search(data))
+        or data.find(b"e+") >= 0
+        or data.find(b"e-") >= 0
+    ):
         data = _TOKEN.sub(_fix_token, data.decode()).encode()
     return data
 

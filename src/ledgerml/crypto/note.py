@@ -82,7 +82,7 @@ class NoteVerifier:
     @classmethod
     def from_vkey(cls, vkey: str) -> NoteVerifier:
         try:
-            name, hash_hex, blob = vkey.split("+")
+            name, hash_hex, blob = vkey.split("+", 2)  # base64 may contain "+"
             raw = base64.b64decode(blob, validate=True)
         except (ValueError, binascii.Error) as exc:
             raise InputError("malformed verifier key", field="vkey") from exc
@@ -114,9 +114,7 @@ class NoteVerifier:
                 return False
             (timestamp,) = struct.unpack(">Q", signature[:8])
             message = b"cosignature/v1\ntime " + str(timestamp).encode() + b"\n" + text
-            return Ed25519Verifier.from_public_bytes(self.public_key).verify(
-                message, signature[8:]
-            )
+            return Ed25519Verifier.from_public_bytes(self.public_key).verify(message, signature[8:])
         return False
 
 

@@ -332,7 +332,10 @@ class Ledger:
         self.path = Path(path)
         self.origin = origin
         self.signers = list(signers)
-        self.actor = actor or (signers[0].verifier.vkey().rsplit("+", 1)[0] if signers else "")
+        if actor is None and signers:
+            first = signers[0].verifier
+            actor = f"{first.name}+{first.key_id.hex()}"
+        self.actor = actor or ""
         self.checkpoint_every_batch = checkpoint_every_batch and bool(self.signers)
         self.max_batch = max_batch
         self._busy_ms = int(busy_timeout_s * 1000)
@@ -350,9 +353,7 @@ class Ledger:
             )
             stored = conn.execute("SELECT value FROM meta WHERE key='origin'").fetchone()[0]
         if stored != origin:
-            raise InputError(
-                f"this ledger's origin is {stored!r}, not {origin!r}", field="origin"
-            )
+            raise InputError(f"this ledger's origin is {stored!r}, not {origin!r}", field="origin")
 
     # -- connections ---------------------------------------------------------------
 
@@ -754,6 +755,15 @@ def _verify(
         rows = cursor.fetchmany(65536)
         if not rows:
             break
+        if not all(type(data) is bytes for _, data in rows):
+            for idx, data in rows:
+                if type(data) is not bytes:
+                    problems.append(
+                        Problem(
+                            "malformed", f"stored as {type(data).__name__}, not bytes", index=idx
+                        )
+                    )
+            rows = [(i, d if type(d) is bytes else str(d).encode()) for i, d in rows]
         if rows[0][0] == expected and rows[-1][0] == expected + len(rows) - 1:
             leaves += [sha(b"\x00" + data).digest() for _, data in rows]
             bad = [(idx, why) for idx, data in rows if (why := _check_entry(data)) is not None]
@@ -763,8 +773,9 @@ def _verify(
             for idx, data in rows:
                 if idx != expected:
                     problems.append(
-                        Problem("missing", f"entries {expected}..{idx - 1} are missing",
-                                index=expected)
+                        Problem(
+                            "missing", f"entries {expected}..{idx - 1} are missing", index=expected
+                        )
                     )
                     expected = idx
                 leaves.append(sha(b"\x00" + data).digest())
@@ -776,9 +787,7 @@ def _verify(
             progress(expected, size)
     n = len(leaves)
     if n < size and not any(p.kind == "missing" for p in problems):
-        problems.append(
-            Problem("missing", f"the tree has {size} entries, {n} are stored", index=n)
-        )
+        problems.append(Problem("missing", f"the tree has {size} entries, {n} are stored", index=n))
     elif n > size:
         problems.append(Problem("extra", f"{n - size} entries beyond tree size {size}", index=size))
 
@@ -809,7 +818,9 @@ def _verify(
     levels = [leaves]
     while len(levels[-1]) > 1:
         cur = levels[-1]
-        levels.append([sha(b"\x01" + cur[i] + cur[i + 1]).digest() for i in range(0, len(cur) - 1, 2)])
+        levels.append(
+            [sha(b"\x01" + cur[i] + cur[i + 1]).digest() for i in range(0, len(cur) - 1, 2)]
+        )
     for t in range(1, (len(levels) - 1) // HEIGHT + 1):
         want = b"".join(levels[HEIGHT * t])
         have = b"".join(

@@ -1,8 +1,8 @@
 """Creating and opening a project's ledger: config, keys and the log together.
 
-    paths = init_project(Path(".ledgerml"), post_quantum=False)
-    with open_ledger(paths) as ledger:
-        ledger.append("x.note", {"text": "hello"})
+paths = init_project(Path(".ledgerml"), post_quantum=False)
+with open_ledger(paths) as ledger:
+    ledger.append("x.note", {"text": "hello"})
 """
 
 from __future__ import annotations

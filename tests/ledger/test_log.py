@@ -1,0 +1,146 @@
+"""The Ledger on a real SQLite file: proofs from tiles, atomicity, threads."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+import rfc8785
+
+from ledgerml.crypto.note import NoteSigner, verify_note
+from ledgerml.crypto.signers import Ed25519Signer
+from ledgerml.errors import InputError
+from ledgerml.ledger import merkle
+from ledgerml.ledger.log import Checkpoint, Ledger
+
+ORIGIN = "ledgerml.test/log"
+CID = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
+
+
+def decision(i: int, score: float = 0.5) -> dict:
+    return {
+        "decision_id": f"d-{i}",
+        "model_cid": CID,
+        "input_commitment": f"{i:064x}",
+        "score": score,
+        "threshold": 0.5,
+        "outcome": "decline" if score >= 0.5 else "approve",
+        "reasons": ["amount far above the customer's usual"],
+    }
+
+
+@pytest.fixture
+def signer() -> NoteSigner:
+    return NoteSigner.ed25519(ORIGIN, Ed25519Signer.generate())
+
+
+@pytest.fixture
+def ledger(tmp_path: Path, signer: NoteSigner) -> Ledger:
+    led = Ledger(tmp_path / "ledger.db", origin=ORIGIN, signers=[signer])
+    yield led
+    led.close()
+
+
+def test_entries_are_canonical_and_proofs_match_an_in_memory_tree(ledger: Ledger) -> None:
+    for i in range(70):
+        ledger.append("decision.recorded", decision(i, score=i / 7))
+    entries = [e for _, e in ledger.entries()]
+    for e in entries:
+        obj = json.loads(e)
+        assert rfc8785.dumps(obj) == e
+        assert set(obj) == {"v", "type", "time", "actor", "body", "sigs"}
+    leaves = [merkle.leaf_hash(e) for e in entries]
+    for n in (1, 2, 15, 16, 17, 31, 32, 33, 64, 70):
+        root = merkle.root_from_leaf_hashes(leaves[:n])
+        assert ledger.root(n) == root
+        for i in range(n):
+            proof = ledger.inclusion_proof(i, n)
+            assert proof.leaf_hash == leaves[i] and proof.root == root
+            assert merkle.verify_inclusion(leaves[i], i, n, proof.hashes, root)
+        for m in range(n + 1):
+            assert ledger.consistency_proof(m, n).verify()
+
+
+def test_append_many_is_all_or_nothing(ledger: Ledger) -> None:
+    ledger.append("x.first", {"n": 0})
+    bad = [("decision.recorded", decision(1)), ("decision.recorded", {"decision_id": "x"})]
+    with pytest.raises(InputError, match="item 1"):
+        ledger.append_many(bad)
+    assert ledger.size() == 1
+    assert ledger.append_many([("x.a", {}), ("x.b", {"k": [1, 2]})]) == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("event_type", "body", "field"),
+    [
+        ("model.teleported", {}, "type"),
+        ("decision.recorded", {"decision_id": "d"}, "body.model_cid"),
+        ("decision.recorded", {**decision(1), "extra": 1}, "body.extra"),
+        ("decision.recorded", {**decision(1), "score": "high"}, "body.score"),
+        ("decision.recorded", [], "body"),
+        ("x.custom", {"n": float("nan")}, "body.n"),
+        ("x.custom", {"big": "x" * (1 << 20)}, "body"),
+    ],
+)
+def test_bad_input_names_the_field_and_writes_nothing(
+    ledger: Ledger, event_type: str, body: object, field: str
+) -> None:
+    with pytest.raises(InputError) as info:
+        ledger.append(event_type, body)
+    assert info.value.field == field
+    assert ledger.size() == 0
+
+
+def test_threads_share_group_commits(ledger: Ledger, signer: NoteSigner) -> None:
+    results: list[int] = []
+    lock = threading.Lock()
+
+    def produce(k: int) -> None:
+        for i in range(200):
+            idx = ledger.append("x.thread", {"producer": k, "i": i})
+            with lock:
+                results.append(idx)
+
+    threads = [threading.Thread(target=produce, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == list(range(1600))
+    # fewer checkpoints than appends: producers shared transactions
+    assert len(ledger.checkpoints()) < 1600
+    assert ledger.verify([signer.verifier]).ok
+
+
+def test_checkpoints_are_signed_notes_over_the_tree(ledger: Ledger, signer: NoteSigner) -> None:
+    ledger.append_many([("x.n", {"i": i}) for i in range(5)])
+    note = ledger.checkpoint()
+    verify_note(note, [signer.verifier])
+    cp = Checkpoint.from_note(note)
+    assert (cp.origin, cp.size, cp.root) == (ORIGIN, 5, ledger.root())
+    report = ledger.verify([signer.verifier])
+    assert report.ok, report.problems
+    assert report.checkpoints_checked == 1
+
+
+def test_verify_fails_closed_without_the_right_key(ledger: Ledger) -> None:
+    ledger.append("x.n", {})
+    stranger = NoteSigner.ed25519(ORIGIN, Ed25519Signer.generate())
+    report = ledger.verify([stranger.verifier])
+    assert not report.ok
+    assert report.problems[0].kind == "bad_signature"
+
+
+def test_reopen_continues_the_same_tree(tmp_path: Path, signer: NoteSigner) -> None:
+    path = tmp_path / "l.db"
+    with Ledger(path, origin=ORIGIN, signers=[signer]) as first:
+        first.append_many([("x.n", {"i": i}) for i in range(21)])
+    with Ledger(path, origin=ORIGIN, signers=[signer]) as second:
+        second.append_many([("x.n", {"i": i}) for i in range(21, 40)])
+        leaves = [merkle.leaf_hash(e) for _, e in second.entries()]
+        assert second.root() == merkle.root_from_leaf_hashes(leaves)
+        assert second.verify([signer.verifier]).ok
+    with pytest.raises(InputError, match="origin"):
+        Ledger(path, origin="someone.else/log", signers=[signer])
