@@ -25,10 +25,12 @@ from typing import Any
 import httpx
 
 from ledgerml.errors import InputError, LedgerMLError
+from ledgerml.storage.cid import parse_cid
 
 #: Query string that makes `add` produce exactly what `ipfs add --cid-version 1` does.
 ADD_PARAMS = {
     "cid-version": "1",
+    "cid-base": "base32",
     "raw-leaves": "true",
     "chunker": "size-262144",
     "hash": "sha2-256",
@@ -95,10 +97,11 @@ class IpfsClient:
                 last = json.loads(line)
         if not last or "Hash" not in last:
             raise IpfsError(f"IPFS node {self.api} add returned no CID: {resp.text[:300]}")
-        return str(last["Hash"])
+        # Normalise (js-ipfs may answer in base58btc): same CID, canonical spelling.
+        return parse_cid(str(last["Hash"])).cid
 
     def add_file(self, path: str | os.PathLike[str]) -> str:
-        """Upload a file (streamed from disk) and return the CID the node computed."""
+        """Upload a file (streamed from disk); return the node's CID as CIDv1 base32."""
         p = Path(path)
         with p.open("rb") as fh:
             return self._add(p.name, fh)

@@ -108,13 +108,17 @@ class Vault:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        with self._db() as con:
-            con.executescript(_SCHEMA)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        con = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            con.execute("PRAGMA journal_mode=DELETE")
+            con.executescript(_SCHEMA)  # idempotent; executescript manages its own transaction
+        finally:
+            con.close()
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
         """One connection per operation, committed on success, rolled back on error."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         con = sqlite3.connect(self.path, isolation_level=None)
         try:
             # DELETE journal: no WAL file keeps old pages; secure_delete zeroes freed content.
