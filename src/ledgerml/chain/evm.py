@@ -512,9 +512,7 @@ class Chain:
             self._state.nonces[sender] = nonce + 1
             break
         try:
-            receipt = self.w3.eth.wait_for_transaction_receipt(
-                tx_hash, timeout=RECEIPT_TIMEOUT_S, poll_latency=0.01
-            )
+            receipt = self._wait_receipt(tx_hash)
         except Exception as exc:
             self._state.nonces.pop(sender, None)
             raise VerificationError(
@@ -531,6 +529,23 @@ class Chain:
             events=self.decode_logs(receipt["logs"]),
             contract_address=to_checksum_address(created) if created else None,
         )
+
+    def _wait_receipt(self, tx_hash: bytes) -> Any:
+        """Poll with backoff (1 ms doubling to 250 ms): automining nodes answer within a few
+        ms, so a fixed poll interval would dominate the latency; real chains take seconds."""
+        from web3.exceptions import TransactionNotFound
+
+        deadline = time.monotonic() + RECEIPT_TIMEOUT_S
+        delay = 0.001
+        while True:
+            try:
+                return self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+            except TransactionNotFound:
+                pass
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"no receipt after {RECEIPT_TIMEOUT_S:.0f}s")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
 
     def _replay_failure(
         self, call_tx: Mapping[str, Any], receipt: Mapping[str, Any], gas: int, context: str
