@@ -48,10 +48,19 @@ def root(
 
 
 # --- command groups (one module each; keep this block sorted) -------------------
-from ledgerml.cli import init_cmd, keys_cmd, log_cmd, verify_cmd  # noqa: E402
+from ledgerml.cli import (  # noqa: E402
+    bench_cmd,
+    demo_cmd,
+    init_cmd,
+    keys_cmd,
+    log_cmd,
+    store,
+    verify_cmd,
+)
 
-for _module in (init_cmd, log_cmd, keys_cmd, verify_cmd):
+for _module in (init_cmd, log_cmd, keys_cmd, verify_cmd, demo_cmd, bench_cmd):
     _module.register(app)
+app.add_typer(store.app, name="store")
 # -------------------------------------------------------------------------------
 
 

@@ -36,7 +36,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -207,9 +207,12 @@ class VerifyReport:
         }
 
 
-@dataclass(frozen=True)
-class PreparedEntry:
-    """An entry validated and serialised by its producer, ready to commit."""
+class PreparedEntry(NamedTuple):
+    """An entry validated and serialised by its producer, ready to commit.
+
+    A NamedTuple rather than a frozen dataclass: it is created once per entry
+    on the hot path, and a tuple is several times cheaper to build.
+    """
 
     entry: bytes
     leaf_hash: bytes
@@ -532,15 +535,14 @@ class Ledger:
             if edge is None or edge.size != size:  # first batch, or another process wrote
                 edge = _Edge(size, _read_tiles(conn, _Edge.needed_tiles(size)))
             starts = []
-            rows = []
-            hashes = []
+            entries: list[PreparedEntry] = []
             index = size
             for req in batch:
                 starts.append(index)
-                for e in req.entries:
-                    rows.append((index, e.entry))
-                    hashes.append(e.leaf_hash)
-                    index += 1
+                entries += req.entries
+                index += len(req.entries)
+            rows = zip(range(size, index), [e[0] for e in entries], strict=True)
+            hashes = [e[1] for e in entries]
             conn.executemany("INSERT INTO entries(idx, entry) VALUES (?, ?)", rows)
             dirty = edge.append(hashes)
             conn.executemany(

@@ -1,0 +1,36 @@
+"""`ledgerml demo` runs end to end and leaves a log that verifies independently."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import run_cli
+
+
+def test_demo_runs_and_its_proof_verifies(tmp_path: Path) -> None:
+    from ledgerml.ledger import merkle
+
+    folder = tmp_path / "demo"
+    r = run_cli(tmp_path / "unused", "demo", "--dir", str(folder), "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["verify_ok"] and out["proof_ok"] and out["tree_size"] > 500
+    proof = out["proof"]
+    assert merkle.verify_inclusion(
+        bytes.fromhex(proof["leaf_hash"]),
+        proof["leaf_index"],
+        proof["tree_size"],
+        [bytes.fromhex(h) for h in proof["hashes"]],
+        bytes.fromhex(proof["root"]),
+    )
+    home = Path(out["home"])
+    verify = json.loads(run_cli(home, "verify", "--json").stdout)
+    assert verify["ok"] and verify["tree_size"] == out["tree_size"]
+    # a second run recreates its own folder, and refuses to clobber a foreign one
+    assert run_cli(tmp_path / "unused", "demo", "--dir", str(folder), "--json").returncode == 0
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "precious.txt").write_text("keep")
+    r = run_cli(tmp_path / "unused", "demo", "--dir", str(foreign))
+    assert r.returncode == 2 and (foreign / "precious.txt").exists()
