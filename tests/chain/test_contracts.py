@@ -65,6 +65,19 @@ def test_happy_path_to_promoted(chain: Chain, deployment: Deployment) -> None:
     assert pol.rules == tuple(POLICY_RULES) and pol.max_drift_psi == 0.25
 
 
+def test_alias_moves_to_the_newly_promoted_model(chain: Chain, deployment: Deployment) -> None:
+    gov = gov_with_policy(chain, deployment)
+    first, second = registered(gov, 1), registered(gov, 2)
+    for cid in (first, second):
+        gov.submit_metrics(cid, GOOD)
+        gov.approve(cid, "risk_approver")
+        gov.approve(cid, "compliance_approver")
+    gov.promote(first, "production")
+    gov.promote(second, "production")
+    assert gov.model_for_alias("production") == gov.model_status(second).model_id
+    assert gov.model_status(first).alias == "" and gov.model_status(second).alias == "production"
+
+
 def test_unauthorised_caller_refused(chain: Chain, deployment: Deployment) -> None:
     gov = gov_with_policy(chain, deployment)
     with pytest.raises(ContractRevert) as exc:

@@ -72,7 +72,7 @@ function main() {
       evmVersion: EVM_VERSION,
       optimizer: { enabled: true, runs: OPTIMIZER_RUNS },
       outputSelection: {
-        "*": { "*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"] },
+        "*": { "*": ["abi", "metadata", "evm.bytecode.object", "evm.deployedBytecode.object"] },
       },
     },
   };
@@ -84,12 +84,16 @@ function main() {
   if (errors.length > 0) {
     process.exit(1);
   }
-  // Hash every source that went into the build (ours and OpenZeppelin's), sorted by name.
-  const sourceHashes = {};
-  for (const name of Object.keys(output.sources).sort()) {
-    const content = name in sources ? sources[name].content : findImports(name).contents;
-    sourceHashes[name] = sha256(content);
-  }
+  // sha256 of every source file a contract was built from (its own and OpenZeppelin's), as
+  // listed in the compiler's metadata for that contract, sorted by name.
+  const sourceText = (name) => (name in sources ? sources[name].content : findImports(name).contents);
+  const sourceHashes = (metadata) => {
+    const hashes = {};
+    for (const name of Object.keys(JSON.parse(metadata).sources).sort()) {
+      hashes[name] = sha256(sourceText(name));
+    }
+    return hashes;
+  };
   fs.mkdirSync(out, { recursive: true });
   const version = solc.version();
   for (const sourceName of Object.keys(sources)) {
@@ -103,7 +107,7 @@ function main() {
           evmVersion: EVM_VERSION,
           optimizer: { enabled: true, runs: OPTIMIZER_RUNS },
         },
-        sourcesSha256: sourceHashes,
+        sourcesSha256: sourceHashes(c.metadata),
         abi: c.abi,
         bytecode: "0x" + c.evm.bytecode.object,
         deployedBytecode: "0x" + c.evm.deployedBytecode.object,

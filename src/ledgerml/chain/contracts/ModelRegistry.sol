@@ -246,9 +246,14 @@ contract ModelRegistry is AccessControl {
         for (uint256 i = 0; i < p.approverRoles.length; i++) {
             if (_approvals[modelId][p.approverRoles[i]] == address(0)) revert MissingApproval(p.approverRoles[i]);
         }
+        bytes32 key = keccak256(bytes(aliasName));
+        bytes32 previous = _aliasModel[key];
+        if (previous != bytes32(0) && previous != modelId && keccak256(bytes(_models[previous].aliasName)) == key) {
+            _models[previous].aliasName = ""; // the alias moved on: the old model no longer holds it
+        }
         m.status = Status.Promoted;
         m.aliasName = aliasName;
-        _aliasModel[keccak256(bytes(aliasName))] = modelId;
+        _aliasModel[key] = modelId;
         emit Promoted(modelId, aliasName, m.ledgerIndex, msg.sender);
     }
 
