@@ -53,6 +53,9 @@ from ledgerml.storage.ipfs import IpfsClient
 
 SyncMode = Literal["block", "batch"]
 
+#: In "batch" mode, start a background filesystem flush after this many new bytes.
+FLUSH_EVERY = 128 << 20
+
 
 @dataclass(frozen=True)
 class AddResult:
@@ -101,7 +104,7 @@ class BlockStore:
         self.ipfs = ipfs
         self.sync: SyncMode = sync
         # Hashing and writing release the GIL; fsync waits are I/O, so more help there.
-        self.workers = workers or (4 if sync == "block" else 2)
+        self.workers = workers or (8 if sync == "block" else 2)
         self._tmp = self.root / "_tmp"
         self._roots = self.root / "_roots"
         self._pins = self.root / "_pins"
@@ -207,6 +210,11 @@ class BlockStore:
         inflight: deque[tuple[memoryview, list[Future[tuple[bytes, str, bool]]]]] = deque()
         free = [bytearray(READ_SIZE), bytearray(READ_SIZE)]
         ok = False
+        # "batch" mode: start flushing what is written so far every FLUSH_EVERY bytes, in
+        # the background, so the disk works while we hash; the final flush is then short.
+        flusher = ThreadPoolExecutor(1) if self.sync == "batch" else None
+        flushes: list[Future[None]] = []
+        unflushed = 0
         try:
             with ThreadPoolExecutor(self.workers) as pool:
 
@@ -235,8 +243,15 @@ class BlockStore:
                         for off in range(0, n, CHUNK_SIZE)
                     ]
                     inflight.append((view, futures))
+                    unflushed += n
+                    if flusher is not None and unflushed >= FLUSH_EVERY:
+                        unflushed = 0
+                        if not flushes or flushes[-1].done():
+                            flushes.append(flusher.submit(_syncfs, self.root))
                 while inflight:
                     drain_one()
+            for fut in flushes:
+                fut.result()
             root = cid_str(builder.finish())  # the empty file's leaf goes through the sink
             result = AddResult(root, builder.size)
             self._finish_durability(new_blocks)
@@ -252,6 +267,8 @@ class BlockStore:
             return result
         finally:
             fh.close()
+            if flusher is not None:
+                flusher.shutdown(wait=True)
             if not ok:
                 self._rollback(new_blocks)
 
