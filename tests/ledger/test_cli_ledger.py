@@ -39,12 +39,14 @@ def _events(n: int) -> str:
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     home = tmp_path / "proj"
-    assert run_cli(home, "init").returncode == 0
+    r = run_cli(home, "init")
+    assert r.returncode == 0, r.stderr
     # three batches, so there are several signed checkpoints
     for _ in range(3):
         r = run_cli(home, "log", "append", "--jsonl", "-", input_=_events(10))
         assert r.returncode == 0, r.stderr
-    assert run_cli(home, "verify").returncode == 0
+    r = run_cli(home, "verify")
+    assert r.returncode == 0, (r.stdout, r.stderr)
     return home
 
 

@@ -144,3 +144,29 @@ def test_reopen_continues_the_same_tree(tmp_path: Path, signer: NoteSigner) -> N
         assert second.verify([signer.verifier]).ok
     with pytest.raises(InputError, match="origin"):
         Ledger(path, origin="someone.else/log", signers=[signer])
+
+
+def test_parallel_verify_agrees_with_sequential(
+    tmp_path: Path, signer: NoteSigner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    from ledgerml.ledger import log as log_module
+
+    monkeypatch.setattr(log_module, "PARALLEL_VERIFY_MIN", 100)
+    path = tmp_path / "p.db"
+    with Ledger(path, origin=ORIGIN, signers=[signer]) as led:
+        for k in range(0, 1000, 250):
+            led.append_many([("decision.recorded", decision(i)) for i in range(k, k + 250)])
+        good = led.verify([signer.verifier], workers=2)
+        assert good.ok and good.root == led.root() and good.tree_size == 1000
+    with sqlite3.connect(path, isolation_level=None) as db:
+        db.execute("DELETE FROM entries WHERE idx=700")
+        (entry,) = db.execute("SELECT entry FROM entries WHERE idx=300").fetchone()
+        db.execute("UPDATE entries SET entry=? WHERE idx=300", (entry.replace(b"d-300", b"d-3X0"),))
+    with Ledger(path, origin=ORIGIN, signers=[signer]) as led:
+        seq = led.verify([signer.verifier], workers=1)
+        par = led.verify([signer.verifier], workers=2)
+    assert seq.problems == par.problems
+    kinds = [(p.kind, p.index) for p in par.problems if p.index is not None]
+    assert ("modified", 300) in kinds and ("missing", 700) in kinds

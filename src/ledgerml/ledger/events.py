@@ -11,13 +11,13 @@ older readers accept entries written by newer versions.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ledgerml.crypto.canonical import check_json_value
 from ledgerml.errors import InputError
+from ledgerml.ledger._scan import KNOWN_TYPES, is_known_type
 
 Hex32 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256, lowercase hex")]
 Cid = Annotated[
@@ -201,11 +201,7 @@ EVENT_TYPES: dict[str, type[Body]] = {
     "checkpoint.anchored": CheckpointAnchored,
 }
 
-_CUSTOM = re.compile(r"^x\.[a-z0-9][a-z0-9_.-]{0,62}$")
-
-
-def is_known_type(event_type: str) -> bool:
-    return event_type in EVENT_TYPES or bool(_CUSTOM.match(event_type))
+assert frozenset(EVENT_TYPES) == KNOWN_TYPES, "events.py and _scan.py must list the same types"
 
 
 def validate_body(event_type: object, body: object) -> None:

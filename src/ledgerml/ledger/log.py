@@ -29,6 +29,9 @@ import hashlib
 import os
 import queue
 import sqlite3
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -44,7 +47,8 @@ from ledgerml.crypto.canonical import canonical_json, check_json_value
 from ledgerml.crypto.note import NoteSigner, NoteVerifier, parse_note, sign_note, verify_note
 from ledgerml.errors import InputError, VerificationError
 from ledgerml.ledger import merkle
-from ledgerml.ledger.events import is_known_type, validate_body
+from ledgerml.ledger._scan import RawProblem, _hash_rows
+from ledgerml.ledger.events import validate_body
 from ledgerml.ledger.tiles import (
     HEIGHT,
     TILE_BYTES,
@@ -686,17 +690,25 @@ class Ledger:
 
     # -- verification -------------------------------------------------------------
 
-    def verify(self, verifiers: Sequence[NoteVerifier], *, progress: Any = None) -> VerifyReport:
+    def verify(
+        self,
+        verifiers: Sequence[NoteVerifier],
+        *,
+        progress: Any = None,
+        workers: int | None = None,
+    ) -> VerifyReport:
         """Recompute every leaf, every stored subtree hash and every checkpoint.
 
         Fails closed: a problem anywhere is reported with the first bad index or
         checkpoint and what is wrong; nothing that could not be checked passes.
         """
         started = time.perf_counter()
+        if workers is None:
+            workers = min(4, os.cpu_count() or 1)
         conn = self._connect()
         try:
             conn.execute("BEGIN")
-            return _verify(conn, self.origin, verifiers, progress, started)
+            return _verify(conn, str(self.path), self.origin, verifiers, progress, started, workers)
         finally:
             conn.close()
 
@@ -717,30 +729,62 @@ def _read_tiles(conn: sqlite3.Connection, keys: Sequence[tuple[int, int]]) -> di
     return out
 
 
-_ENTRY_KEYS = frozenset({"v", "type", "time", "actor", "body", "sigs"})
+PARALLEL_VERIFY_MIN = 400_000  # below this, starting worker processes costs more than it saves
 
 
-def _check_entry(data: bytes) -> str | None:
-    """Why an entry's bytes are not a well-formed entry, or None."""
-    try:
-        obj = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return "not valid JSON"
-    if not isinstance(obj, dict) or set(obj) != _ENTRY_KEYS:
-        return "not an entry object with v, type, time, actor, body, sigs"
-    if obj["v"] != 1:
-        return f"unknown entry version {obj['v']!r}"
-    if not isinstance(obj["type"], str) or not is_known_type(obj["type"]):
-        return f"unknown event type {obj['type']!r}"
-    return None
+def _scan_parallel(db_path: str, top: int, workers: int) -> tuple[bytes, list[RawProblem], int]:
+    """Hash and parse entries in `workers` processes, each over a contiguous range.
+
+    Plain subprocesses rather than multiprocessing: they need nothing from the
+    caller's `__main__` and never fork a process that has threads.
+    """
+    bounds = [top * k // workers for k in range(workers + 1)]
+    with tempfile.TemporaryDirectory(prefix="ledgerml-verify-") as tmp:
+        outs = [os.path.join(tmp, f"part{k}") for k in range(workers)]
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "ledgerml.ledger._scan_worker",
+                    db_path,
+                    str(bounds[k]),
+                    str(bounds[k + 1]) if k < workers - 1 else "-",
+                    outs[k],
+                ],
+                stdin=subprocess.DEVNULL,
+            )
+            for k in range(workers)
+        ]
+        if any(p.wait() != 0 for p in procs):
+            raise VerificationError("a verification worker failed (fail closed)")
+        leaves = b"".join(Path(o).read_bytes() for o in outs)
+        metas = [orjson.loads(Path(o + ".json").read_bytes()) for o in outs]
+    problems = [tuple(p) for m in metas for p in m["problems"]]
+    return leaves, problems, metas[-1]["expected"]  # type: ignore[return-value]
+
+
+def _levels(leaves: bytes) -> list[bytes]:
+    """Every level of perfect subtrees, each level's hashes concatenated."""
+    sha = hashlib.sha256
+    levels = [leaves]
+    cur = leaves
+    while len(cur) >= 2 * _HS:
+        step = 2 * _HS
+        end = len(cur) // step * step
+        cur = b"".join([sha(b"\x01" + cur[i : i + step]).digest() for i in range(0, end, step)])
+        levels.append(cur)
+    return levels
 
 
 def _verify(
     conn: sqlite3.Connection,
+    db_path: str,
     origin: str,
     verifiers: Sequence[NoteVerifier],
     progress: Any,
     started: float,
+    workers: int,
 ) -> VerifyReport:
     problems: list[Problem] = []
     size = int(conn.execute("SELECT value FROM meta WHERE key='size'").fetchone()[0])
@@ -749,45 +793,18 @@ def _verify(
         problems.append(Problem("origin", f"ledger origin {stored_origin!r} != {origin!r}"))
 
     # 1. Entries: contiguous indices, well-formed, leaf hash recomputed.
-    leaves: list[bytes] = []
-    expected = 0
-    sha = hashlib.sha256
-    cursor = conn.execute("SELECT idx, entry FROM entries ORDER BY idx")
-    while True:
-        rows = cursor.fetchmany(65536)
-        if not rows:
-            break
-        if not all(type(data) is bytes for _, data in rows):
-            for idx, data in rows:
-                if type(data) is not bytes:
-                    problems.append(
-                        Problem(
-                            "malformed", f"stored as {type(data).__name__}, not bytes", index=idx
-                        )
-                    )
-            rows = [(i, d if type(d) is bytes else str(d).encode()) for i, d in rows]
-        if rows[0][0] == expected and rows[-1][0] == expected + len(rows) - 1:
-            leaves += [sha(b"\x00" + data).digest() for _, data in rows]
-            bad = [(idx, why) for idx, data in rows if (why := _check_entry(data)) is not None]
-            problems += [Problem("malformed", why, index=idx) for idx, why in bad]
-            expected += len(rows)
-        else:  # a gap somewhere in this chunk: go slowly and say where
-            for idx, data in rows:
-                if idx != expected:
-                    problems.append(
-                        Problem(
-                            "missing", f"entries {expected}..{idx - 1} are missing", index=expected
-                        )
-                    )
-                    expected = idx
-                leaves.append(sha(b"\x00" + data).digest())
-                why = _check_entry(data)
-                if why is not None:
-                    problems.append(Problem("malformed", why, index=idx))
-                expected += 1
-        if progress is not None:
-            progress(expected, size)
-    n = len(leaves)
+    top = conn.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM entries").fetchone()[0]
+    if progress is not None:
+        progress(0, size)
+    if workers > 1 and top >= PARALLEL_VERIFY_MIN:
+        leaves, raw, _ = _scan_parallel(db_path, top, workers)
+    else:
+        cursor = conn.execute("SELECT idx, entry FROM entries ORDER BY idx")
+        leaves, raw, _ = _hash_rows(cursor, 0)
+    problems += [Problem(kind, detail, index=index) for kind, detail, index in raw]
+    n = len(leaves) // _HS
+    if progress is not None:
+        progress(n, size)
     if n < size and not any(p.kind == "missing" for p in problems):
         problems.append(Problem("missing", f"the tree has {size} entries, {n} are stored", index=n))
     elif n > size:
@@ -798,13 +815,13 @@ def _verify(
     stored = b"".join(
         bytes(h) for (h,) in conn.execute("SELECT hashes FROM tiles WHERE level=0 ORDER BY idx")
     )
-    computed = b"".join(leaves)
-    if stored[: len(computed)] != computed:
+    if stored[: len(leaves)] != leaves:
         stored_hashes = [stored[i : i + _HS] for i in range(0, len(stored), _HS)]
-        bad = [i for i in range(n) if i >= len(stored_hashes) or stored_hashes[i] != leaves[i]]
+        leaf_list = [leaves[i : i + _HS] for i in range(0, len(leaves), _HS)]
+        bad = [i for i in range(n) if i >= len(stored_hashes) or stored_hashes[i] != leaf_list[i]]
         position = {h: i for i, h in enumerate(stored_hashes)}
         for i in bad[:20]:
-            j = position.get(leaves[i])
+            j = position.get(leaf_list[i])
             if j is not None and j != i:
                 problems.append(
                     Problem("reordered", f"entry {i} is the entry logged at {j}", index=i)
@@ -816,15 +833,10 @@ def _verify(
         if len(bad) > 20:
             problems.append(Problem("modified", f"{len(bad) - 20} more entries differ"))
 
-    # 3. All perfect subtrees, level by level; compare with stored tiles.
-    levels = [leaves]
-    while len(levels[-1]) > 1:
-        cur = levels[-1]
-        levels.append(
-            [sha(b"\x01" + cur[i] + cur[i + 1]).digest() for i in range(0, len(cur) - 1, 2)]
-        )
+    # 3. All perfect subtrees, level by level; compare with the stored tiles.
+    levels = _levels(leaves)
     for t in range(1, (len(levels) - 1) // HEIGHT + 1):
-        want = b"".join(levels[HEIGHT * t])
+        want = levels[HEIGHT * t]
         have = b"".join(
             bytes(h)
             for (h,) in conn.execute("SELECT hashes FROM tiles WHERE level=? ORDER BY idx", (t,))
@@ -840,7 +852,8 @@ def _verify(
         peaks, lo = [], 0
         for bit in range(m.bit_length() - 1, -1, -1):
             if m >> bit & 1:
-                peaks.append(levels[bit][lo >> bit])
+                k = lo >> bit
+                peaks.append(levels[bit][k * _HS : (k + 1) * _HS])
                 lo += 1 << bit
         root = peaks[-1]
         for peak in reversed(peaks[:-1]):
