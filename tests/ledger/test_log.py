@@ -170,3 +170,23 @@ def test_parallel_verify_agrees_with_sequential(
     assert seq.problems == par.problems
     kinds = [(p.kind, p.index) for p in par.problems if p.index is not None]
     assert ("modified", 300) in kinds and ("missing", 700) in kinds
+
+
+def test_a_rewritten_and_resigned_log_fails_against_a_trusted_root(
+    tmp_path: Path, signer: NoteSigner
+) -> None:
+    from ledgerml.ledger.log import TrustedRoot
+
+    path = tmp_path / "t.db"
+    with Ledger(path, origin=ORIGIN, signers=[signer]) as led:
+        led.append_many([("x.n", {"i": i}) for i in range(40)])
+        anchored = TrustedRoot(40, led.root(), "chain anchor #0")
+        assert led.verify([signer.verifier], trusted=[anchored]).ok
+    # the operator rewrites history with its own key: a fresh log, re-signed
+    path.unlink()
+    with Ledger(path, origin=ORIGIN, signers=[signer]) as led:
+        led.append_many([("x.n", {"i": i if i != 5 else 500}) for i in range(40)])
+        assert led.verify([signer.verifier]).ok  # locally consistent...
+        report = led.verify([signer.verifier], trusted=[anchored])
+    assert not report.ok  # ...but not with the anchor
+    assert [(p.kind, p.checkpoint) for p in report.problems] == [("anchor_mismatch", 40)]

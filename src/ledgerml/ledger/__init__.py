@@ -12,6 +12,7 @@ from ledgerml.ledger.log import (
     InclusionProof,
     Ledger,
     Problem,
+    TrustedRoot,
     VerifyReport,
 )
 from ledgerml.ledger.project import init_project, log_keys, log_verifiers, open_ledger
@@ -22,6 +23,7 @@ __all__ = [
     "InclusionProof",
     "Ledger",
     "Problem",
+    "TrustedRoot",
     "VerifyReport",
     "init_project",
     "log_keys",

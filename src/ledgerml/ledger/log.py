@@ -189,12 +189,24 @@ class Problem:
 
 
 @dataclass(frozen=True)
+class TrustedRoot:
+    """A tree head held outside the operator's control (an on-chain anchor, an
+    auditor's copy, a witness cosignature): the log must still be consistent
+    with it, even if the operator re-signed everything locally."""
+
+    tree_size: int
+    root: bytes
+    source: str
+
+
+@dataclass(frozen=True)
 class VerifyReport:
     tree_size: int
     root: bytes
     checkpoints_checked: int
     problems: tuple[Problem, ...]
     seconds: float = 0.0
+    trusted_checked: int = 0
 
     @property
     def ok(self) -> bool:
@@ -206,6 +218,7 @@ class VerifyReport:
             "tree_size": self.tree_size,
             "root": self.root.hex(),
             "checkpoints_checked": self.checkpoints_checked,
+            "trusted_roots_checked": self.trusted_checked,
             "problems": [p.to_json() for p in self.problems],
             "seconds": round(self.seconds, 3),
         }
@@ -694,6 +707,7 @@ class Ledger:
         self,
         verifiers: Sequence[NoteVerifier],
         *,
+        trusted: Sequence[TrustedRoot] = (),
         progress: Any = None,
         workers: int | None = None,
     ) -> VerifyReport:
@@ -708,7 +722,9 @@ class Ledger:
         conn = self._connect()
         try:
             conn.execute("BEGIN")
-            return _verify(conn, str(self.path), self.origin, verifiers, progress, started, workers)
+            return _verify(
+                conn, str(self.path), self.origin, verifiers, trusted, progress, started, workers
+            )
         finally:
             conn.close()
 
@@ -782,6 +798,7 @@ def _verify(
     db_path: str,
     origin: str,
     verifiers: Sequence[NoteVerifier],
+    trusted: Sequence[TrustedRoot],
     progress: Any,
     started: float,
     workers: int,
@@ -895,6 +912,29 @@ def _verify(
                     checkpoint=cp.size,
                 )
             )
+    # 5. Tree heads held by others (e.g. anchored on a chain): consistency with
+    #    each one, so a log rewritten and re-signed with the operator's key fails.
+    for head in trusted:
+        if head.tree_size > n:
+            problems.append(
+                Problem(
+                    "truncated",
+                    f"{head.source} holds tree size {head.tree_size}, only {n} entries remain",
+                    checkpoint=head.tree_size,
+                    index=n,
+                )
+            )
+        elif root_at(head.tree_size) != head.root:
+            problems.append(
+                Problem(
+                    "anchor_mismatch",
+                    f"the log's first {head.tree_size} entries do not hash to the root "
+                    f"{head.root.hex()[:16]}… held by {head.source}",
+                    checkpoint=head.tree_size,
+                )
+            )
     root = root_at(n) if n and n <= size else merkle.EMPTY_ROOT
     problems.sort(key=lambda p: (p.index if p.index is not None else 1 << 62, p.kind))
-    return VerifyReport(n, root, checked, tuple(problems), time.perf_counter() - started)
+    return VerifyReport(
+        n, root, checked, tuple(problems), time.perf_counter() - started, len(trusted)
+    )
