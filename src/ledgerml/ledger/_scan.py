@@ -29,6 +29,8 @@ KNOWN_TYPES = frozenset(
         "fl.round",
         "subject.erased",
         "checkpoint.anchored",
+        "policy.registered",
+        "model.enrolled",
     }
 )
 CUSTOM_TYPE = re.compile(r"^x\.[a-z0-9][a-z0-9_.-]{0,62}$")

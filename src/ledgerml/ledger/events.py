@@ -184,6 +184,44 @@ class CheckpointAnchored(Body):
     block_number: SafeInt | None = None
 
 
+Address = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{40}$", description="EVM address")]
+
+
+class PolicyRule(Body):
+    metric: Name
+    comparator: Literal[">=", "<="]
+    threshold: float
+
+
+class PolicyRegistered(Body):
+    """A compliance policy created on chain (ModelRegistry.setPolicy), mirrored here."""
+
+    policy_id: Name
+    rules: list[PolicyRule]
+    approver_roles: list[Name]
+    max_drift_psi: float
+    tx_hash: TxHash
+    chain_id: SafeInt
+    contract: Address
+    block_number: SafeInt | None = None
+
+
+class ModelEnrolled(Body):
+    """A model registered on chain under a policy. `ledger_index` is the index of the
+    model's `model.registered` entry, which the contract stores; `tx_hash` points back."""
+
+    model_cid: Cid
+    policy: Name
+    dataset_digest: Hex32
+    dataset_cid: Cid | None = None
+    ledger_index: SafeInt
+    registrant: Address | None = None
+    tx_hash: TxHash
+    chain_id: SafeInt
+    contract: Address
+    block_number: SafeInt | None = None
+
+
 EVENT_TYPES: dict[str, type[Body]] = {
     "dataset.registered": DatasetRegistered,
     "run.started": RunStarted,
@@ -199,30 +237,43 @@ EVENT_TYPES: dict[str, type[Body]] = {
     "fl.round": FlRound,
     "subject.erased": SubjectErased,
     "checkpoint.anchored": CheckpointAnchored,
+    "policy.registered": PolicyRegistered,
+    "model.enrolled": ModelEnrolled,
 }
 
 assert frozenset(EVENT_TYPES) == KNOWN_TYPES, "events.py and _scan.py must list the same types"
 
 
+# type -> (validator, walk for free-form JSON?), looked up once per entry on the
+# hot path; attribute access on pydantic model classes is comparatively slow.
+_VALIDATORS: dict[str, tuple[Any, bool]] = {
+    name: (model.__pydantic_validator__, model.free_form) for name, model in EVENT_TYPES.items()
+}
+
+
 def validate_body(event_type: object, body: object) -> None:
     """Raise `InputError` naming the field when `body` does not fit `event_type`."""
-    if not isinstance(event_type, str) or not is_known_type(event_type):
-        known = ", ".join(sorted(EVENT_TYPES))
-        raise InputError(
-            f"unknown event type {event_type!r} (known: {known}; custom types start with 'x.')",
-            field="type",
-        )
-    if not isinstance(body, dict):
-        raise InputError("must be a JSON object", field="body")
-    model = EVENT_TYPES.get(event_type)
-    # Walk free-form bodies for what JSON cannot hold; typed bodies get the same
-    # guarantees from their models (no NaN, bounded integers, string keys).
-    if model is None or model.free_form:
-        check_json_value(body)
-    if model is None:
+    entry = _VALIDATORS.get(event_type) if type(event_type) is str else None  # type: ignore[arg-type]
+    if entry is None:
+        if not isinstance(event_type, str) or not is_known_type(event_type):
+            known = ", ".join(sorted(EVENT_TYPES))
+            raise InputError(
+                f"unknown event type {event_type!r} (known: {known}; custom types start with 'x.')",
+                field="type",
+            )
+        if not isinstance(body, dict):
+            raise InputError("must be a JSON object", field="body")
+        check_json_value(body)  # custom types: free-form JSON, walked for NaN and the like
         return
+    if type(body) is not dict and not isinstance(body, dict):
+        raise InputError("must be a JSON object", field="body")
+    validator, free_form = entry
+    # Typed bodies get JSON's guarantees from their models (no NaN, string keys;
+    # integers beyond 2**53 are refused by the encoder); free-form fields are walked.
+    if free_form:
+        check_json_value(body)
     try:
-        model.__pydantic_validator__.validate_python(body)
+        validator.validate_python(body)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])

@@ -11,9 +11,10 @@ is the root of `2**j ≤ 8` consecutive hashes inside one tile.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 
-from ledgerml.ledger.merkle import HASH_SIZE, node_hash
+from ledgerml.ledger.merkle import HASH_SIZE
 
 HEIGHT = 4
 WIDTH = 1 << HEIGHT
@@ -21,11 +22,18 @@ TILE_BYTES = WIDTH * HASH_SIZE
 
 
 def perfect_root(hashes: bytes) -> bytes:
-    """Root of a perfect subtree given its 2**j level-ordered hashes, concatenated."""
-    level = [hashes[i : i + HASH_SIZE] for i in range(0, len(hashes), HASH_SIZE)]
-    while len(level) > 1:
-        level = [node_hash(level[i], level[i + 1]) for i in range(0, len(level), 2)]
-    return level[0]
+    """Root of a perfect subtree given its 2**j level-ordered hashes, concatenated.
+
+    Sibling pairs are adjacent 64-byte slices, so each node is one SHA-256 over
+    0x01 ‖ slice: no per-hash lists or concatenations of two halves.
+    """
+    sha = hashlib.sha256
+    level = hashes
+    while len(level) > HASH_SIZE:
+        level = b"".join(
+            [sha(b"\x01" + level[i : i + 64]).digest() for i in range(0, len(level), 64)]
+        )
+    return level
 
 
 def node_location(level: int, index: int) -> tuple[int, int, int, int]:
