@@ -372,6 +372,12 @@ class Ledger:
                 (str(FORMAT_VERSION), origin),
             )
             stored = conn.execute("SELECT value FROM meta WHERE key='origin'").fetchone()[0]
+            fmt = conn.execute("SELECT value FROM meta WHERE key='format'").fetchone()[0]
+        if fmt != str(FORMAT_VERSION):
+            raise InputError(
+                f"{self.path} has ledger format {fmt}; this version reads {FORMAT_VERSION}",
+                field="ledger",
+            )
         if stored != origin:
             raise InputError(f"this ledger's origin is {stored!r}, not {origin!r}", field="origin")
 
