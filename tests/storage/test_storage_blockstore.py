@@ -184,3 +184,19 @@ def test_property_add_then_cat(tmp_path: Path, data: bytes) -> None:
     cid = store.add_bytes(data).cid
     assert cid == cid_of_bytes(data)
     assert store.read_bytes(cid) == data
+
+
+def test_open_gives_a_file_object(store: BlockStore) -> None:
+    data = os.urandom(3 * CHUNK_SIZE + 5)
+    cid = store.add_bytes(data).cid
+    with store.open(cid) as fh:
+        assert fh.read(10) == data[:10]
+        assert fh.read() == data[10:]
+
+
+def test_progress_reports_every_byte(store: BlockStore, tmp_path: Path) -> None:
+    src = tmp_path / "p.bin"
+    src.write_bytes(os.urandom(40 * 1024 * 1024 + 3))
+    seen: list[int] = []
+    store.add_file(src, progress=seen.append)
+    assert sum(seen) == src.stat().st_size and len(seen) >= 3

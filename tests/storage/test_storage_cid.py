@@ -156,3 +156,17 @@ def test_unsupported_hash_is_refused() -> None:
 def test_dag_builder_rejects_tiny_fanout() -> None:
     with pytest.raises(InputError):
         DagBuilder(max_links=1)
+
+
+def test_cid_of_stream_runs_in_constant_memory() -> None:
+    """40 MiB through the builder with well under 4 MiB allocated at peak."""
+    import tracemalloc
+
+    stream = sha256_counter("memory", 40 * 1024 * 1024, piece=CHUNK_SIZE)
+    tracemalloc.start()
+    try:
+        cid_of_stream(stream)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 1024 * 1024

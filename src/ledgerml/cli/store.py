@@ -10,8 +10,9 @@ import sys
 from typing import Annotated
 
 import typer
+from rich.progress import Progress
 
-from ledgerml.cli._common import as_path, console, print_json, project
+from ledgerml.cli._common import as_path, console, err_console, print_json, project
 from ledgerml.errors import IntegrityError
 from ledgerml.storage import BlockStore, open_store
 
@@ -19,6 +20,9 @@ app = typer.Typer(
     help="Content-addressed artifact store (CIDv1, same as `ipfs add --cid-version 1`).",
     no_args_is_help=True,
 )
+
+#: Files at least this big get a progress bar on stderr (about a second of work or more).
+PROGRESS_FROM = 256 << 20
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 CidArg = Annotated[str, typer.Argument(help="CIDv1 (bafk…/bafy…) or CIDv0 (Qm…).")]
@@ -41,7 +45,15 @@ def add(
     as_json: JsonOpt = False,
 ) -> None:
     """Store a file; print its CID."""
-    result = _store(ctx).add_file(as_path(path), pin=not no_pin)
+    store = _store(ctx)
+    src = as_path(path)
+    total = src.stat().st_size if src.is_file() else 0
+    if total < PROGRESS_FROM:
+        result = store.add_file(src, pin=not no_pin)
+    else:
+        with Progress(console=err_console, transient=True) as bar:
+            task = bar.add_task(f"adding {src.name}", total=total)
+            result = store.add_file(src, pin=not no_pin, progress=lambda n: bar.advance(task, n))
     if as_json:
         print_json({"cid": result.cid, "size": result.size})
     else:

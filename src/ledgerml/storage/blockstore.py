@@ -26,15 +26,16 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import hashlib
+import io
 import json
 import os
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from ledgerml.errors import InputError, IntegrityError
 from ledgerml.storage.cid import (
@@ -189,11 +190,18 @@ class BlockStore:
             with contextlib.suppress(OSError):
                 os.unlink(self._block_path(cid))
 
-    def add_file(self, path: str | os.PathLike[str], *, pin: bool = True) -> AddResult:
+    def add_file(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        pin: bool = True,
+        progress: Callable[[int], None] | None = None,
+    ) -> AddResult:
         """Chunk, hash and store a file (streamed; 2 read buffers of 16 MiB at most).
 
         With an IPFS node configured the file is also added there, and a CID that
         differs from ours fails the add and removes the blocks it wrote.
+        `progress(n)` is called with each batch of bytes hashed and stored.
         """
         p = Path(path)
         if not p.exists():
@@ -225,6 +233,8 @@ class BlockStore:
                         if created:
                             new_blocks.append(cid)
                         builder.add_leaf_digest(digest, min(CHUNK_SIZE, len(view) - off))
+                    if progress is not None:
+                        progress(len(view))
                     free.append(view.obj)  # type: ignore[arg-type]
 
                 eof = False
@@ -382,6 +392,10 @@ class BlockStore:
                 f"block {parsed.cid} declares {node.filesize} bytes but its DAG holds {produced}"
             )
 
+    def open(self, cid: str) -> io.BufferedReader:
+        """A read-only binary file object over `cat` (for loaders that want `.read()`)."""
+        return io.BufferedReader(_CatReader(self.cat(cid)), buffer_size=CHUNK_SIZE)
+
     def read_bytes(self, cid: str) -> bytes:
         """The whole file in memory (small artifacts only)."""
         return b"".join(self.cat(cid))
@@ -507,6 +521,29 @@ class BlockStore:
                 continue
             stack.extend(cid_str(link.cid) for link in node.links)
         return missing
+
+
+class _CatReader(io.RawIOBase):
+    """Raw stream over an iterator of verified pieces; raises what the iterator raises."""
+
+    def __init__(self, pieces: Iterator[bytes]) -> None:
+        self._pieces = pieces
+        self._current = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._current:
+            piece = next(self._pieces, None)
+            if piece is None:
+                return 0
+            self._current = memoryview(piece)
+        out = memoryview(buffer).cast("B")
+        n = min(len(out), len(self._current))
+        out[:n] = self._current[:n]
+        self._current = self._current[n:]
+        return n
 
 
 def _read_full(fh: object, buf: bytearray) -> int:
