@@ -50,6 +50,7 @@ def root(
 # --- command groups (one module each; keep this block sorted) -------------------
 from ledgerml.cli import (  # noqa: E402
     bench_cmd,
+    chain_cmd,
     demo_cmd,
     init_cmd,
     keys_cmd,
@@ -58,7 +59,7 @@ from ledgerml.cli import (  # noqa: E402
     verify_cmd,
 )
 
-for _module in (init_cmd, log_cmd, keys_cmd, verify_cmd, demo_cmd, bench_cmd):
+for _module in (init_cmd, log_cmd, keys_cmd, verify_cmd, demo_cmd, bench_cmd, chain_cmd):
     _module.register(app)
 app.add_typer(store.app, name="store")
 # -------------------------------------------------------------------------------

@@ -1,0 +1,144 @@
+"""Anchor the ledger's signed checkpoints on chain, and read them back as trusted tree heads.
+
+    result = anchor(paths)                 # AuditAnchor.anchor + a `checkpoint.anchored` entry
+    report = ledger.verify(verifiers, trusted=trusted_roots(paths))
+
+An anchor is a tree head the log operator cannot take back: a log rewritten after anchoring,
+even one re-signed with the operator's own key, no longer hashes to the anchored root, and
+`verify` names the anchored tree size. Reading anchors fails closed: when a deployment exists
+but the chain cannot be read, `trusted_roots` raises `VerificationError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ledgerml.chain import AnchorLog, AnchorRecord
+from ledgerml.config import ProjectPaths
+from ledgerml.errors import InputError, LedgerMLError, VerificationError
+from ledgerml.ledger.log import Checkpoint, TrustedRoot
+from ledgerml.ledger.project import log_keys, open_ledger
+from ledgerml.mlops._chain import has_deployment, project_chain, require_deployment
+
+
+@dataclass(frozen=True)
+class AnchorResult:
+    """One checkpoint put on chain (or found there already) and its mirror entry."""
+
+    origin: str
+    tree_size: int
+    root: str
+    note_sha256: str
+    chain_id: int
+    contract: str
+    already_anchored: bool
+    tx_hash: str | None = None
+    block_number: int | None = None
+    ledger_index: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _latest_for(records: list[AnchorRecord], origin: str) -> AnchorRecord | None:
+    mine = [r for r in records if r.origin == origin]
+    return max(mine, key=lambda r: r.tree_size) if mine else None
+
+
+def anchor(paths: ProjectPaths) -> AnchorResult:
+    """Post the latest signed checkpoint to AuditAnchor and append `checkpoint.anchored`.
+
+    Refuses (VerificationError) to anchor a log that no longer matches its latest anchor, so
+    a rewritten log is never blessed by a fresh anchor; an unchanged tree is not re-anchored.
+    """
+    with project_chain(paths) as chain:
+        dep = require_deployment(chain, paths)
+        log = AnchorLog(chain, dep.audit_anchor)
+        with open_ledger(paths) as ledger:
+            note = ledger.checkpoint()
+            cp = Checkpoint.from_note(note)
+            if cp.size == 0:
+                raise InputError("the ledger is empty: nothing to anchor", field="ledger")
+            note_sha = hashlib.sha256(note.encode("utf-8")).hexdigest()
+            base = {
+                "origin": cp.origin,
+                "tree_size": cp.size,
+                "root": cp.root.hex(),
+                "note_sha256": note_sha,
+                "chain_id": chain.chain_id,
+                "contract": log.address,
+            }
+            latest = _latest_for(log.anchors(), cp.origin)
+            if latest is not None and latest.tree_size <= cp.size:
+                if ledger.root(latest.tree_size).hex() != latest.root_hash.removeprefix("0x"):
+                    raise VerificationError(
+                        f"the log's first {latest.tree_size} entries no longer match the root "
+                        f"anchored on chain (anchor #{latest.index}); refusing to anchor"
+                    )
+                if latest.tree_size == cp.size:
+                    return AnchorResult(**base, already_anchored=True)
+            tx = log.anchor_checkpoint(cp.origin, cp.size, cp.root, bytes.fromhex(note_sha))
+            body = {k: v for k, v in base.items() if k != "origin"}
+            body |= {"tx_hash": tx.tx_hash, "block_number": tx.block_number}
+            try:
+                index = ledger.append("checkpoint.anchored", body)
+            except Exception as exc:
+                raise VerificationError(
+                    f"checkpoint {cp.size} was anchored in {tx.tx_hash} but its ledger entry "
+                    f"could not be appended: {exc}"
+                ) from exc
+    return AnchorResult(
+        **base,
+        already_anchored=False,
+        tx_hash=tx.tx_hash,
+        block_number=tx.block_number,
+        ledger_index=index,
+    )
+
+
+def _read_anchors(paths: ProjectPaths) -> tuple[list[AnchorRecord], str]:
+    origin = log_keys(paths).origin
+    with project_chain(paths) as chain:
+        dep = require_deployment(chain, paths)
+        log = AnchorLog(chain, dep.audit_anchor)
+        records = [r for r in log.anchors() if r.origin == origin]
+        return records, f"AuditAnchor {log.address} on chain {chain.chain_id}"
+
+
+def anchored(paths: ProjectPaths) -> list[AnchorRecord]:
+    """Every anchor of this log's origin, oldest first ([] when nothing is deployed)."""
+    if not has_deployment(paths):
+        return []
+    return _read_anchors(paths)[0]
+
+
+def trusted_roots(paths: ProjectPaths) -> list[TrustedRoot]:
+    """The anchored tree heads of this log, for `Ledger.verify(trusted=...)`.
+
+    No deployment record means no anchors to check. With one, any failure to read the chain
+    is a VerificationError: an anchor we cannot read must not count as checked.
+    """
+    if not has_deployment(paths):
+        return []
+    try:
+        records, where = _read_anchors(paths)
+    except LedgerMLError as exc:
+        raise VerificationError(
+            f"cannot read the anchored checkpoints from the chain ({exc}); "
+            "use --skip-anchors to verify the local log only"
+        ) from exc
+    except Exception as exc:  # node errors of any kind: fail closed
+        raise VerificationError(
+            f"cannot read the anchored checkpoints from the chain "
+            f"({type(exc).__name__}: {exc}); use --skip-anchors to verify the local log only"
+        ) from exc
+    return [
+        TrustedRoot(
+            tree_size=r.tree_size,
+            root=bytes.fromhex(r.root_hash.removeprefix("0x")),
+            source=f"anchor #{r.index} (block {r.block_number}) in {where}",
+        )
+        for r in records
+    ]
