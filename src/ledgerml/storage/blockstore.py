@@ -44,6 +44,7 @@ from ledgerml.storage.cid import (
     CODEC_DAG_PB,
     CODEC_RAW,
     READ_SIZE,
+    BlockSink,
     DagBuilder,
     ParsedCID,
     cid_str,
@@ -290,13 +291,8 @@ class BlockStore:
         new_blocks: list[str] = []
         ok = False
 
-        def sink(raw: bytes, block: bytes | memoryview) -> None:
-            cid = cid_str(raw)
-            if self._put(cid, block):
-                new_blocks.append(cid)
-
         try:
-            builder = DagBuilder(sink)
+            builder = DagBuilder(self._node_sink(new_blocks))
             view = memoryview(data)
             for off in range(0, len(view), CHUNK_SIZE):
                 builder.add_chunk(view[off : off + CHUNK_SIZE])
@@ -317,7 +313,9 @@ class BlockStore:
             if not ok:
                 self._rollback(new_blocks)
 
-    def _node_sink(self, new_blocks: list[str]):  # type: ignore[no-untyped-def]
+    def _node_sink(self, new_blocks: list[str]) -> BlockSink:
+        """Store each emitted block (dedup) and remember which ones are new, for rollback."""
+
         def sink(raw: bytes, block: bytes | memoryview) -> None:
             cid = cid_str(raw)
             if self._put(cid, block):
