@@ -1,4 +1,5 @@
-"""`ledgerml verify`: recompute the whole log and check every checkpoint."""
+"""`ledgerml verify`: recompute the whole log, check every checkpoint, and check the log
+against every checkpoint anchored on chain (a rewritten, re-signed log fails there)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,16 @@ from typing import Annotated
 
 import typer
 
-from ledgerml.cli._common import EXIT_VERIFY, console, print_json, progress_bar, project
+from ledgerml.cli._common import (
+    EXIT_VERIFY,
+    console,
+    err_console,
+    print_json,
+    progress_bar,
+    project,
+)
 from ledgerml.ledger.project import log_verifiers, open_ledger
+from ledgerml.mlops import has_deployment, trusted_roots
 
 
 def register(app: typer.Typer) -> None:
@@ -15,16 +24,34 @@ def register(app: typer.Typer) -> None:
     def verify(
         ctx: typer.Context,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+        skip_anchors: Annotated[
+            bool,
+            typer.Option(
+                "--skip-anchors", help="Verify the local log only, not the on-chain anchors."
+            ),
+        ] = False,
     ) -> None:
-        """Verify the ledger: every entry, subtree hash and signed checkpoint."""
+        """Verify the ledger: every entry, subtree hash, signed checkpoint and on-chain anchor."""
         paths = project(ctx)
         verifiers = log_verifiers(paths)
+        deployed = has_deployment(paths)
+        if skip_anchors:
+            trusted = []
+        else:
+            if deployed and not as_json:
+                err_console.print("reading anchored checkpoints from the chain…", highlight=False)
+            trusted = trusted_roots(paths)  # fails closed: VerificationError, exit 1
         with open_ledger(paths) as ledger:
             total = ledger.size()
             with progress_bar("verifying", total, enabled=not as_json) as update:
-                report = ledger.verify(verifiers, progress=update)
+                report = ledger.verify(verifiers, trusted=trusted, progress=update)
+        anchors = {
+            "checked": report.trusted_checked,
+            "skipped": skip_anchors,
+            "deployment": deployed,
+        }
         if as_json:
-            print_json(report.to_json())
+            print_json(report.to_json() | {"anchors": anchors})
         elif report.ok:
             console.print(
                 f"[green]OK[/] {report.tree_size:,} entries, {report.checkpoints_checked:,} "
@@ -40,5 +67,15 @@ def register(app: typer.Typer) -> None:
                 if p.checkpoint is not None:
                     where.append(f"checkpoint {p.checkpoint}")
                 console.print(f"  {p.kind:<14} {', '.join(where):<28} {p.detail}", highlight=False)
+        if not as_json:
+            if skip_anchors:
+                console.print("anchors skipped (--skip-anchors): local log only", highlight=False)
+            elif deployed:
+                console.print(
+                    f"{report.trusted_checked} anchored checkpoint(s) checked on chain",
+                    highlight=False,
+                )
+            else:
+                console.print("no chain deployment: no anchors to check", highlight=False)
         if not report.ok:
             raise typer.Exit(EXIT_VERIFY)

@@ -15,6 +15,8 @@ import hashlib
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import orjson
+
 from ledgerml.chain import AnchorLog, AnchorRecord
 from ledgerml.config import ProjectPaths
 from ledgerml.errors import InputError, LedgerMLError, VerificationError
@@ -51,7 +53,8 @@ def anchor(paths: ProjectPaths) -> AnchorResult:
     """Post the latest signed checkpoint to AuditAnchor and append `checkpoint.anchored`.
 
     Refuses (VerificationError) to anchor a log that no longer matches its latest anchor, so
-    a rewritten log is never blessed by a fresh anchor; an unchanged tree is not re-anchored.
+    a rewritten log is never blessed by a fresh anchor. A log that grew only by its own
+    `checkpoint.anchored` entries is reported as already anchored (no transaction).
     """
     with project_chain(paths) as chain:
         dep = require_deployment(chain, paths)
@@ -77,8 +80,20 @@ def anchor(paths: ProjectPaths) -> AnchorResult:
                         f"the log's first {latest.tree_size} entries no longer match the root "
                         f"anchored on chain (anchor #{latest.index}); refusing to anchor"
                     )
-                if latest.tree_size == cp.size:
-                    return AnchorResult(**base, already_anchored=True)
+                tail = [orjson.loads(e)["type"] for _, e in ledger.entries(latest.tree_size)]
+                if all(t == "checkpoint.anchored" for t in tail[: cp.size - latest.tree_size]):
+                    # Nothing new but our own anchor records: anchoring again would only
+                    # chase its own tail. The next real entry gets them anchored too.
+                    return AnchorResult(
+                        **base
+                        | {
+                            "tree_size": latest.tree_size,
+                            "root": latest.root_hash.removeprefix("0x"),
+                            "note_sha256": latest.note_hash.removeprefix("0x"),
+                        },
+                        already_anchored=True,
+                        block_number=latest.block_number,
+                    )
             tx = log.anchor_checkpoint(cp.origin, cp.size, cp.root, bytes.fromhex(note_sha))
             body = {k: v for k, v in base.items() if k != "origin"}
             body |= {"tx_hash": tx.tx_hash, "block_number": tx.block_number}
