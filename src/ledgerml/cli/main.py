@@ -51,6 +51,7 @@ def root(
 from ledgerml.cli import (  # noqa: E402
     bench_cmd,
     chain_cmd,
+    data_cmd,
     demo_cmd,
     init_cmd,
     keys_cmd,
@@ -61,6 +62,7 @@ from ledgerml.cli import (  # noqa: E402
 
 for _module in (init_cmd, log_cmd, keys_cmd, verify_cmd, demo_cmd, bench_cmd, chain_cmd):
     _module.register(app)
+data_cmd.register(app)
 app.add_typer(store.app, name="store")
 # -------------------------------------------------------------------------------
 

@@ -1,0 +1,546 @@
+"""Register data sets on the ledger, with personal data moved into the vault; erase subjects.
+
+Why: a model is only as provable as its training data. Registering a table
+stores it as *deterministic Parquet* in the content-addressed store (same input
+→ same bytes → same CID, so anyone can re-derive the ID) and appends a
+`dataset.registered` entry. Personal data never enters the CAS or the ledger in
+clear (GDPR Art. 5(1)(c), 17; EDPB Guidelines 02/2025):
+
+* each `pii` cell is encrypted into the vault under its data subject (the value
+  of `subject_col`), and the stored table carries the salted value commitment
+  (hex) the vault computes instead of the clear value;
+* the subject column itself is replaced by the subject commitment, so rows of
+  one subject stay linkable (grouped splits, erasure bookkeeping) but not to a
+  person once the subject is erased.
+
+`erase_subject` destroys the subject's key and salt (crypto-shredding) and
+appends `subject.erased`; the stored Parquet and the ledger are untouched, so
+everything still verifies, but nothing links back to the person any more.
+
+Usage::
+
+    rec = register_dataset(paths, "customers.csv", "customers-2026q3",
+                           pii=["name", "iban"], subject_col="customer_id", label="default")
+    rec.cid, rec.rows, rec.ledger_index
+    erase_subject(paths, "C-1042")          # -> subject commitment (hex)
+
+All validation happens before anything is written. The vault writes are one
+transaction that commits only after the CAS add and the ledger append
+succeeded; blocks left in the CAS by a failed ledger append are harmless
+(content-addressed, idempotent).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ledgerml.config import ProjectPaths
+from ledgerml.crypto.canonical import canonical_json
+from ledgerml.errors import InputError
+from ledgerml.ledger import open_ledger
+from ledgerml.ledger.events import validate_body
+from ledgerml.storage import Vault, open_store
+from ledgerml.storage.vault import MAX_ID_LEN
+
+if TYPE_CHECKING:  # pyarrow is imported lazily: CLI start-up time
+    import pyarrow as pa
+
+#: Parquet writer settings, fixed so the bytes (and so the CID) depend only on
+#: the table and the pyarrow version (its `created_by` string is in the footer).
+PARQUET_OPTIONS: dict[str, Any] = {
+    "version": "2.6",
+    "data_page_version": "1.0",
+    "compression": "zstd",
+    "compression_level": 3,
+    "use_dictionary": True,
+    "write_statistics": True,
+    "row_group_size": 131_072,
+    "data_page_size": 1 << 20,
+    "write_batch_size": 1024,
+    "dictionary_pagesize_limit": 1 << 20,
+    "store_schema": True,
+    "write_page_index": False,
+    "write_page_checksum": False,
+    "use_byte_stream_split": False,
+}
+
+#: The CSV reader's first try infers types from the first block (fast, parallel);
+#: on a conversion error we re-read with the whole file as one block.
+_MAX_SINGLE_BLOCK = (1 << 31) - 1
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    """What `dataset.registered` recorded, plus where it sits in the ledger."""
+
+    name: str
+    cid: str
+    size: int | None  # bytes of the stored Parquet; None when read back from the ledger
+    rows: int
+    columns: tuple[str, ...]
+    dtypes: dict[str, str] = field(hash=False)
+    schema_hash: str
+    source_sha256: str
+    label: str | None
+    pii_columns: tuple[str, ...]
+    subject_column: str | None
+    source: str | None
+    ledger_index: int | None  # None for records read back without their index
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "cid": self.cid,
+            "size": self.size,
+            "rows": self.rows,
+            "columns": list(self.columns),
+            "dtypes": dict(self.dtypes),
+            "schema_hash": self.schema_hash,
+            "source_sha256": self.source_sha256,
+            "label": self.label,
+            "pii_columns": list(self.pii_columns),
+            "subject_column": self.subject_column,
+            "source": self.source,
+            "ledger_index": self.ledger_index,
+        }
+
+
+# -- reading ------------------------------------------------------------------------
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while piece := fh.read(1 << 20):
+            h.update(piece)
+    return h.hexdigest()
+
+
+def _is_parquet(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(4) == b"PAR1"
+
+
+def _read_csv(path: Path) -> pa.Table:
+    import pyarrow as pa
+    from pyarrow import csv
+
+    size = path.stat().st_size
+    attempts: list[tuple[csv.ReadOptions, csv.ParseOptions]] = [
+        (csv.ReadOptions(use_threads=True), csv.ParseOptions()),
+        # whole file as one block: type inference sees every value
+        (
+            csv.ReadOptions(use_threads=True, block_size=min(size + 1, _MAX_SINGLE_BLOCK)),
+            csv.ParseOptions(),
+        ),
+        # quoted values with line breaks in them
+        (
+            csv.ReadOptions(use_threads=True, block_size=min(size + 1, _MAX_SINGLE_BLOCK)),
+            csv.ParseOptions(newlines_in_values=True),
+        ),
+    ]
+    first_error: Exception | None = None
+    for read_opts, parse_opts in attempts:
+        try:
+            return csv.read_csv(path, read_options=read_opts, parse_options=parse_opts)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError) as exc:
+            first_error = first_error or exc
+    reason = str(first_error).splitlines()[0] if first_error else "unknown error"
+    raise InputError(f"{path} does not parse as CSV: {reason}", field="path")
+
+
+def _read_table(path: Path) -> pa.Table:
+    import pyarrow as pa
+
+    if _is_parquet(path):
+        import pyarrow.parquet as pq
+
+        try:
+            table = pq.read_table(path)
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(
+                f"{path} is not a readable Parquet file: {exc}", field="path"
+            ) from None
+    else:
+        table = _read_csv(path)
+    # Only the data counts: drop pandas/writer metadata that varies by version.
+    return table.replace_schema_metadata(None)
+
+
+# -- validation ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A validated registration: what will be written, decided before any write."""
+
+    table: Any  # pa.Table, as read
+    source_sha256: str
+    pii: tuple[str, ...]
+    subject_col: str | None
+    label: str | None
+    subjects: tuple[str, ...]  # per row ('' when no subject column)
+    values: dict[str, dict[str, str]]  # subject -> {pii column -> clear value}
+    cells: dict[str, tuple[str | None, ...]]  # pii column -> per-row value (None = null)
+
+
+def _as_text(column: Any) -> list[str | None]:
+    """A column's values as strings (Arrow's own cast, so it is the same everywhere)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        return column.to_pylist()
+    if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
+        return [None if v is None else v.hex() for v in column.to_pylist()]
+    try:
+        return pc.cast(column, pa.string()).to_pylist()
+    except pa.ArrowNotImplementedError:
+        return [None if v is None else str(v) for v in column.to_pylist()]
+
+
+def _split_columns(value: Sequence[str] | str | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    items = [value] if isinstance(value, str) else list(value)
+    out: list[str] = []
+    for item in items:
+        for part in str(item).split(","):
+            part = part.strip()
+            if part and part not in out:
+                out.append(part)
+    return tuple(out)
+
+
+def _plan(
+    source_path: Path,
+    pii: tuple[str, ...],
+    subject_col: str | None,
+    label: str | None,
+) -> _Plan:
+    if not source_path.exists():
+        raise InputError(f"no such file: {source_path}", field="path")
+    if not source_path.is_file():
+        raise InputError(f"not a regular file: {source_path}", field="path")
+    try:
+        source_sha = _sha256_file(source_path)
+        table = _read_table(source_path)
+    except OSError as exc:
+        raise InputError(f"cannot read {source_path}: {exc.strerror}", field="path") from None
+
+    names = table.column_names
+    if not names:
+        raise InputError(f"{source_path} has no columns", field="path")
+    if any(not n.strip() for n in names):
+        raise InputError(f"{source_path} has a column without a name", field="path")
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise InputError(f"duplicate column names: {', '.join(dupes)}", field="path")
+    if table.num_rows == 0:
+        raise InputError(f"{source_path} has no data rows", field="path")
+
+    known = set(names)
+
+    def must_exist(col: str, fld: str) -> None:
+        if col not in known:
+            shown = ", ".join(names[:12]) + (", …" if len(names) > 12 else "")
+            raise InputError(f"no column {col!r} in the table (columns: {shown})", field=fld)
+
+    for col in pii:
+        must_exist(col, "--pii")
+    if subject_col is not None:
+        must_exist(subject_col, "--subject-col")
+    if label is not None:
+        must_exist(label, "--label")
+    if pii and subject_col is None:
+        raise InputError(
+            "PII values are stored per data subject: name the subject column", field="--subject-col"
+        )
+    if subject_col is not None and subject_col in pii:
+        raise InputError(
+            f"{subject_col!r} is the subject column (always replaced by the subject "
+            "commitment); do not list it in --pii",
+            field="--pii",
+        )
+    if label is not None and (label in pii or label == subject_col):
+        raise InputError(f"{label!r} cannot be both the label and personal data", field="--label")
+
+    subjects: list[str] = []
+    values: dict[str, dict[str, str]] = {}
+    cells: dict[str, tuple[str | None, ...]] = {}
+    if subject_col is not None:
+        subjects_raw = _as_text(table.column(subject_col))
+        for row, subject in enumerate(subjects_raw, start=1):
+            if subject is None or subject == "":
+                raise InputError(f"row {row} has no subject id", field="--subject-col")
+            if len(subject) > MAX_ID_LEN:
+                raise InputError(
+                    f"row {row}: subject id longer than {MAX_ID_LEN} characters",
+                    field="--subject-col",
+                )
+        subjects = [str(s) for s in subjects_raw]
+        first_row: dict[tuple[str, str], int] = {}
+        for col in pii:
+            col_values = _as_text(table.column(col))
+            cells[col] = tuple(col_values)
+            for row, (subject, value) in enumerate(zip(subjects, col_values, strict=True), 1):
+                if value is None:
+                    continue
+                held = values.setdefault(subject, {})
+                previous = held.get(col)
+                if previous is None:
+                    held[col] = value
+                    first_row[(subject, col)] = row
+                elif previous != value:
+                    # no values or ids in the message: it may end up in logs
+                    raise InputError(
+                        f"rows {first_row[(subject, col)]} and {row} give one subject two "
+                        f"different values in column {col!r}",
+                        field="--pii",
+                    )
+        for subject in subjects:
+            values.setdefault(subject, {})
+    return _Plan(
+        table=table,
+        source_sha256=source_sha,
+        pii=pii,
+        subject_col=subject_col,
+        label=label,
+        subjects=tuple(subjects),
+        values=values,
+        cells=cells,
+    )
+
+
+# -- writing ------------------------------------------------------------------------
+
+
+def schema_hash(columns: Sequence[tuple[str, str]]) -> str:
+    """SHA-256 of the RFC 8785 JSON of [[name, dtype], …] in column order."""
+    return hashlib.sha256(canonical_json([[n, t] for n, t in columns])).hexdigest()
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    """Deterministic Parquet: fixed writer settings, one chunk per column, no metadata."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = table.replace_schema_metadata(None).combine_chunks()
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, **PARQUET_OPTIONS)
+    return sink.getvalue().to_pybytes()
+
+
+def _vault_commit_rows(
+    con: Any, values: dict[str, dict[str, str]]
+) -> tuple[dict[str, str], dict[tuple[str, str], str]]:
+    """Encrypt every subject's PII in the caller's open vault transaction.
+
+    Returns (subject -> subject commitment, (subject, column) -> value commitment).
+    Same formats as `Vault.put_many`, batched so a table is one transaction.
+    """
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from ledgerml.storage import vault as vault_mod
+
+    subject_c: dict[str, str] = {}
+    value_c: dict[tuple[str, str], str] = {}
+    for subject, cols in values.items():
+        secrets = Vault._secrets(con, subject)
+        if secrets is None:
+            secrets = (AESGCM.generate_key(bit_length=256), os.urandom(32))
+            con.execute(
+                "INSERT INTO subjects (subject, key, salt) VALUES (?, ?, ?)", (subject, *secrets)
+            )
+        key, salt = secrets
+        subject_c[subject] = vault_mod.subject_commitment_of(salt, subject)
+        aes = AESGCM(key)
+        for col, value in cols.items():
+            nonce = os.urandom(12)
+            ct = aes.encrypt(nonce, value.encode("utf-8"), vault_mod._aad(subject, col))
+            con.execute(
+                "INSERT OR REPLACE INTO pii (subject, col, kind, nonce, ciphertext) "
+                "VALUES (?, ?, 'text', ?, ?)",
+                (subject, col, nonce, ct),
+            )
+            value_c[(subject, col)] = vault_mod.value_commitment(salt, subject, col, value)
+    return subject_c, value_c
+
+
+def _pseudonymised(
+    plan: _Plan, subject_c: dict[str, str], value_c: dict[tuple[str, str], str]
+) -> pa.Table:
+    """The table with the subject column and PII columns replaced by commitments."""
+    import pyarrow as pa
+
+    table = plan.table
+    if plan.subject_col is None:
+        return table
+    subjects = plan.subjects
+    idx = table.column_names.index(plan.subject_col)
+    table = table.set_column(
+        idx, plan.subject_col, pa.array([subject_c[s] for s in subjects], pa.string())
+    )
+    for col in plan.pii:
+        idx = table.column_names.index(col)
+        committed = [
+            None if v is None else value_c[(s, col)]
+            for s, v in zip(subjects, plan.cells[col], strict=True)
+        ]
+        table = table.set_column(idx, col, pa.array(committed, pa.string()))
+    return table
+
+
+def register_dataset(
+    paths: ProjectPaths,
+    source_path: str | os.PathLike[str],
+    name: str,
+    pii: Sequence[str] | str | None = (),
+    subject_col: str | None = None,
+    label: str | None = None,
+    *,
+    source: str | None = None,
+    progress: Progress | None = None,
+) -> DatasetRecord:
+    """Validate, pseudonymise, store as deterministic Parquet and record `dataset.registered`.
+
+    `pii` columns (a list, or comma-separated) go into the vault per subject of
+    `subject_col`; `source` is a free note for the entry (default: the file name).
+    Raises `InputError` naming the field, before anything is written.
+    """
+    say = progress or (lambda _msg: None)
+    if not isinstance(name, str) or not name.strip() or len(name) > 200:
+        raise InputError("must be 1 to 200 characters", field="--name")
+    pii_cols = _split_columns(pii)
+    src = Path(source_path).expanduser()
+    say(f"reading {src.name}")
+    plan = _plan(src, pii_cols, subject_col, label)
+    source_note = source if source is not None else src.name
+
+    # Shape of the entry, checked now (the CID and schema are filled in below).
+    stored_types = _stored_types(plan)
+    body: dict[str, Any] = {
+        "name": name,
+        "cid": "b" + "a" * 58,
+        "rows": plan.table.num_rows,
+        "columns": [n for n, _ in stored_types],
+        "dtypes": dict(stored_types),
+        "schema_hash": schema_hash(stored_types),
+        "source_sha256": plan.source_sha256,
+        "label": plan.label,
+        "pii_columns": list(plan.pii),
+        "subject_column": plan.subject_col,
+        "source": source_note,
+    }
+    validate_body("dataset.registered", body)
+
+    store = open_store(paths)
+    vault = Vault(paths.vault_db) if plan.subject_col is not None else None
+    with _vault_transaction(vault) as con:
+        subject_c: dict[str, str] = {}
+        value_c: dict[tuple[str, str], str] = {}
+        if con is not None:
+            say(f"{len(plan.pii)} PII column(s), {len(plan.values):,} subjects into the vault")
+            subject_c, value_c = _vault_commit_rows(con, plan.values)
+        table = _pseudonymised(plan, subject_c, value_c)
+        say("writing Parquet")
+        data = parquet_bytes(table)
+        say(f"adding {len(data):,} bytes to the store")
+        added = store.add_bytes(data)
+        body["cid"] = added.cid
+        with open_ledger(paths) as ledger:
+            index = ledger.append("dataset.registered", body)
+        # the vault transaction commits on leaving this block
+    return DatasetRecord(
+        name=name,
+        cid=added.cid,
+        size=added.size,
+        rows=body["rows"],
+        columns=tuple(body["columns"]),
+        dtypes=body["dtypes"],
+        schema_hash=body["schema_hash"],
+        source_sha256=plan.source_sha256,
+        label=plan.label,
+        pii_columns=plan.pii,
+        subject_column=plan.subject_col,
+        source=source_note,
+        ledger_index=index,
+    )
+
+
+def _stored_types(plan: _Plan) -> list[tuple[str, str]]:
+    """(name, Arrow type) of the stored table: commitments are strings."""
+    replaced = set(plan.pii) | ({plan.subject_col} if plan.subject_col else set())
+    return [(f.name, "string" if f.name in replaced else str(f.type)) for f in plan.table.schema]
+
+
+class _NoVault:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _vault_transaction(vault: Vault | None) -> Any:
+    """The vault's own one-transaction context (commit on success), or a no-op."""
+    return vault._db() if vault is not None else _NoVault()
+
+
+# -- erasure and listing ------------------------------------------------------------
+
+
+def erase_subject(paths: ProjectPaths, subject: str, reason: str | None = None) -> str:
+    """Crypto-shred `subject` in the vault and record `subject.erased`; returns the commitment.
+
+    An unknown (or already erased) subject is an `InputError`, nothing recorded.
+    """
+    vault = Vault(paths.vault_db)
+    if not isinstance(subject, str) or not subject or not vault.has(subject):
+        raise InputError(
+            "no such data subject in the vault (unknown or already erased)", field="--subject"
+        )
+    body: dict[str, Any] = {"subject_commitment": vault.subject_commitment(subject)}
+    if reason is not None:
+        body["reason"] = reason
+    validate_body("subject.erased", body)
+    with open_ledger(paths) as ledger:  # opened first: a broken ledger stops us before erasing
+        commitment = vault.erase(subject)
+        ledger.append("subject.erased", {**body, "subject_commitment": commitment})
+    return commitment
+
+
+def iter_datasets(paths: ProjectPaths) -> Iterator[DatasetRecord]:
+    """Every `dataset.registered` entry in ledger order."""
+    import orjson
+
+    with open_ledger(paths) as ledger:
+        for index, raw in ledger.entries():
+            if b'"type":"dataset.registered"' not in raw:
+                continue
+            entry = orjson.loads(raw)
+            if entry.get("type") != "dataset.registered":
+                continue
+            b = entry["body"]
+            yield DatasetRecord(
+                name=b["name"],
+                cid=b["cid"],
+                size=None,
+                rows=b["rows"],
+                columns=tuple(b["columns"]),
+                dtypes=b.get("dtypes", {}),
+                schema_hash=b["schema_hash"],
+                source_sha256=b.get("source_sha256") or "",
+                label=b.get("label"),
+                pii_columns=tuple(b.get("pii_columns", [])),
+                subject_column=b.get("subject_column"),
+                source=b.get("source"),
+                ledger_index=index,
+            )
