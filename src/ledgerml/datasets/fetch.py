@@ -181,6 +181,9 @@ def _staging(dest: Path) -> Iterator[IO[bytes]]:
         ok = True
     finally:
         if ok:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o644 & ~umask)  # mkstemp makes 0600; a cache is for reading
             os.replace(tmp, dest)
         else:
             Path(tmp).unlink(missing_ok=True)
