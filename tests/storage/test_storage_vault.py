@@ -165,3 +165,20 @@ def test_property_round_trip(vault: Vault, subject: str, value: str | bytes) -> 
     c = vault.put(subject, "col", value)
     assert vault.get(subject, "col") == value
     assert vault.commitment(subject, "col", value) == c
+
+
+def test_batch_is_one_transaction(vault: Vault) -> None:
+    with vault.batch() as b:
+        ca = b.put_many("alice", ALICE)
+        sa = b.subject_commitment("alice")
+        b.put_many("bob", BOB)
+    assert vault.get_all("alice") == ALICE and vault.get_all("bob") == BOB
+    assert vault.subject_commitment("alice") == sa
+    assert vault.commitment("alice", "iban", ALICE["iban"]) == ca["iban"]
+    # A failure inside the block rolls every subject back.
+    with pytest.raises(RuntimeError), vault.batch() as b:
+        b.put_many("carol", {"name": "Carol Xylophone-Quux"})
+        raise RuntimeError("table store failed")
+    assert not vault.has("carol")
+    with pytest.raises(InputError), vault.batch() as b:
+        b.subject_commitment("nobody")

@@ -28,7 +28,7 @@ from ledgerml.errors import InputError
 from ledgerml.storage.blockstore import AddResult, BlockStore, StoredFile, SyncMode
 from ledgerml.storage.cid import cid_of_bytes, cid_of_file, cid_of_stream, parse_cid
 from ledgerml.storage.ipfs import IpfsClient, IpfsError
-from ledgerml.storage.vault import Vault
+from ledgerml.storage.vault import Vault, VaultBatch
 
 __all__ = [
     "AddResult",
@@ -38,6 +38,7 @@ __all__ = [
     "StoredFile",
     "SyncMode",
     "Vault",
+    "VaultBatch",
     "cid_of_bytes",
     "cid_of_file",
     "cid_of_stream",

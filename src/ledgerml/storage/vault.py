@@ -103,6 +103,66 @@ def _check_id(value: object, field: str) -> str:
     return value
 
 
+def _validate_values(values: Mapping[str, str | bytes]) -> None:
+    for column, value in values.items():
+        _check_id(column, "column")
+        if not isinstance(value, str | bytes):
+            raise InputError(
+                f"value must be str or bytes, got {type(value).__name__}", field=column
+            )
+
+
+def _read_secrets(con: sqlite3.Connection, subject: str) -> tuple[bytes, bytes] | None:
+    row = con.execute("SELECT key, salt FROM subjects WHERE subject = ?", (subject,)).fetchone()
+    return (bytes(row[0]), bytes(row[1])) if row else None
+
+
+class VaultBatch:
+    """Writes inside one open vault transaction (from `Vault.batch()`)."""
+
+    def __init__(self, con: sqlite3.Connection) -> None:
+        self._con = con
+
+    def _secrets(self, subject: str, *, create: bool) -> tuple[bytes, bytes] | None:
+        secrets = _read_secrets(self._con, subject)
+        if secrets is None and create:
+            secrets = (AESGCM.generate_key(bit_length=256), os.urandom(32))
+            self._con.execute(
+                "INSERT INTO subjects (subject, key, salt) VALUES (?, ?, ?)", (subject, *secrets)
+            )
+        return secrets
+
+    def put_many(self, subject: str, values: Mapping[str, str | bytes]) -> dict[str, str]:
+        """Encrypt and store columns of one subject (replacing old values); commitments."""
+        _check_id(subject, "subject")
+        _validate_values(values)
+        secrets = self._secrets(subject, create=True)
+        assert secrets is not None
+        key, salt = secrets
+        aes = AESGCM(key)
+        out: dict[str, str] = {}
+        for column, value in values.items():
+            nonce = os.urandom(12)
+            ct = aes.encrypt(nonce, _as_bytes(value), _aad(subject, column))
+            self._con.execute(
+                "INSERT OR REPLACE INTO pii (subject, col, kind, nonce, ciphertext) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (subject, column, "text" if isinstance(value, str) else "bytes", nonce, ct),
+            )
+            out[column] = value_commitment(salt, subject, column, value)
+        return out
+
+    def subject_commitment(self, subject: str) -> str:
+        """The subject commitment (the subject must have been stored, in or before this batch)."""
+        _check_id(subject, "subject")
+        secrets = self._secrets(subject, create=False)
+        if secrets is None:
+            raise InputError(
+                f"no data for subject {subject!r} (unknown or erased)", field="subject"
+            )
+        return subject_commitment_of(secrets[1], subject)
+
+
 class Vault:
     """Per-subject encrypted storage of personal data in one SQLite file."""
 
@@ -137,8 +197,7 @@ class Vault:
 
     @staticmethod
     def _secrets(con: sqlite3.Connection, subject: str) -> tuple[bytes, bytes] | None:
-        row = con.execute("SELECT key, salt FROM subjects WHERE subject = ?", (subject,)).fetchone()
-        return (bytes(row[0]), bytes(row[1])) if row else None
+        return _read_secrets(con, subject)  # kept: mlops/datasets.py calls it (use `batch()`)
 
     def put(self, subject: str, column: str, value: str | bytes) -> str:
         """Encrypt and store one value (replacing any previous one); return its commitment."""
@@ -146,34 +205,24 @@ class Vault:
 
     def put_many(self, subject: str, values: Mapping[str, str | bytes]) -> dict[str, str]:
         """Store several columns of one subject in one transaction; commitments by column."""
-        _check_id(subject, "subject")
-        for column, value in values.items():
-            _check_id(column, "column")
-            if not isinstance(value, str | bytes):
-                raise InputError(
-                    f"value must be str or bytes, got {type(value).__name__}", field=column
-                )
-        out: dict[str, str] = {}
+        with self.batch() as batch:
+            return batch.put_many(subject, values)
+
+    @contextmanager
+    def batch(self) -> Iterator[VaultBatch]:
+        """One transaction for many subjects (a whole table): all stored, or none.
+
+        The transaction commits when the block exits normally, so a caller can do
+        its other work (store the pseudonymised table, append to the ledger)
+        inside the block and have the vault roll back if that fails::
+
+            with vault.batch() as b:
+                for subject, cols in rows.items():
+                    commitments = b.put_many(subject, cols)
+                    subject_commitment = b.subject_commitment(subject)
+        """
         with self._db() as con:
-            secrets = self._secrets(con, subject)
-            if secrets is None:
-                secrets = (AESGCM.generate_key(bit_length=256), os.urandom(32))
-                con.execute(
-                    "INSERT INTO subjects (subject, key, salt) VALUES (?, ?, ?)",
-                    (subject, *secrets),
-                )
-            key, salt = secrets
-            aes = AESGCM(key)
-            for column, value in values.items():
-                nonce = os.urandom(12)
-                ct = aes.encrypt(nonce, _as_bytes(value), _aad(subject, column))
-                con.execute(
-                    "INSERT OR REPLACE INTO pii (subject, col, kind, nonce, ciphertext) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (subject, column, "text" if isinstance(value, str) else "bytes", nonce, ct),
-                )
-                out[column] = value_commitment(salt, subject, column, value)
-        return out
+            yield VaultBatch(con)
 
     def get(self, subject: str, column: str) -> str | bytes:
         """Decrypt one value; an erased or unknown subject is an input error."""
