@@ -35,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,7 +45,7 @@ from ledgerml.crypto.canonical import canonical_json
 from ledgerml.errors import InputError
 from ledgerml.ledger import open_ledger
 from ledgerml.ledger.events import validate_body
-from ledgerml.storage import Vault, open_store
+from ledgerml.storage import Vault, VaultBatch, open_store
 from ledgerml.storage.vault import MAX_ID_LEN
 
 if TYPE_CHECKING:  # pyarrow is imported lazily: CLI start-up time
@@ -342,38 +343,18 @@ def parquet_bytes(table: pa.Table) -> memoryview:
 
 
 def _vault_commit_rows(
-    con: Any, values: dict[str, dict[str, str]]
+    batch: VaultBatch, values: dict[str, dict[str, str]]
 ) -> tuple[dict[str, str], dict[tuple[str, str], str]]:
-    """Encrypt every subject's PII in the caller's open vault transaction.
+    """Encrypt every subject's PII inside the caller's open vault batch (one transaction).
 
     Returns (subject -> subject commitment, (subject, column) -> value commitment).
-    Same formats as `Vault.put_many`, batched so a table is one transaction.
     """
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-    from ledgerml.storage import vault as vault_mod
-
     subject_c: dict[str, str] = {}
     value_c: dict[tuple[str, str], str] = {}
     for subject, cols in values.items():
-        secrets = Vault._secrets(con, subject)
-        if secrets is None:
-            secrets = (AESGCM.generate_key(bit_length=256), os.urandom(32))
-            con.execute(
-                "INSERT INTO subjects (subject, key, salt) VALUES (?, ?, ?)", (subject, *secrets)
-            )
-        key, salt = secrets
-        subject_c[subject] = vault_mod.subject_commitment_of(salt, subject)
-        aes = AESGCM(key)
-        for col, value in cols.items():
-            nonce = os.urandom(12)
-            ct = aes.encrypt(nonce, value.encode("utf-8"), vault_mod._aad(subject, col))
-            con.execute(
-                "INSERT OR REPLACE INTO pii (subject, col, kind, nonce, ciphertext) "
-                "VALUES (?, ?, 'text', ?, ?)",
-                (subject, col, nonce, ct),
-            )
-            value_c[(subject, col)] = vault_mod.value_commitment(salt, subject, col, value)
+        for col, commitment in batch.put_many(subject, cols).items():
+            value_c[(subject, col)] = commitment
+        subject_c[subject] = batch.subject_commitment(subject)
     return subject_c, value_c
 
 
@@ -446,12 +427,12 @@ def register_dataset(
 
     store = open_store(paths)
     vault = Vault(paths.vault_db) if plan.subject_col is not None else None
-    with _vault_transaction(vault) as con:
+    with vault.batch() if vault is not None else nullcontext() as batch:
         subject_c: dict[str, str] = {}
         value_c: dict[tuple[str, str], str] = {}
-        if con is not None:
+        if batch is not None:
             say(f"{len(plan.pii)} PII column(s), {len(plan.values):,} subjects into the vault")
-            subject_c, value_c = _vault_commit_rows(con, plan.values)
+            subject_c, value_c = _vault_commit_rows(batch, plan.values)
         table = _pseudonymised(plan, subject_c, value_c)
         say("writing Parquet")
         data = parquet_bytes(table)
@@ -482,19 +463,6 @@ def _stored_types(plan: _Plan) -> list[tuple[str, str]]:
     """(name, Arrow type) of the stored table: commitments are strings."""
     replaced = set(plan.pii) | ({plan.subject_col} if plan.subject_col else set())
     return [(f.name, "string" if f.name in replaced else str(f.type)) for f in plan.table.schema]
-
-
-class _NoVault:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-def _vault_transaction(vault: Vault | None) -> Any:
-    """The vault's own one-transaction context (commit on success), or a no-op."""
-    return vault._db() if vault is not None else _NoVault()
 
 
 # -- erasure and listing ------------------------------------------------------------
