@@ -78,6 +78,7 @@ def test_same_input_same_cid_and_parquet_round_trip(
     e = entries[0]
     assert e["pii_columns"] == ["name", "iban"] and e["subject_column"] == "customer_id"
     assert e["label"] == "default" and HEX64.match(e["schema_hash"])
+    assert e["writer"].startswith("parquet/v1 pyarrow ")
     assert e["dtypes"] == {
         "customer_id": "string", "name": "string", "iban": "string",
         "amount": "double", "default": "int64",

@@ -47,6 +47,9 @@ class DatasetRegistered(Body):
     pii_columns: list[str] = []
     subject_column: str | None = None
     source: str | None = None
+    #: What wrote the stored bytes, e.g. "parquet/v1 pyarrow 26.0.1": re-deriving the
+    #: CID from the source file needs the same writer (its version is in the footer).
+    writer: str | None = None
 
 
 class RunStarted(Body):

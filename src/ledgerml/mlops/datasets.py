@@ -93,6 +93,7 @@ class DatasetRecord:
     pii_columns: tuple[str, ...]
     subject_column: str | None
     source: str | None
+    writer: str | None
     ledger_index: int | None  # None for records read back without their index
 
     def to_json(self) -> dict[str, Any]:
@@ -109,6 +110,7 @@ class DatasetRecord:
             "pii_columns": list(self.pii_columns),
             "subject_column": self.subject_column,
             "source": self.source,
+            "writer": self.writer,
             "ledger_index": self.ledger_index,
         }
 
@@ -328,6 +330,13 @@ def schema_hash(columns: Sequence[tuple[str, str]]) -> str:
     return hashlib.sha256(canonical_json([[n, t] for n, t in columns])).hexdigest()
 
 
+def parquet_writer() -> str:
+    """Names the Parquet settings (`PARQUET_OPTIONS`, "v1") and the pyarrow that applied them."""
+    import pyarrow as pa
+
+    return f"parquet/v1 pyarrow {pa.__version__}"
+
+
 def parquet_bytes(table: pa.Table) -> memoryview:
     """Deterministic Parquet: fixed writer settings, one chunk per column, no metadata.
 
@@ -422,6 +431,7 @@ def register_dataset(
         "pii_columns": list(plan.pii),
         "subject_column": plan.subject_col,
         "source": source_note,
+        "writer": parquet_writer(),
     }
     validate_body("dataset.registered", body)
 
@@ -455,6 +465,7 @@ def register_dataset(
         pii_columns=plan.pii,
         subject_column=plan.subject_col,
         source=source_note,
+        writer=body["writer"],
         ledger_index=index,
     )
 
@@ -513,5 +524,6 @@ def iter_datasets(paths: ProjectPaths) -> Iterator[DatasetRecord]:
                 pii_columns=tuple(b.get("pii_columns", [])),
                 subject_column=b.get("subject_column"),
                 source=b.get("source"),
+                writer=b.get("writer"),
                 ledger_index=index,
             )
