@@ -401,6 +401,19 @@ def test_rewritten_resigned_log_fails_against_anchor(home: Path, cli: Cli) -> No
     assert ("truncated", size) in {(p["kind"], p.get("checkpoint")) for p in report["problems"]}
 
 
+def test_deleting_the_deployment_record_does_not_switch_anchors_off(home: Path, cli: Cli) -> None:
+    ok(cli("chain", "anchor", "--json"))
+    record = home / "chain" / "deployment.json"
+    hidden = record.with_suffix(".hidden")
+    record.rename(hidden)
+    bad = cli("verify")
+    assert bad.returncode == 1
+    assert "records 1 on-chain anchor" in bad.stdout + bad.stderr
+    assert ok(cli("verify", "--skip-anchors")).returncode == 0
+    hidden.rename(record)
+    assert ok(cli("verify")).returncode == 0
+
+
 # --------------------------------------------------------------------- real node
 
 

@@ -129,6 +129,21 @@ def anchored(paths: ProjectPaths) -> list[AnchorRecord]:
     return _read_anchors(paths)[0]
 
 
+def _recorded_anchor_count(paths: ProjectPaths) -> int:
+    """How many `checkpoint.anchored` entries the local log holds."""
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{paths.ledger_db}?mode=ro", uri=True)
+    try:
+        (count,) = conn.execute(
+            "SELECT COUNT(*) FROM entries WHERE instr(entry, ?) > 0",
+            (b'"type":"checkpoint.anchored"',),
+        ).fetchone()
+    finally:
+        conn.close()
+    return int(count)
+
+
 def trusted_roots(paths: ProjectPaths) -> list[TrustedRoot]:
     """The anchored tree heads of this log, for `Ledger.verify(trusted=...)`.
 
@@ -136,6 +151,14 @@ def trusted_roots(paths: ProjectPaths) -> list[TrustedRoot]:
     is a VerificationError: an anchor we cannot read must not count as checked.
     """
     if not has_deployment(paths):
+        recorded = _recorded_anchor_count(paths)
+        if recorded:
+            # Deleting the deployment record must not switch the anchor check off.
+            raise VerificationError(
+                f"the ledger records {recorded} on-chain anchor(s) but {paths.chain} has no "
+                "deployment record to check them against (fail closed); restore it, or use "
+                "--skip-anchors to verify the local log only"
+            )
         return []
     try:
         records, where = _read_anchors(paths)
