@@ -78,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
         return EXIT_USAGE
     except VerificationError as exc:
-        err_console.print(f"[bold red]verification failed:[/] {exc}", highlight=False)
+        # a contract's refusal is a policy failure, not a broken proof: say which
+        prefix = "refused" if type(exc).__name__ == "ContractRevert" else "verification failed"
+        err_console.print(f"[bold red]{prefix}:[/] {exc}", highlight=False)
         return EXIT_VERIFY
     except LedgerMLError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
