@@ -103,7 +103,13 @@ def add_cmd(
     busy = err_console.status("registering", spinner="dots")
     with busy if err_console.is_terminal else nullcontext():
         rec = register_dataset(
-            paths, as_path(path), name, pii=pii or (), subject_col=subject_col, label=label
+            paths,
+            as_path(path),
+            name,
+            pii=pii or (),
+            subject_col=subject_col,
+            label=label,
+            progress=busy.update,  # phase names: reading, vault, Parquet, store
         )
     if as_json:
         print_json(
