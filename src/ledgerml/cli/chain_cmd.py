@@ -9,15 +9,16 @@ from __future__ import annotations
 import re
 from dataclasses import asdict
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ledgerml.chain import AnchorLog, ModelStatus, Rule, deploy, load_deployment
-from ledgerml.chain.deploy import deployment_path
 from ledgerml.cli._common import console, err_console, print_json, project
 from ledgerml.errors import InputError
-from ledgerml.mlops import GovernanceService, Mirrored, anchor, project_chain
+
+if TYPE_CHECKING:  # the chain stack (web3) is imported only by commands that use it
+    from ledgerml.chain import ModelStatus, Rule
+    from ledgerml.mlops import Mirrored
 
 chain_app = typer.Typer(
     help="The EVM chain: deploy, status, anchors, governance.", no_args_is_help=True
@@ -39,6 +40,8 @@ def _number(text: str, *, field: str) -> Decimal:
 
 
 def _parse_rule(text: str) -> Rule:
+    from ledgerml.chain import Rule
+
     m = _RULE_RE.match(text)
     if not m:
         raise InputError(
@@ -78,6 +81,10 @@ def _status_json(st: ModelStatus) -> dict[str, Any]:
 @chain_app.command("status")
 def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Which chain, how far, the contracts, the role accounts and the anchors."""
+    from ledgerml.chain import AnchorLog, load_deployment
+    from ledgerml.chain.deploy import deployment_path
+    from ledgerml.mlops import project_chain
+
     paths = project(ctx)
     with project_chain(paths) as chain:
         info = chain.info()
@@ -122,6 +129,9 @@ def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 @chain_app.command("deploy")
 def deploy_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Deploy ModelRegistry and AuditAnchor and grant roles (idempotent)."""
+    from ledgerml.chain import deploy
+    from ledgerml.mlops import project_chain
+
     paths = project(ctx)
     if not as_json:
         err_console.print("deploying contracts and granting roles…", highlight=False)
@@ -140,6 +150,8 @@ def deploy_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 @chain_app.command("anchor")
 def anchor_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Post the ledger's latest signed checkpoint to AuditAnchor."""
+    from ledgerml.mlops import anchor
+
     result = anchor(project(ctx))
     if as_json:
         print_json(result.to_json())
@@ -173,6 +185,8 @@ def policy_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Create an immutable on-chain policy; mirrored as `policy.registered`."""
+    from ledgerml.mlops import GovernanceService
+
     parsed = [_parse_rule(r) for r in rules]
     roles = [r.strip() for r in approvers.split(",") if r.strip()]
     if not roles:
@@ -204,6 +218,8 @@ def register_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Register a model on chain, pointing at its `model.registered` ledger entry."""
+    from ledgerml.mlops import GovernanceService
+
     with GovernanceService.open(project(ctx)) as gov:
         result = gov.register(
             cid, policy, dataset_cid=dataset, name=name, framework=framework, signer=signer
@@ -226,6 +242,8 @@ def metrics_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Submit validation metrics (as the validator); the contract checks every rule."""
+    from ledgerml.mlops import GovernanceService
+
     values: dict[str, Decimal] = {}
     for text in metrics:
         k, v = _parse_metric(text)
@@ -252,6 +270,8 @@ def drift_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Report drift (as the monitor); above the policy limit the model must be retrained."""
+    from ledgerml.mlops import GovernanceService
+
     value = _number(psi, field="--psi")
     with GovernanceService.open(project(ctx)) as gov:
         result = gov.report_drift(model, value)
@@ -270,6 +290,8 @@ def drift_cmd(
 
 def models_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Models registered on chain, their status, approvals and aliases."""
+    from ledgerml.mlops import GovernanceService
+
     with GovernanceService.open(project(ctx)) as gov:
         rows = gov.models()
     if as_json:
@@ -294,6 +316,8 @@ def approve_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Approve a model as ROLE (signed by that role's account)."""
+    from ledgerml.mlops import GovernanceService
+
     with GovernanceService.open(project(ctx)) as gov:
         result = gov.approve(model, role)
     if as_json:
@@ -309,6 +333,8 @@ def promote_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Promote a model to ALIAS; refused (exit 1) naming the failing rule or missing approval."""
+    from ledgerml.mlops import GovernanceService
+
     with GovernanceService.open(project(ctx)) as gov:
         result = gov.promote(model, alias)
     if as_json:

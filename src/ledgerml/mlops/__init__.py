@@ -8,9 +8,37 @@ anchor(paths)                                   # latest checkpoint -> AuditAnch
 ledger.verify(verifiers, trusted=trusted_roots(paths))
 """
 
-from ledgerml.mlops._chain import chain_settings, has_deployment, project_chain
-from ledgerml.mlops.anchoring import AnchorResult, anchor, anchored, trusted_roots
-from ledgerml.mlops.governance import GovernanceService, Mirrored, find_model_registered
+from typing import TYPE_CHECKING, Any
+
+# Lazy: importing `ledgerml.mlops` must not load web3 and py-evm (a second of
+# start-up) for commands that never touch the chain.
+_EXPORTS = {
+    "chain_settings": "ledgerml.mlops._chain",
+    "has_deployment": "ledgerml.mlops._chain",
+    "project_chain": "ledgerml.mlops._chain",
+    "AnchorResult": "ledgerml.mlops.anchoring",
+    "anchor": "ledgerml.mlops.anchoring",
+    "anchored": "ledgerml.mlops.anchoring",
+    "trusted_roots": "ledgerml.mlops.anchoring",
+    "GovernanceService": "ledgerml.mlops.governance",
+    "Mirrored": "ledgerml.mlops.governance",
+    "find_model_registered": "ledgerml.mlops.governance",
+}
+
+if TYPE_CHECKING:
+    from ledgerml.mlops._chain import chain_settings, has_deployment, project_chain
+    from ledgerml.mlops.anchoring import AnchorResult, anchor, anchored, trusted_roots
+    from ledgerml.mlops.governance import GovernanceService, Mirrored, find_model_registered
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ledgerml.mlops' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "AnchorResult",

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-from ledgerml.chain import Chain, Deployment, load_deployment
-from ledgerml.chain.deploy import deployment_path
 from ledgerml.config import ProjectPaths, load_config
 from ledgerml.crypto.keys import load_chain_seed
 from ledgerml.errors import InputError
+
+if TYPE_CHECKING:  # web3 and py-evm load only when a chain is actually opened
+    from ledgerml.chain import Chain, Deployment
+
+DEPLOYMENT_FILE = "deployment.json"  # = ledgerml.chain.deploy.DEPLOYMENT_FILE
 
 BACKENDS = ("embedded", "rpc")
 
@@ -36,7 +40,7 @@ def chain_settings(paths: ProjectPaths) -> tuple[str, str | None]:
 
 def has_deployment(paths: ProjectPaths) -> bool:
     """Whether contracts were deployed for this project (its deployment record exists)."""
-    return deployment_path(paths.chain).is_file()
+    return (paths.chain / DEPLOYMENT_FILE).is_file()
 
 
 @contextmanager
@@ -45,6 +49,8 @@ def project_chain(paths: ProjectPaths) -> Iterator[Chain]:
     paths.require_initialised()
     _backend, rpc_url = chain_settings(paths)
     seed = load_chain_seed(paths.keys)
+    from ledgerml.chain import Chain
+
     chain = Chain.open(paths.chain, seed, rpc_url)
     try:
         yield chain
@@ -54,4 +60,6 @@ def project_chain(paths: ProjectPaths) -> Iterator[Chain]:
 
 def require_deployment(chain: Chain, paths: ProjectPaths) -> Deployment:
     """The recorded deployment, checked against the live chain (InputError if missing)."""
+    from ledgerml.chain import load_deployment
+
     return load_deployment(chain, paths.chain)

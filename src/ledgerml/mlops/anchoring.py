@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ledgerml.chain import AnchorLog, AnchorRecord
 from ledgerml.config import ProjectPaths
 from ledgerml.errors import InputError, LedgerMLError, VerificationError
 from ledgerml.ledger.log import Checkpoint, TrustedRoot
 from ledgerml.ledger.project import log_keys, open_ledger
 from ledgerml.mlops._chain import has_deployment, project_chain, require_deployment
+
+if TYPE_CHECKING:  # the chain stack loads only when anchors are read or written
+    from ledgerml.chain import AnchorRecord
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,8 @@ def anchor(paths: ProjectPaths) -> AnchorResult:
     """
     with project_chain(paths) as chain:
         dep = require_deployment(chain, paths)
+        from ledgerml.chain import AnchorLog
+
         log = AnchorLog(chain, dep.audit_anchor)
         with open_ledger(paths) as ledger:
             note = ledger.checkpoint()
@@ -117,6 +121,8 @@ def _read_anchors(paths: ProjectPaths) -> tuple[list[AnchorRecord], str]:
     origin = log_keys(paths).origin
     with project_chain(paths) as chain:
         dep = require_deployment(chain, paths)
+        from ledgerml.chain import AnchorLog
+
         log = AnchorLog(chain, dep.audit_anchor)
         records = [r for r in log.anchors() if r.origin == origin]
         return records, f"AuditAnchor {log.address} on chain {chain.chain_id}"
