@@ -57,3 +57,11 @@ def test_known_values(value: object, expected: bytes) -> None:
 def test_refuses_what_json_cannot_hold(bad: object) -> None:
     with pytest.raises(InputError):
         canonical_json(bad)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(json_values, max_size=8))
+def test_batch_encoding_equals_one_by_one(values: list[object]) -> None:
+    from ledgerml.crypto.canonical import canonical_json_many
+
+    assert canonical_json_many(values) == [rfc8785.dumps(v) for v in values]

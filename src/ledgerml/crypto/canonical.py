@@ -111,6 +111,20 @@ def canonical_json(obj: Any, *, checked: bool = False) -> bytes:
         data = orjson.dumps(obj, default=_refuse, option=_OPTIONS)
     except (TypeError, orjson.JSONEncodeError) as exc:
         raise InputError(f"not representable as canonical JSON: {exc}", field="json") from exc
+    return _finish(data, obj)
+
+
+def _needs_fixing(data: bytes) -> bool:
+    """Could `data` hold a float whose orjson form differs from ECMAScript's?"""
+    return bool(
+        (data.find(b".0") >= 0 and _INTEGRAL_FLOAT.search(data))
+        or data.find(b"e+") >= 0
+        or data.find(b"e-") >= 0
+    )
+
+
+def _finish(data: bytes, obj: Any) -> bytes:
+    """Turn orjson's output for `obj` into RFC 8785 bytes."""
     if not data.isascii():
         text = data.decode()
         if _NON_BMP.search(text):
@@ -122,13 +136,30 @@ def canonical_json(obj: Any, *, checked: bool = False) -> bytes:
                 raise InputError(
                     f"not representable as canonical JSON: {exc}", field="json"
                 ) from exc
-    if (
-        (data.find(b".0") >= 0 and _INTEGRAL_FLOAT.search(data))
-        or data.find(b"e+") >= 0
-        or data.find(b"e-") >= 0
-    ):
+    if _needs_fixing(data):
         data = _TOKEN.sub(_fix_token, data.decode()).encode()
     return data
+
+
+def canonical_json_many(values: list[Any], *, checked: bool = False) -> list[bytes]:
+    """`canonical_json` of many values, with the fix-up scan done once for all.
+
+    The scan for floats to reformat and for characters beyond the BMP costs
+    more than orjson's encoding of a small object; over a joined batch it runs
+    once at C speed, and only a batch that needs it goes value by value.
+    """
+    if not checked:
+        for value in values:
+            check_json_value(value, "json")
+    dumps = orjson.dumps
+    try:
+        out = [dumps(v, default=_refuse, option=_OPTIONS) for v in values]
+    except (TypeError, orjson.JSONEncodeError):
+        return [canonical_json(v, checked=True) for v in values]  # names the bad one
+    joined = b"\n".join(out)  # a raw newline never occurs in compact JSON
+    if joined.isascii() and not _needs_fixing(joined):
+        return out
+    return [_finish(data, value) for data, value in zip(out, values, strict=True)]
 
 
 def is_canonical(data: bytes) -> bool:

@@ -43,7 +43,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from ledgerml.crypto.canonical import canonical_json, check_json_value
+from ledgerml.crypto.canonical import canonical_json, canonical_json_many, check_json_value
 from ledgerml.crypto.note import NoteSigner, NoteVerifier, parse_note, sign_note, verify_note
 from ledgerml.errors import InputError, VerificationError
 from ledgerml.ledger import merkle
@@ -482,19 +482,35 @@ class Ledger:
         Every item is validated before anything is written, so one bad item
         leaves the ledger untouched.
         """
-        now = _json_str(utc_now())
-        actor = _json_str(self.actor)
-        types: dict[str, bytes] = {}
-        prepared = []
+        items = list(items)
         for n, (event_type, body) in enumerate(items):
             try:
                 validate_body(event_type, body)
-                type_bytes = types.get(event_type)
-                if type_bytes is None:
-                    type_bytes = types[event_type] = _json_str(event_type)
-                prepared.append(self._serialise(type_bytes, body, now, actor, b"[]"))
             except InputError as exc:
                 raise InputError(f"item {n}: {exc}", field=exc.field) from None
+        try:
+            bodies = canonical_json_many([body for _, body in items], checked=True)
+        except InputError as exc:
+            raise InputError(f"a body: {exc}", field="body") from None
+        # The envelope's keys are fixed and in RFC 8785 order; JCS is
+        # compositional, so an entry is the concatenation of canonical parts.
+        head = b'{"actor":' + _json_str(self.actor) + b',"body":'
+        tail_time = b',"sigs":[],"time":' + _json_str(utc_now()) + b',"type":'
+        types: dict[str, bytes] = {}
+        sha = hashlib.sha256
+        prepared = []
+        for n, ((event_type, _), body_bytes) in enumerate(zip(items, bodies, strict=True)):
+            type_bytes = types.get(event_type)
+            if type_bytes is None:
+                type_bytes = types[event_type] = _json_str(event_type)
+            data = b"".join((head, body_bytes, tail_time, type_bytes, b',"v":1}'))
+            if len(data) > MAX_ENTRY_BYTES:
+                raise InputError(
+                    f"item {n}: entry is {len(data):,} bytes; the limit is "
+                    f"{MAX_ENTRY_BYTES:,} (1 MiB)",
+                    field="body",
+                )
+            prepared.append(PreparedEntry(data, sha(b"\x00" + data).digest()))
         if not prepared:
             return []
         first = self.commit(prepared)
