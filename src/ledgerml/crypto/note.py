@@ -21,8 +21,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from cryptography.hazmat.primitives.asymmetric import ed25519, mldsa
-
 from ledgerml.crypto.signers import Ed25519Signer, Ed25519Verifier, MLDSASigner, MLDSAVerifier
 from ledgerml.errors import InputError, VerificationError
 
@@ -45,7 +43,8 @@ def _check_name(name: str) -> None:
         raise InputError("a key name must be non-empty, without spaces or '+'", field="key name")
 
 
-def _parse_checkpoint_head(text: str) -> tuple[str, int, bytes]:
+def parse_checkpoint_head(text: str) -> tuple[str, int, bytes]:
+    """(origin, tree size, root) from a C2SP tlog-checkpoint note text."""
     lines = text.split("\n")
     if len(lines) < 4:
         raise VerificationError("checkpoint body has fewer than three lines")
@@ -102,7 +101,7 @@ class NoteVerifier:
                 return False
             (timestamp,) = struct.unpack(">Q", signature[:8])
             try:
-                origin, size, root = _parse_checkpoint_head(text.decode())
+                origin, size, root = parse_checkpoint_head(text.decode())
             except VerificationError:
                 return False
             message = subtree_message(self.name, timestamp, origin, 0, size, root)
@@ -167,7 +166,7 @@ class NoteSigner:
             return self.verifier.key_id + self.signer.sign(text)
         if self.sig_type == SIG_COSIG_MLDSA44:
             ts = int(time.time()) if timestamp is None else timestamp
-            origin, size, root = _parse_checkpoint_head(text.decode())
+            origin, size, root = parse_checkpoint_head(text.decode())
             message = subtree_message(self.name, ts, origin, 0, size, root)
             return self.verifier.key_id + struct.pack(">Q", ts) + self.signer.sign(message)
         raise InputError(f"unsupported signature type {self.sig_type:#04x}", field="sig_type")
@@ -267,11 +266,3 @@ def verify_note(
     if not verified:
         raise VerificationError("no signature from a trusted key")
     return parsed
-
-
-def ed25519_public(raw: bytes) -> ed25519.Ed25519PublicKey:
-    return ed25519.Ed25519PublicKey.from_public_bytes(raw)
-
-
-def mldsa44_public(raw: bytes) -> mldsa.MLDSA44PublicKey:
-    return mldsa.MLDSA44PublicKey.from_public_bytes(raw)

@@ -44,7 +44,14 @@ from typing import Any, NamedTuple
 import orjson
 
 from ledgerml.crypto.canonical import canonical_json, canonical_json_many, check_json_value
-from ledgerml.crypto.note import NoteSigner, NoteVerifier, parse_note, sign_note, verify_note
+from ledgerml.crypto.note import (
+    NoteSigner,
+    NoteVerifier,
+    parse_checkpoint_head,
+    parse_note,
+    sign_note,
+    verify_note,
+)
 from ledgerml.errors import InputError, VerificationError
 from ledgerml.ledger import merkle
 from ledgerml.ledger._scan import RawProblem, _hash_rows
@@ -159,17 +166,10 @@ class Checkpoint:
 
     @classmethod
     def from_note(cls, note: str) -> Checkpoint:
-        text = parse_note(note).text
-        lines = text.split("\n")
-        if len(lines) < 4:
-            raise VerificationError("checkpoint has fewer than three lines")
-        origin, size_text, root_text = lines[0], lines[1], lines[2]
-        if not size_text.isdigit() or (size_text != "0" and size_text.startswith("0")):
-            raise VerificationError(f"checkpoint size {size_text!r} is not decimal")
-        root = base64.b64decode(root_text, validate=True)
+        origin, size, root = parse_checkpoint_head(parse_note(note).text)
         if len(root) != _HS:
             raise VerificationError("checkpoint root is not 32 bytes")
-        return cls(origin, int(size_text), root)
+        return cls(origin, size, root)
 
 
 @dataclass(frozen=True)
