@@ -190,3 +190,68 @@ def test_a_rewritten_and_resigned_log_fails_against_a_trusted_root(
         report = led.verify([signer.verifier], trusted=[anchored])
     assert not report.ok  # ...but not with the anchor
     assert [(p.kind, p.checkpoint) for p in report.problems] == [("anchor_mismatch", 40)]
+
+
+def test_bulk_appends_stream_through_the_writer_process(tmp_path: Path, signer: NoteSigner) -> None:
+    from ledgerml.ledger import log as log_module
+
+    n = log_module.PROCESS_WRITER_MIN * 3 + 7
+    with Ledger(tmp_path / "bulk.db", origin=ORIGIN, signers=[signer]) as led:
+        led.append("x.before", {})
+        indices = led.append_many([("decision.recorded", decision(i)) for i in range(n)])
+        assert indices == list(range(1, n + 1))
+        assert led._process is not None  # the bulk path was taken
+        led.append("x.after", {})  # the thread writer continues the same tree
+        rows = [e for _, e in led.entries()]
+        assert len({json.loads(e)["time"] for e in rows[1 : n + 1]}) == 1  # one batch time
+        leaves = [merkle.leaf_hash(e) for e in rows]
+        assert led.root() == merkle.root_from_leaf_hashes(leaves)
+        for i in (0, 1, 300, n, n + 1):
+            assert led.inclusion_proof(i).verify()
+        # a bad item deep in a bulk batch: nothing of the batch is written
+        bad = [("decision.recorded", decision(i)) for i in range(n)]
+        bad[n - 3] = ("decision.recorded", {"decision_id": "broken"})
+        with pytest.raises(InputError, match=f"item {n - 3}"):
+            led.append_many(bad)
+        assert led.size() == n + 2
+        more = led.append_many([("x.bulk", {"i": i}) for i in range(n)])
+        assert more[0] == n + 2
+        report = led.verify([signer.verifier])
+        assert report.ok and report.tree_size == 2 * n + 2, report.problems
+
+
+def test_a_killed_bulk_append_leaves_nothing_half_written(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    signer_pem = Ed25519Signer.generate()
+    path = tmp_path / "killed.db"
+    note_signer = NoteSigner.ed25519(ORIGIN, signer_pem)
+    with Ledger(path, origin=ORIGIN, signers=[note_signer]) as led:
+        led.append("x.first", {})
+    key_file = tmp_path / "key.pem"
+    key_file.write_bytes(signer_pem.private_pem())
+    script = f"""
+import sys
+from pathlib import Path
+from ledgerml.crypto.note import NoteSigner
+from ledgerml.crypto.signers import load_private_pem
+from ledgerml.ledger.log import Ledger
+signer = NoteSigner.ed25519({ORIGIN!r}, load_private_pem(Path({str(key_file)!r}).read_bytes()))
+led = Ledger(Path({str(path)!r}), origin={ORIGIN!r}, signers=[signer])
+print("go", flush=True)
+led.append_many([("x.bulk", {{"i": i, "pad": "x" * 200}}) for i in range(400_000)])
+print("done", flush=True)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "go"
+    time.sleep(1.5)  # mid-stream: the writer process has inserted part of the batch
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    time.sleep(0.5)  # the orphaned writer sees end of input and rolls back
+    with Ledger(path, origin=ORIGIN, signers=[note_signer]) as led:
+        assert led.size() in (1, 400_001)
+        report = led.verify([note_signer.verifier])
+        assert report.ok, report.problems

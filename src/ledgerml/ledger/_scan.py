@@ -31,6 +31,7 @@ KNOWN_TYPES = frozenset(
         "checkpoint.anchored",
         "policy.registered",
         "model.enrolled",
+        "model.documented",
     }
 )
 CUSTOM_TYPE = re.compile(r"^x\.[a-z0-9][a-z0-9_.-]{0,62}$")

@@ -104,6 +104,8 @@ class RuleResult(Body):
     threshold: float | str | bool | None = None
     passed: bool
     detail: str | None = None
+    #: True when the ModelRegistry contract evaluated this rule (its verdict is the one shown)
+    on_chain: bool | None = None
 
 
 class ComplianceChecked(Body):
@@ -112,6 +114,13 @@ class ComplianceChecked(Body):
     results: list[RuleResult]
     passed: bool
     tx_hash: TxHash | None = None
+    #: the policy pack applied (ledgerml.compliance) and the SHA-256 of its TOML bytes
+    pack: Name | None = None
+    pack_sha256: Hex32 | None = None
+    #: the data set a data-dependent rule (fairness) was computed on
+    data_cid: Cid | None = None
+    #: why the numeric results were not (or only partly) submitted on chain, if so
+    note: str | None = None
 
 
 class ApprovalGranted(Body):
@@ -128,6 +137,15 @@ class ModelPromoted(Body):
     alias: Name
     previous_cid: Cid | None = None
     tx_hash: TxHash | None = None
+
+
+class ModelDocumented(Body):
+    """A model card stored in the CAS (JSON and Markdown) for a registered model."""
+
+    model_cid: Cid
+    card_cid: Cid
+    markdown_cid: Cid
+    intended_use: Annotated[str, Field(min_length=1, max_length=2000)]
 
 
 class DecisionRecorded(Body):
@@ -242,6 +260,7 @@ EVENT_TYPES: dict[str, type[Body]] = {
     "checkpoint.anchored": CheckpointAnchored,
     "policy.registered": PolicyRegistered,
     "model.enrolled": ModelEnrolled,
+    "model.documented": ModelDocumented,
 }
 
 assert frozenset(EVENT_TYPES) == KNOWN_TYPES, "events.py and _scan.py must list the same types"

@@ -23,12 +23,15 @@ Design (Tessera-like, embedded):
 
 from __future__ import annotations
 
+import array
 import base64
 import contextlib
 import hashlib
+import json
 import os
 import queue
 import sqlite3
+import struct
 import subprocess
 import sys
 import tempfile
@@ -330,6 +333,98 @@ class _Edge:
         return root
 
 
+# --- bulk writer process ------------------------------------------------------------
+
+PROCESS_WRITER_MIN = 512  # entries in one append_many before streaming to the writer process
+PROCESS_CHUNK = 256  # entries per streamed chunk: the caller prepares one while the child inserts
+
+
+class _ProcessWriter:
+    """The parent's side of `_writer_proc`: one child per Ledger, started on first use."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        keys = [
+            {"name": s.name, "sig_type": s.sig_type, "pem": s.signer.private_pem().decode()}
+            for s in ledger.signers
+        ]
+        header = {
+            "db": str(ledger.path),
+            "origin": ledger.origin,
+            "actor": ledger.actor,
+            "keys": keys,
+            "checkpoint_every_batch": ledger.checkpoint_every_batch,
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ledgerml.ledger._writer_proc"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            bufsize=0,
+        )
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.stdin, self.stdout = self.proc.stdin, self.proc.stdout
+        with contextlib.suppress(OSError):  # bigger pipe: a whole chunk fits (Linux)
+            import fcntl
+
+            fcntl.fcntl(self.stdin.fileno(), 1031, 1 << 20)  # F_SETPIPE_SZ
+        self.stdin.write(json.dumps(header).encode() + b"\n")
+        self.lock = threading.Lock()
+
+    def _reply(self) -> tuple[int, int] | None:
+        op = self.stdout.read(1)
+        if op == b"K":
+            first, size = struct.unpack(">QQ", self.stdout.read(16))
+            return first, size
+        if op == b"k":
+            return None
+        if op == b"X":
+            (n,) = struct.unpack(">I", self.stdout.read(4))
+            raise VerificationError(f"append failed: {self.stdout.read(n).decode()}")
+        raise VerificationError("the ledger writer process died; nothing was committed")
+
+    def stream(self, chunks: Iterator[list[PreparedEntry]]) -> int:
+        """Send every chunk in one transaction; the first index once durable."""
+        with self.lock:
+            try:
+                self.stdin.write(b"B")
+                for chunk in chunks:
+                    lengths = array.array("I", [len(e[0]) for e in chunk])
+                    if sys.byteorder != "big":
+                        lengths.byteswap()
+                    self.stdin.write(
+                        b"".join(
+                            (
+                                b"C",
+                                struct.pack(">I", len(chunk)),
+                                lengths.tobytes(),
+                                *(e[0] for e in chunk),
+                                *(e[1] for e in chunk),
+                            )
+                        )
+                    )
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    self.stdin.write(b"A")
+                    self._reply()
+                raise
+            try:
+                self.stdin.write(b"E")
+            except OSError as exc:
+                raise VerificationError("the ledger writer process died") from exc
+            result = self._reply()
+            assert result is not None
+            return result[0]
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.stdin.close()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        with contextlib.suppress(OSError):
+            self.stdout.close()
+
+
 # --- the ledger --------------------------------------------------------------------
 
 
@@ -346,6 +441,7 @@ class Ledger:
         checkpoint_every_batch: bool = True,
         max_batch: int = 50_000,
         busy_timeout_s: float = 60.0,
+        use_writer_process: bool = True,
     ) -> None:
         if not origin or "\n" in origin:
             raise InputError("must be a non-empty single line", field="origin")
@@ -364,6 +460,8 @@ class Ledger:
         self._writer: threading.Thread | None = None
         self._writer_lock = threading.Lock()
         self._closed = False
+        self._process: _ProcessWriter | None = None
+        self.use_writer_process = use_writer_process
         with self._connect() as conn:
             conn.executescript(_SCHEMA)
             conn.execute(
@@ -406,6 +504,9 @@ class Ledger:
         if writer is not None:
             self._queue.put(None)
             writer.join()
+        process, self._process = self._process, None
+        if process is not None:
+            process.close()
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
@@ -483,7 +584,33 @@ class Ledger:
         leaves the ledger untouched.
         """
         items = list(items)
-        for n, (event_type, body) in enumerate(items):
+        if not items:
+            return []
+        if self.use_writer_process and len(items) >= PROCESS_WRITER_MIN and self.signers:
+            # Stream chunks to the writer process: it inserts chunk k while this
+            # thread prepares chunk k+1. A bad item aborts the whole transaction.
+            if self._process is None:
+                with self._writer_lock:
+                    if self._closed:
+                        raise InputError("ledger is closed", field="ledger")
+                    if self._process is None:
+                        self._process = _ProcessWriter(self)
+            now = utc_now()  # one time for the whole batch, as documented
+            chunks = (
+                self._prepare_batch(items[k : k + PROCESS_CHUNK], offset=k, now=now)
+                for k in range(0, len(items), PROCESS_CHUNK)
+            )
+            first = self._process.stream(chunks)
+            return list(range(first, first + len(items)))
+        prepared = self._prepare_batch(items)
+        first = self.commit(prepared)
+        return list(range(first, first + len(prepared)))
+
+    def _prepare_batch(
+        self, items: Sequence[tuple[str, Any]], *, offset: int = 0, now: str | None = None
+    ) -> list[PreparedEntry]:
+        """Validate and serialise items; `InputError` names the first bad item."""
+        for n, (event_type, body) in enumerate(items, start=offset):
             try:
                 validate_body(event_type, body)
             except InputError as exc:
@@ -495,11 +622,11 @@ class Ledger:
         # The envelope's keys are fixed and in RFC 8785 order; JCS is
         # compositional, so an entry is the concatenation of canonical parts.
         head = b'{"actor":' + _json_str(self.actor) + b',"body":'
-        tail_time = b',"sigs":[],"time":' + _json_str(utc_now()) + b',"type":'
+        tail_time = b',"sigs":[],"time":' + _json_str(now or utc_now()) + b',"type":'
         types: dict[str, bytes] = {}
         sha = hashlib.sha256
         prepared = []
-        for n, ((event_type, _), body_bytes) in enumerate(zip(items, bodies, strict=True)):
+        for n, ((event_type, _), body_bytes) in enumerate(zip(items, bodies, strict=True), offset):
             type_bytes = types.get(event_type)
             if type_bytes is None:
                 type_bytes = types[event_type] = _json_str(event_type)
@@ -511,10 +638,7 @@ class Ledger:
                     field="body",
                 )
             prepared.append(PreparedEntry(data, sha(b"\x00" + data).digest()))
-        if not prepared:
-            return []
-        first = self.commit(prepared)
-        return list(range(first, first + len(prepared)))
+        return prepared
 
     def commit(self, entries: list[PreparedEntry]) -> int:
         """Hand prepared entries to the writer; returns the first index when durable."""
