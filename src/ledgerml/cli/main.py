@@ -51,18 +51,22 @@ def root(
 from ledgerml.cli import (  # noqa: E402
     bench_cmd,
     chain_cmd,
+    check_cmd,
     data_cmd,
     demo_cmd,
     init_cmd,
     keys_cmd,
     log_cmd,
     store,
+    train_cmd,
     verify_cmd,
 )
 
 for _module in (init_cmd, log_cmd, keys_cmd, verify_cmd, demo_cmd, bench_cmd, chain_cmd):
     _module.register(app)
 data_cmd.register(app)
+check_cmd.register(app)
+train_cmd.register(app)
 app.add_typer(store.app, name="store")
 # -------------------------------------------------------------------------------
 

@@ -542,7 +542,8 @@ def train_model(
 
     run_id = f"run-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{secrets.token_hex(4)}"
     run_params = {
-        **{k: v for k, v in merged.items()},
+        **merged,
+        **(XGB_FIXED if model == "xgboost" else {}),
         **({"drop": list(drop)} if drop else {}),
         "target": target,
         "split": prep.split.to_json(),
