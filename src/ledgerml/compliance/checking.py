@@ -410,9 +410,9 @@ def _intended_use_documented(ev: Evidence, rule: PackRule) -> _Found:
     if doc is None:
         return _bool(False, "no model.documented entry (run `ledgerml card`)")
     assert ev.paths is not None
-    from ledgerml.storage.blockstore import BlockStore
+    from ledgerml.storage import open_store
 
-    store = BlockStore(ev.paths.blocks)
+    store = open_store(ev.paths)
     if not store.has(doc["card_cid"]):
         return _bool(False, f"model card {doc['card_cid']} is not in the store")
     card = orjson.loads(b"".join(store.cat(doc["card_cid"])))
@@ -486,7 +486,7 @@ def _load_table(paths: ProjectPaths, data: str, protected: Sequence[str]) -> tup
     import pyarrow.parquet as pq
 
     from ledgerml.mlops.datasets import iter_datasets
-    from ledgerml.storage.blockstore import BlockStore
+    from ledgerml.storage import open_store
 
     match = None
     for rec in iter_datasets(paths):
@@ -506,7 +506,7 @@ def _load_table(paths: ProjectPaths, data: str, protected: Sequence[str]) -> tup
                 "attribute as a plain, coarse column (e.g. an age band) to screen it",
                 field="--protected",
             )
-    raw = b"".join(BlockStore(paths.blocks).cat(match.cid))
+    raw = b"".join(open_store(paths).cat(match.cid))
     return pq.read_table(io.BytesIO(raw)).to_pandas(), match.cid
 
 
@@ -558,7 +558,8 @@ def _chain_plan(gov: Any, pack: Pack, ev: Evidence) -> tuple[Any, str | None]:
     return st, None
 
 
-def _ensure_policy(gov: Any, pack: Pack) -> None:
+def _ensure_policy(gov: Any, pack: Pack) -> list[tuple[int, str]]:
+    """Create the pack's on-chain policy if absent; refuse one that differs (immutable)."""
     from ledgerml.chain import Rule
 
     want = [(r.metric, r.comparator, round(r.threshold, 6)) for r in pack.on_chain_rules]
@@ -566,14 +567,15 @@ def _ensure_policy(gov: Any, pack: Pack) -> None:
         info = gov.gov.policy(pack.policy_id)
     except InputError:
         rules = [Rule(m, c, t) for m, c, t in want]
-        gov.set_policy(pack.policy_id, rules, pack.approver_roles, pack.max_drift_psi)
-        return
+        mirrored = gov.set_policy(pack.policy_id, rules, pack.approver_roles, pack.max_drift_psi)
+        return list(mirrored.entries)
     have = [(r.metric, r.comparator, round(float(r.threshold), 6)) for r in info.rules]
     if have != want or tuple(info.approver_roles) != pack.approver_roles:
         raise VerificationError(
             f"on-chain policy {pack.policy_id} differs from pack {pack.id} v{pack.version} "
             "(policies are immutable: bump the pack's version)"
         )
+    return []
 
 
 def check_model(
@@ -646,7 +648,7 @@ def check_model(
         entries: list[tuple[int, str]] = []
         tx_hash: str | None = None
         if gov is not None and note is None:
-            _ensure_policy(gov, pk)
+            entries += _ensure_policy(gov, pk)
             if status is None:
                 reg = gov.register(model_cid, pk.policy_id)
                 entries += list(reg.entries)

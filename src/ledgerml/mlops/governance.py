@@ -101,6 +101,29 @@ def find_model_registered(ledger: Ledger, cid: str) -> tuple[int, dict[str, Any]
     return None
 
 
+def _merge_verdicts(
+    offchain: list[dict[str, Any]], onchain: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Pack results with the contract's value and verdict for every metric it evaluated."""
+    by_metric = {r["metric"]: r for r in onchain}
+    merged = []
+    for r in offchain:
+        chain = by_metric.pop(r.get("metric"), None)
+        if chain is not None:
+            detail = r.get("detail") or ""
+            r = {
+                **r,
+                "passed": chain["passed"],
+                "on_chain": True,
+                "detail": f"{detail}; {chain['detail']}" if detail else chain["detail"],
+            }
+            if isinstance(r.get("value"), int | float) and not isinstance(r["value"], bool):
+                r["value"] = chain["value"]
+        merged.append(r)
+    merged += [{**r, "on_chain": True} for r in by_metric.values()]  # rules only the chain had
+    return merged
+
+
 def _hex32(value: bytes) -> str:
     return bytes(value).hex()
 
@@ -266,15 +289,31 @@ class GovernanceService:
         return result
 
     def submit_metrics(
-        self, model: str, metrics: Mapping[str, float | int | Decimal], *, signer: str = "validator"
+        self,
+        model: str,
+        metrics: Mapping[str, float | int | Decimal],
+        *,
+        signer: str = "validator",
+        check: Mapping[str, Any] | None = None,
     ) -> Mirrored:
-        """The contract evaluates each rule; mirrored as `compliance.checked` with its verdicts."""
+        """The contract evaluates each rule; mirrored as ONE `compliance.checked` entry.
+
+        Without `check`, the entry holds the contract's verdicts only. With `check` (a
+        `compliance.checked` body a policy pack produced, see `ledgerml.compliance`), that body
+        is the entry: each result whose `metric` the contract evaluated takes the contract's
+        value and verdict (`on_chain: true`), so off-chain and on-chain results are recorded
+        once, together, under the transaction hash.
+        """
         st = self.status(model)
         self.chain.address(signer)
         for k, v in metrics.items():
             text_id(k, field=f"metrics.{k}")
             to_fixed(v, field=f"metrics.{k}")
-        base = {"model_cid": st.cid, "policy": st.policy_id, "results": [], "passed": True}
+        if check is not None:
+            base = {**dict(check), "model_cid": st.cid}
+            base["results"] = [dict(r) for r in check.get("results", [])]
+        else:
+            base = {"model_cid": st.cid, "policy": st.policy_id, "results": [], "passed": True}
         validate_body("compliance.checked", {**base, "tx_hash": _PENDING_TX})
         tx = self.gov.submit_metrics(model, metrics, signer=signer)
         results = []
@@ -296,7 +335,12 @@ class GovernanceService:
                 }
             )
         (done,) = tx.events_named("MetricsSubmitted")
-        body = {**base, "results": results, "passed": bool(done.args["allPassed"])}
+        chain_passed = bool(done.args["allPassed"])
+        if check is None:
+            body = {**base, "results": results, "passed": chain_passed}
+        else:
+            body = {**base, "results": _merge_verdicts(base["results"], results)}
+            body["passed"] = chain_passed and all(r["passed"] for r in body["results"])
         body["tx_hash"] = tx.tx_hash
         return self._mirror("metrics", tx, [("compliance.checked", body)])
 
