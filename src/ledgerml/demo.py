@@ -36,6 +36,8 @@ from ledgerml.config import ProjectPaths
 from ledgerml.errors import InputError, LedgerMLError
 from ledgerml.ledger import merkle
 from ledgerml.ledger.project import init_project, log_verifiers, open_ledger
+from ledgerml.mlops._metrics import average_precision as _average_precision
+from ledgerml.mlops._metrics import fpr_at_recall as _fpr_at_recall
 
 MARKER = ".ledgerml-demo"
 POLICY = "fraud-demo-v1"
@@ -130,27 +132,6 @@ def _fit_logistic(raw: Any, labels: Any, l2: float = 1.0) -> _Logistic:
         if np.abs(step).max() < 1e-8:
             break
     return _Logistic(mean, scale, w)
-
-
-def _average_precision(scores: Any, labels: Any) -> float:
-    import numpy as np
-
-    order = np.argsort(-scores, kind="stable")
-    hits = labels[order]
-    precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
-    return float((precision * hits).sum() / max(hits.sum(), 1))
-
-
-def _fpr_at_recall(scores: Any, labels: Any, recall: float) -> tuple[float, float]:
-    """(false-positive rate, threshold) at the smallest threshold reaching `recall`."""
-    import numpy as np
-
-    order = np.argsort(-scores, kind="stable")
-    hits = labels[order]
-    tp = np.cumsum(hits)
-    k = int(np.searchsorted(tp, recall * hits.sum()))
-    fp = (k + 1) - tp[k]
-    return float(fp / max((labels == 0).sum(), 1)), float(scores[order][k])
 
 
 def _psi(expected: Any, actual: Any, bins: int = 10) -> float:

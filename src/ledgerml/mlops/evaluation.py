@@ -197,6 +197,62 @@ def _plots(curves: dict[str, tuple[Any, Any]]) -> dict[str, bytes]:
     return out
 
 
+@dataclass(frozen=True)
+class CoreEvaluation:
+    """Metrics, baseline metrics, plot PNGs and the rule: everything before recording."""
+
+    metrics: dict[str, float] = field(hash=False)
+    baselines: dict[str, dict[str, float]] = field(hash=False)
+    pngs: dict[str, bytes] = field(hash=False)
+    rules: RulesBaseline
+
+
+def evaluate_arrays(
+    model: Any,
+    train_prep: Any,
+    x_test: Any,
+    y_test: Any,
+    *,
+    seed: int = 0,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> CoreEvaluation:
+    """The computation of `evaluate_model` on arrays (no ledger, no store): the bench uses it."""
+    say = progress or (lambda *_: None)
+    cut = train_prep.split.train_rows
+    names = [n for n, _ in train_prep.features]
+    say("scoring the model", 1, 4)
+    model_scores = model.predict_proba(x_test)
+    say("fitting baselines", 2, 4)
+    logreg = _fit_logreg_baseline(train_prep.x[:cut], train_prep.y[:cut], seed)
+    rules = _fit_rules(train_prep.x[:cut], train_prep.y[:cut], names)
+    logreg_scores = logreg(x_test)
+    rules_scores = rules.predict(x_test[:, names.index(rules.feature)])
+
+    say("metrics and plots", 3, 4)
+    metrics = _metrics.score_metrics(model_scores, y_test)
+    base = {
+        "logreg": _metrics.score_metrics(logreg_scores, y_test),
+        "rules": _metrics.score_metrics(rules_scores, y_test),
+    }
+    for m in (metrics, base["logreg"], base["rules"]):
+        m["fp_ratio_vs_logreg"] = _metrics.fp_ratio(
+            m["fp_at_80_recall"], base["logreg"]["fp_at_80_recall"]
+        )
+        m["fp_ratio_vs_rules"] = _metrics.fp_ratio(
+            m["fp_at_80_recall"], base["rules"]["fp_at_80_recall"]
+        )
+    metrics = {k: round(float(v), 9) for k, v in metrics.items()}
+    base = {b: {k: round(float(v), 9) for k, v in m.items()} for b, m in base.items()}
+    pngs = _plots(
+        {
+            "model": (model_scores, y_test),
+            "logreg baseline": (logreg_scores, y_test),
+            "rules baseline": (rules_scores, y_test),
+        }
+    )
+    return CoreEvaluation(metrics, base, pngs, rules)
+
+
 def evaluate_model(
     paths: ProjectPaths,
     model_cid: str,
@@ -257,37 +313,8 @@ def evaluate_model(
     if not y_test.sum() > 0:
         raise InputError("the evaluation window has no positive rows", field="--data")
 
-    say("scoring the model", 1, 4)
-    model_scores = model.predict_proba(x_test)
-    say("fitting baselines", 2, 4)
-    seed = info.seed or 0
-    logreg = _fit_logreg_baseline(train_prep.x[:cut], train_prep.y[:cut], seed)
-    rules = _fit_rules(train_prep.x[:cut], train_prep.y[:cut], names)
-    logreg_scores = logreg(x_test)
-    rules_scores = rules.predict(x_test[:, names.index(rules.feature)])
-
-    say("metrics and plots", 3, 4)
-    metrics = _metrics.score_metrics(model_scores, y_test)
-    base = {
-        "logreg": _metrics.score_metrics(logreg_scores, y_test),
-        "rules": _metrics.score_metrics(rules_scores, y_test),
-    }
-    for m in (metrics, base["logreg"], base["rules"]):
-        m["fp_ratio_vs_logreg"] = _metrics.fp_ratio(
-            m["fp_at_80_recall"], base["logreg"]["fp_at_80_recall"]
-        )
-        m["fp_ratio_vs_rules"] = _metrics.fp_ratio(
-            m["fp_at_80_recall"], base["rules"]["fp_at_80_recall"]
-        )
-    metrics = {k: round(float(v), 9) for k, v in metrics.items()}
-    base = {b: {k: round(float(v), 9) for k, v in m.items()} for b, m in base.items()}
-    pngs = _plots(
-        {
-            "model": (model_scores, y_test),
-            "logreg baseline": (logreg_scores, y_test),
-            "rules baseline": (rules_scores, y_test),
-        }
-    )
+    core = evaluate_arrays(model, train_prep, x_test, y_test, seed=info.seed or 0, progress=say)
+    metrics, base, pngs, rules = core.metrics, core.baselines, core.pngs, core.rules
     body: dict[str, Any] = {
         "model_cid": model_cid,
         "dataset_cid": eval_cid,

@@ -501,6 +501,35 @@ def _fit_logreg(
     return canonical_json(doc), {**params, "solver": "lbfgs", "standardise": True}
 
 
+def _resolve_weight(model: str, merged: dict[str, Any], prep: Prepared) -> dict[str, Any]:
+    """Turn `scale_pos_weight` "sqrt"/"balanced" into the number the run records."""
+    if model != "xgboost" or not isinstance(merged.get("scale_pos_weight"), str):
+        return merged
+    train_y = prep.y[: prep.split.train_rows]
+    ratio = float((train_y == 0).sum() / train_y.sum())
+    rule = merged["scale_pos_weight"]
+    return {
+        **merged,
+        "scale_pos_weight": round(math.sqrt(ratio) if rule == "sqrt" else ratio, 6),
+        "scale_pos_weight_rule": f"{rule} of negatives/positives in the training window",
+    }
+
+
+def fit_model(
+    prep: Prepared,
+    model: ModelType = "xgboost",
+    params: dict[str, Any] | None = None,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> bytes:
+    """The model bytes `train_model` would store, with nothing recorded (benchmarks, dry runs)."""
+    if model not in MODEL_TYPES:
+        raise InputError(f"must be one of {', '.join(MODEL_TYPES)}", field="--model")
+    merged = _resolve_weight(model, _check_params(model, params), prep)
+    fit = _fit_xgboost if model == "xgboost" else _fit_logreg
+    return fit(prep, merged, _check_seed(seed), progress)[0]
+
+
 def train_model(
     paths: ProjectPaths,
     data: str,
@@ -533,12 +562,7 @@ def train_model(
     if model == "logreg" and __import__("numpy").isnan(prep.x[: prep.split.train_rows]).any():
         _fit_logreg(prep, merged, seed, None)  # raises the InputError before anything is recorded
 
-    if model == "xgboost" and isinstance(merged.get("scale_pos_weight"), str):
-        train_y = prep.y[: prep.split.train_rows]
-        ratio = float((train_y == 0).sum() / train_y.sum())
-        rule = merged["scale_pos_weight"]
-        merged["scale_pos_weight"] = round(math.sqrt(ratio) if rule == "sqrt" else ratio, 6)
-        merged["scale_pos_weight_rule"] = f"{rule} of negatives/positives in the training window"
+    merged = _resolve_weight(model, merged, prep)
 
     run_id = f"run-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{secrets.token_hex(4)}"
     run_params = {
