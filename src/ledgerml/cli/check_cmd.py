@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from ledgerml.cli._common import EXIT_VERIFY, console, print_json, project
 
@@ -67,7 +68,11 @@ def check_cmd(
         console.print(table)
         for r in result.results:
             if not r.passed:
-                console.print(f"  [red]{r.rule_id}[/]: {r.detail}", highlight=False)
+                console.print(
+                    f"  [red]{r.rule_id}[/]: {_value(r.value)}, needs {r.comparator} "
+                    f"{r.threshold:g} — {escape(r.detail)}",
+                    highlight=False,
+                )
         verdict = (
             "[green]passed[/]" if result.passed else f"[red]failed[/]: {', '.join(result.failed)}"
         )
@@ -122,7 +127,7 @@ def policies_cmd(as_json: JsonOpt = False) -> None:
             highlight=False,
         )
         for r in p.rules:
-            chain = " [chain]" if r.on_chain else ""
+            chain = " \\[chain]" if r.on_chain else ""
             source = r.metric if r.kind == "metric" else f"{r.check} -> {r.metric}"
             console.print(
                 f"  {r.id}: {source} {r.comparator} {r.threshold:g}{chain}\n    {r.regulation}",
