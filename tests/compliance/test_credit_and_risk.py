@@ -102,6 +102,8 @@ def test_fairness_needs_protected_and_data(paths: ProjectPaths, tmp_path: Path) 
         check_model(paths, model, "credit-fair-lending", protected="gender", data="t")
     with pytest.raises(InputError, match="--data"):
         check_model(paths, model, "credit-fair-lending", protected="sex", data="nope")
+    with pytest.raises(InputError, match="--protected: 'income' has 100 distinct values"):
+        check_model(paths, model, "credit-fair-lending", protected="income", data="t")
     assert ledger_size(paths) == before
 
 

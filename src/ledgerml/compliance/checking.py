@@ -34,6 +34,8 @@ from ledgerml.ledger.events import validate_body
 from ledgerml.ledger.log import Ledger
 from ledgerml.ledger.project import open_ledger
 
+#: A protected column with more distinct values than this is not a set of groups (e.g. raw age).
+MAX_GROUPS = 20
 #: Frameworks whose models give per-decision reason codes when the model cannot be loaded.
 EXPLAINABLE_FRAMEWORKS = ("xgboost", "logreg", "logistic", "linear", "lightgbm", "scorecard")
 
@@ -507,7 +509,16 @@ def _load_table(paths: ProjectPaths, data: str, protected: Sequence[str]) -> tup
                 field="--protected",
             )
     raw = b"".join(open_store(paths).cat(match.cid))
-    return pq.read_table(io.BytesIO(raw)).to_pandas(), match.cid
+    table = pq.read_table(io.BytesIO(raw)).to_pandas()
+    for col in protected:
+        groups = table[col].astype(str).nunique()
+        if groups > MAX_GROUPS:
+            raise InputError(
+                f"{col!r} has {groups} distinct values: screen a banded column (e.g. age "
+                f"bands), at most {MAX_GROUPS} groups",
+                field="--protected",
+            )
+    return table, match.cid
 
 
 @contextmanager
