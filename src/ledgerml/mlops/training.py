@@ -559,8 +559,11 @@ def train_model(
     model_name = name or f"{record.name}-{model}"
     if not isinstance(model_name, str) or not 1 <= len(model_name) <= 200:
         raise InputError("must be 1 to 200 characters", field="--name")
-    if model == "logreg" and __import__("numpy").isnan(prep.x[: prep.split.train_rows]).any():
-        _fit_logreg(prep, merged, seed, None)  # raises the InputError before anything is recorded
+    if model == "logreg":
+        import numpy as np
+
+        if np.isnan(prep.x[: prep.split.train_rows]).any():
+            _fit_logreg(prep, merged, seed, None)  # raises InputError before anything is recorded
 
     merged = _resolve_weight(model, merged, prep)
 
