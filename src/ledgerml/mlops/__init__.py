@@ -23,12 +23,25 @@ _EXPORTS = {
     "GovernanceService": "ledgerml.mlops.governance",
     "Mirrored": "ledgerml.mlops.governance",
     "find_model_registered": "ledgerml.mlops.governance",
+    "train_model": "ledgerml.mlops.training",
+    "load_model": "ledgerml.mlops.training",
+    "TrainResult": "ledgerml.mlops.training",
+    "evaluate_model": "ledgerml.mlops.evaluation",
+    "EvaluationResult": "ledgerml.mlops.evaluation",
+    "build_model_card": "ledgerml.mlops.model_card",
+    "ModelCard": "ledgerml.mlops.model_card",
+    "register_dataset": "ledgerml.mlops.datasets",
+    "erase_subject": "ledgerml.mlops.datasets",
 }
 
 if TYPE_CHECKING:
     from ledgerml.mlops._chain import chain_settings, has_deployment, project_chain
     from ledgerml.mlops.anchoring import AnchorResult, anchor, anchored, trusted_roots
+    from ledgerml.mlops.datasets import erase_subject, register_dataset
+    from ledgerml.mlops.evaluation import EvaluationResult, evaluate_model
     from ledgerml.mlops.governance import GovernanceService, Mirrored, find_model_registered
+    from ledgerml.mlops.model_card import ModelCard, build_model_card
+    from ledgerml.mlops.training import TrainResult, load_model, train_model
 
 
 def __getattr__(name: str) -> Any:
@@ -42,13 +55,22 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AnchorResult",
+    "EvaluationResult",
     "GovernanceService",
     "Mirrored",
+    "ModelCard",
+    "TrainResult",
     "anchor",
     "anchored",
+    "build_model_card",
     "chain_settings",
+    "erase_subject",
+    "evaluate_model",
     "find_model_registered",
     "has_deployment",
+    "load_model",
     "project_chain",
+    "register_dataset",
+    "train_model",
     "trusted_roots",
 ]
