@@ -368,17 +368,33 @@ class GovernanceService:
         body["tx_hash"] = tx.tx_hash
         return self._mirror("promote", tx, [("model.promoted", body)], ledger_ref=st.ledger_index)
 
-    def report_drift(self, model: str, psi: float | Decimal) -> Mirrored:
+    def report_drift(
+        self,
+        model: str,
+        psi: float | Decimal,
+        *,
+        per_feature: Mapping[str, float] | None = None,
+        window_cid: str | None = None,
+    ) -> Mirrored:
         """Report PSI; above the policy limit the contract retires the model for retraining,
-        mirrored as `drift.detected` plus `retrain.requested` in one batch."""
+        mirrored as `drift.detected` plus `retrain.requested` in one batch.
+
+        The contract takes one number (`psi`, the max over features); `per_feature` and
+        `window_cid`, when given, go into the ledger entry so an auditor sees which feature
+        drifted on which scoring window.
+        """
         st = self.status(model)
         to_fixed(psi, field="psi")
         body: dict[str, Any] = {
             "model_cid": st.cid,
-            "psi": {"overall": float(psi)},
+            "psi": {k: float(v) for k, v in per_feature.items()}
+            if per_feature
+            else {"overall": float(psi)},
             "max_psi": float(psi),
             "threshold": 0.0,
         }
+        if window_cid is not None:
+            body["window_cid"] = window_cid
         validate_body("drift.detected", {**body, "tx_hash": _PENDING_TX})
         tx = self.gov.report_drift(model, psi)
         (reported,) = tx.events_named("DriftReported")
