@@ -57,6 +57,7 @@ from ledgerml.cli import (  # noqa: E402
     init_cmd,
     keys_cmd,
     log_cmd,
+    monitor_cmd,
     store,
     train_cmd,
     verify_cmd,
@@ -67,6 +68,7 @@ for _module in (init_cmd, log_cmd, keys_cmd, verify_cmd, demo_cmd, bench_cmd, ch
 data_cmd.register(app)
 check_cmd.register(app)
 train_cmd.register(app)
+monitor_cmd.register(app)
 app.add_typer(store.app, name="store")
 # -------------------------------------------------------------------------------
 
