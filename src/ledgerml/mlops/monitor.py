@@ -206,12 +206,13 @@ def monitor(
     train_x = prep.x[: prep.split.train_rows]
 
     say("population stability", 1, 3)
+    # Rounded to the contract's 1e6 fixed point, so result, ledger and chain agree.
     psi = {
-        n: population_stability(train_x[:, i], column_array(table, n)) for i, n in enumerate(names)
+        n: round(population_stability(train_x[:, i], column_array(table, n)), 6)
+        for i, n in enumerate(names)
     }
     psi = dict(sorted(psi.items(), key=lambda kv: (-kv[1], kv[0])))
     max_feature, max_psi = next(iter(psi.items()))
-    max_psi = round(max_psi, 6)  # the contract's 1e6 fixed point; ledger and chain agree
 
     say("recording drift", 2, 3)
     if has_deployment(paths):
@@ -232,7 +233,7 @@ def monitor(
             mirrored = gov.report_drift(
                 model_cid,
                 max_psi,
-                per_feature={k: round(v, 6) for k, v in psi.items()},
+                per_feature=psi,
                 window_cid=win.cid,
             )
             entries += list(mirrored.entries)
@@ -245,7 +246,7 @@ def monitor(
         body: dict[str, Any] = {
             "model_cid": model_cid,
             "window_cid": win.cid,
-            "psi": {k: round(v, 6) for k, v in psi.items()},
+            "psi": dict(psi),
             "max_psi": max_psi,
             "threshold": threshold,
         }
