@@ -16,7 +16,7 @@ from tests.compliance.conftest import GOOD_METRICS, ledger_size, record_model
 @pytest.mark.parametrize("name", ["fraud-model", "credit-fair-lending", "model-risk"])
 def test_each_pack_loads_with_cited_rules(name: str) -> None:
     pack = load_pack(name)
-    assert pack.id == name and pack.policy_id == f"{name}-v1"
+    assert pack.id == name and pack.policy_id == f"{name}-v{pack.version}"
     assert len(pack.sha256) == 64 and pack.rules
     for rule in pack.rules:
         assert rule.regulation and rule.description
@@ -69,13 +69,13 @@ def test_fraud_model_passes_with_good_evidence(paths: ProjectPaths) -> None:
     assert ids == [r.id for r in load_pack("fraud-model").rules]
     by_id = {r["rule_id"]: r for r in body["results"]}
     assert by_id["FM-CHAL-LOGREG"]["value"] == 0.31
-    assert by_id["FM-CHAL-LOGREG"]["threshold"] == 0.5
+    assert by_id["FM-CHAL-LOGREG"]["threshold"] == 1.0
     assert by_id["FM-NO-PII"]["value"] == 1.0
     assert "GDPR Art. 5(1)(c)" in by_id["FM-NO-PII"]["regulation"]
 
 
 def test_fraud_model_fails_naming_the_rule(paths: ProjectPaths) -> None:
-    weak = record_model(paths, metrics={**GOOD_METRICS, "fp_ratio_vs_logreg": 0.8})
+    weak = record_model(paths, metrics={**GOOD_METRICS, "fp_ratio_vs_logreg": 1.25})
     result = check_model(paths, weak.model, "fraud-model", submit=False)
     assert not result.passed and result.failed == ["FM-CHAL-LOGREG"]
     assert _entry(paths, result.ledger_index)["body"]["passed"] is False  # recorded anyway

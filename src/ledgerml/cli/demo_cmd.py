@@ -1,14 +1,88 @@
-"""`ledgerml demo`: the main job on the embedded default, in a fresh folder."""
+"""`ledgerml demo`: the card-fraud case study end to end, on the embedded defaults."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
 from ledgerml.cli._common import EXIT_VERIFY, console, print_json
-from ledgerml.demo import run_demo
+from ledgerml.demo import DemoResult, run_demo
+
+
+def _summary(r: DemoResult) -> Table:
+    table = Table(title="LedgerML demo — card fraud", show_header=True, header_style="bold")
+    table.add_column("")
+    table.add_column("XGBoost", justify="right")
+    table.add_column("logistic baseline", justify="right")
+    table.add_column("rules baseline", justify="right")
+    lr, rules = r.baselines.get("logreg", {}), r.baselines.get("rules", {})
+    for key, label, fmt in (
+        ("auprc", "AUPRC (held-out, later 20%)", "{:.3f}"),
+        ("roc_auc", "ROC-AUC", "{:.3f}"),
+        ("fp_at_80_recall", "false positives at 80% recall", "{:,.0f}"),
+        ("fpr_at_80_recall", "FPR at 80% recall", "{:.4%}"),
+    ):
+        table.add_row(
+            label,
+            *(fmt.format(d[key]) if key in d else "-" for d in (r.metrics, lr, rules)),
+        )
+    table.add_row(
+        "FP ratio vs logistic (paper: ≤ 0.5)",
+        f"{r.metrics.get('fp_ratio_vs_logreg', 0):.2f}",
+        "1.00",
+        "",
+    )
+    return table
+
+
+def _facts(r: DemoResult) -> Table:
+    facts = Table(show_header=False, box=None)
+    facts.add_column(style="bold", no_wrap=True)
+    facts.add_column(overflow="fold")
+    rows = [
+        ("data", f"{'real ULB' if r.real_data else 'SYNTHETIC stand-in'}  {r.dataset_cid}"),
+        ("model", r.model_cid),
+        (
+            "policy pack fraud-model",
+            "passed" if r.check_passed else "FAILED: " + ", ".join(r.failed_rules),
+        ),
+        ("promoted to champion", "yes (risk + compliance approvals)" if r.promoted else "no"),
+        ("decisions recorded", f"{r.decisions:,} ({r.alerts:,} alerts with reason codes)"),
+        (
+            "drift",
+            f"max PSI {r.max_psi:.3f} ({r.max_psi_feature}); "
+            + ("RetrainRequired on chain" if r.retrain_required else "below the limit"),
+        ),
+    ]
+    if r.retrained_cid:
+        rows.append(
+            (
+                "retrained model",
+                f"{r.retrained_cid}: "
+                + (
+                    "passes the gate"
+                    if r.retrained_passed
+                    else "refused: " + ", ".join(r.retrained_failed)
+                ),
+            )
+        )
+    rows += [
+        (
+            "ledger",
+            f"{r.tree_size:,} entries; decision {r.proved_index} proved "
+            f"({'verifies' if r.proof_ok else 'FAILS'})",
+        ),
+        ("anchors checked", str(r.anchors_checked)),
+        ("verification", f"{'OK' if r.verify_ok else 'FAILED'} in {r.verify_seconds:.2f}s"),
+        ("time", f"{r.seconds:.0f}s  " + ", ".join(f"{k} {v:.0f}s" for k, v in r.timings.items())),
+    ]
+    for k, v in rows:
+        facts.add_row(k, v)
+    return facts
 
 
 def register(app: typer.Typer) -> None:
@@ -23,28 +97,18 @@ def register(app: typer.Typer) -> None:
         ] = False,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
-        """Run the fraud-model demo end to end on the embedded defaults."""
+        """Run the card-fraud case study end to end on the embedded defaults."""
         result = run_demo(
             folder.resolve(),
             synthetic=synthetic,
             say=(lambda _m: None) if as_json else console.print,
         )
         if as_json:
-            print_json(
-                {
-                    "home": str(result.home),
-                    "real_data": result.real_data,
-                    "dataset_cid": result.dataset_cid,
-                    "model_cid": result.model_cid,
-                    "metrics": result.metrics,
-                    "anchors_checked": result.anchors_checked,
-                    "tree_size": result.tree_size,
-                    "checkpoint": result.checkpoint,
-                    "proved_index": result.proved_index,
-                    "proof": result.proof,
-                    "proof_ok": result.proof_ok,
-                    "verify_ok": result.verify_ok,
-                }
-            )
+            data = asdict(result)
+            data["home"] = str(result.home)
+            print_json(data)
+        else:
+            console.print(_summary(result))
+            console.print(_facts(result))
         if not (result.proof_ok and result.verify_ok):
             raise typer.Exit(EXIT_VERIFY)
