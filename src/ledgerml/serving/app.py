@@ -1,0 +1,318 @@
+"""The FastAPI app: score and record decisions, serve proofs, checkpoints and tiles.
+
+    app = create_app(paths, mode="sync")          # keys from config.toml [serving.api_keys]
+    uvicorn.run(app, host="127.0.0.1", port=8000)
+
+Roles: `scorer` may score, `auditor` may read (decisions, proofs, checkpoint,
+tiles, models), `admin` both. `/healthz`, `/metrics` and the docs are open.
+Endpoints are plain `def` so the blocking durable commit runs in the thread
+pool; concurrent requests then share one group commit in the ledger writer.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from ledgerml.config import ProjectPaths, load_config
+from ledgerml.errors import InputError, VerificationError
+from ledgerml.ledger.log import Checkpoint
+from ledgerml.serving.decisions import Backpressure, DecisionService, Mode
+from ledgerml.serving.scoring import DEFAULT_ALIAS, MAX_BATCH, parse_request
+from ledgerml.serving.tlog import parse_tile_path, read_entry_bundle, read_tile
+
+ROLES = ("scorer", "auditor", "admin")
+SCORE_ROLES = frozenset({"scorer", "admin"})
+READ_ROLES = frozenset({"auditor", "admin"})
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+def load_api_keys(paths: ProjectPaths) -> dict[str, list[str]]:
+    """`[serving.api_keys]`: role = "key" or ["key", ...]; unknown roles are refused."""
+    cfg = load_config(paths).get("serving", {}).get("api_keys", {})
+    out: dict[str, list[str]] = {}
+    for role, keys in cfg.items():
+        if role not in ROLES:
+            raise InputError(
+                f"unknown role {role!r} (roles: {', '.join(ROLES)})",
+                field=f"serving.api_keys.{role}",
+            )
+        keys = [keys] if isinstance(keys, str) else keys
+        if not isinstance(keys, list) or not all(isinstance(k, str) and len(k) >= 16 for k in keys):
+            raise InputError(
+                "must be a key of at least 16 characters or a list of them",
+                field=f"serving.api_keys.{role}",
+            )
+        out[role] = keys
+    return out
+
+
+def _key_roles(api_keys: Mapping[str, Sequence[str] | str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for role, keys in api_keys.items():
+        if role not in ROLES:
+            raise InputError(f"unknown role {role!r}", field="api_keys")
+        for key in [keys] if isinstance(keys, str) else keys:
+            out[key] = role
+    return out
+
+
+def _problem(status: int, message: str, field: str | None = None) -> JSONResponse:
+    return JSONResponse({"detail": {"message": message, "field": field}}, status_code=status)
+
+
+def _nan_ok(name: str) -> float:
+    return float(name)  # keep NaN/Infinity so validation can name the field
+
+
+def create_app(
+    paths: ProjectPaths,
+    *,
+    mode: Mode = "sync",
+    api_keys: Mapping[str, Sequence[str] | str] | None = None,
+    max_pending: int = 1024,
+    max_batch: int = MAX_BATCH,
+) -> FastAPI:
+    """The service for one project; opens the ledger at startup, flushes it at shutdown."""
+    paths.require_initialised()
+    key_roles = _key_roles(load_api_keys(paths) if api_keys is None else api_keys)
+    state: dict[str, DecisionService] = {}
+    local = threading.local()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> Any:
+        state["svc"] = DecisionService.open(paths, mode=mode, max_pending=max_pending)
+        try:
+            yield
+        finally:
+            state.pop("svc").close()
+
+    app = FastAPI(
+        title="LedgerML decision service",
+        version="1",
+        lifespan=lifespan,
+        description="Every decision is recorded in a verifiable RFC 9162 log.",
+    )
+
+    def svc() -> DecisionService:
+        return state["svc"]
+
+    def ledger_conn() -> sqlite3.Connection:
+        conn = getattr(local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(
+                f"file:{paths.ledger_db}?mode=ro",
+                uri=True,
+                check_same_thread=False,
+                isolation_level=None,
+            )
+            local.conn = conn
+        return conn
+
+    def role(*allowed: frozenset[str]) -> Callable[[Request], str]:
+        ok = frozenset().union(*allowed)
+
+        def check(request: Request) -> str:
+            auth = request.headers.get("authorization", "")
+            key = auth[7:].strip() if auth.lower().startswith("bearer ") else None
+            key = key or request.headers.get("x-api-key")
+            if not key:
+                raise HTTPException(
+                    401,
+                    "an API key is required (Authorization: Bearer KEY)",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            r = key_roles.get(key)
+            if r is None:
+                raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
+            if r not in ok:
+                raise HTTPException(403, f"role {r!r} may not do this")
+            return r
+
+        return check
+
+    scorer = Depends(role(SCORE_ROLES))
+    reader = Depends(role(READ_ROLES))
+
+    @app.exception_handler(InputError)
+    async def _input_error(_: Request, exc: InputError) -> JSONResponse:
+        return _problem(422, str(exc), exc.field)
+
+    @app.exception_handler(VerificationError)
+    async def _verify_error(_: Request, exc: VerificationError) -> JSONResponse:
+        return _problem(500, f"verification failed: {exc}")
+
+    @app.exception_handler(Backpressure)
+    async def _busy(_: Request, exc: Backpressure) -> JSONResponse:
+        svc().metrics.rejected += 1
+        resp = _problem(503, str(exc))
+        resp.headers["Retry-After"] = "1"
+        return resp
+
+    # -- scoring -------------------------------------------------------------------
+
+    @app.post("/v1/score", dependencies=[scorer], tags=["decisions"])
+    def score(body: bytes = Depends(_raw_body)) -> dict[str, Any]:
+        """Score one record (`features`) or a batch (`records`) and record each decision.
+
+        422 names the offending field and nothing is appended. In `async` mode
+        decisions are queued (`ledger_index` null) and committed within one group
+        commit; 503 when the queue is full. Keep the returned `salt`: it is the
+        only way to open the input commitment later.
+        """
+        try:
+            doc = json.loads(body, parse_constant=_nan_ok)
+        except ValueError as exc:
+            raise InputError(f"invalid JSON: {exc}", field="body") from None
+        alias = doc.get("alias", DEFAULT_ALIAS) if isinstance(doc, dict) else DEFAULT_ALIAS
+        if not isinstance(alias, str):
+            raise InputError("must be a string", field="alias")
+        s = svc()
+        model = s.model_for(alias)
+        req = parse_request(doc, model.model.features, max_batch=max_batch)
+        made = s.score(req, model)
+        out = [d.to_json() for d in made]
+        if req.batch:
+            return {"mode": mode, "decisions": out}
+        return {"mode": mode, **out[0]}
+
+    # -- reading -------------------------------------------------------------------
+
+    @app.get("/v1/decisions/{decision_id}", dependencies=[reader], tags=["decisions"])
+    def decision(decision_id: str) -> dict[str, Any]:
+        """The entry, its inclusion proof and the checkpoint the proof verifies against."""
+        s = svc()
+        idx = s.lookup(decision_id)
+        if idx is None:
+            raise HTTPException(404, f"no committed decision {decision_id!r}")
+        note = s.ledger.checkpoint()
+        cp = Checkpoint.from_note(note)
+        entry = s.ledger.entry(idx)
+        proof = s.ledger.inclusion_proof(idx, cp.size)
+        return {
+            "decision_id": decision_id,
+            "index": idx,
+            "entry": json.loads(entry),
+            "entry_b64": base64.b64encode(entry).decode(),
+            "proof": proof.to_json(),
+            "checkpoint": note,
+        }
+
+    @app.get(
+        "/v1/checkpoint", dependencies=[reader], response_class=PlainTextResponse, tags=["log"]
+    )
+    def checkpoint() -> PlainTextResponse:
+        """The latest signed checkpoint (C2SP tlog-checkpoint note)."""
+        return PlainTextResponse(svc().ledger.checkpoint())
+
+    @app.get(
+        "/checkpoint", dependencies=[reader], response_class=PlainTextResponse, tags=["tlog-tiles"]
+    )
+    def tlog_checkpoint() -> PlainTextResponse:
+        """The tlog-tiles checkpoint path (same note as /v1/checkpoint)."""
+        return PlainTextResponse(svc().ledger.checkpoint(), headers={"Cache-Control": "no-cache"})
+
+    @app.get("/v1/proofs/inclusion", dependencies=[reader], tags=["log"])
+    def inclusion(index: int = Query(ge=0), size: int | None = Query(None, ge=1)) -> dict[str, Any]:
+        return svc().ledger.inclusion_proof(index, size).to_json()
+
+    @app.get("/v1/proofs/consistency", dependencies=[reader], tags=["log"])
+    def consistency(
+        first: int = Query(ge=0), second: int | None = Query(None, ge=0)
+    ) -> dict[str, Any]:
+        return svc().ledger.consistency_proof(first, second).to_json()
+
+    @app.get("/tile/{path:path}", dependencies=[reader], tags=["tlog-tiles"])
+    def tile(path: str) -> Response:
+        """C2SP tlog-tiles: `/tile/<L>/<N>[.p/<W>]` and `/tile/entries/<N>[.p/<W>]`."""
+        tp = parse_tile_path(path)
+        conn = ledger_conn()
+        conn.execute("BEGIN")
+        try:
+            data = read_entry_bundle(conn, tp) if tp.level is None else read_tile(conn, tp)
+        finally:
+            conn.execute("COMMIT")
+        if data is None:
+            raise HTTPException(404, "no such tile (yet)")
+        return Response(
+            data, media_type="application/octet-stream", headers={"Cache-Control": IMMUTABLE}
+        )
+
+    @app.get("/v1/models", dependencies=[reader], tags=["models"])
+    def models() -> dict[str, Any]:
+        """Aliases and the model each one serves (from `model.promoted` entries in the log)."""
+        s = svc()
+        s.refresh()
+        out = {}
+        for alias, cid in sorted(s.aliases.items()):
+            item: dict[str, Any] = {"model_cid": cid, "threshold": s.thresholds.get(cid, 0.5)}
+            try:
+                item["features"] = list(s.model_for(alias).model.features)
+            except InputError as exc:
+                item["error"] = str(exc)
+            out[alias] = item
+        return {"aliases": out}
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, Any]:
+        s = svc()
+        return {
+            "status": "ok",
+            "mode": mode,
+            "tree_size": s.ledger.size(),
+            "queue_depth": s.logger.depth,
+        }
+
+    @app.get("/metrics", response_class=PlainTextResponse, tags=["ops"])
+    def metrics() -> PlainTextResponse:
+        """Prometheus text format: decisions, request latency, queue depth."""
+        return PlainTextResponse(_prometheus(svc()), media_type="text/plain; version=0.0.4")
+
+    return app
+
+
+async def _raw_body(request: Request) -> bytes:
+    return await request.body()
+
+
+def _prometheus(s: DecisionService) -> str:
+    m = s.metrics
+    lines = [
+        "# HELP ledgerml_decisions_total Decisions scored and recorded, by outcome.",
+        "# TYPE ledgerml_decisions_total counter",
+    ]
+    with m.lock:
+        for outcome, n in sorted(m.decisions.items()):
+            lines.append(f'ledgerml_decisions_total{{outcome="{outcome}"}} {n}')
+        lines += [
+            "# HELP ledgerml_score_seconds Time to score and record one request.",
+            "# TYPE ledgerml_score_seconds histogram",
+        ]
+        cum = 0
+        for b, c in zip((*m.buckets, float("inf")), m.counts, strict=True):
+            cum += c
+            le = "+Inf" if b == float("inf") else repr(b)
+            lines.append(f'ledgerml_score_seconds_bucket{{le="{le}"}} {cum}')
+        lines.append(f"ledgerml_score_seconds_sum {m.latency_sum}")
+        lines.append(f"ledgerml_score_seconds_count {cum}")
+        rejected = m.rejected
+    lines += [
+        "# HELP ledgerml_decision_queue_depth Decisions waiting for the durable commit.",
+        "# TYPE ledgerml_decision_queue_depth gauge",
+        f"ledgerml_decision_queue_depth {s.logger.depth}",
+        "# HELP ledgerml_rejected_total Requests refused with 503 (queue full).",
+        "# TYPE ledgerml_rejected_total counter",
+        f"ledgerml_rejected_total {rejected}",
+        "# HELP ledgerml_tree_size Entries in the ledger.",
+        "# TYPE ledgerml_tree_size gauge",
+        f"ledgerml_tree_size {s.ledger.size()}",
+    ]
+    return "\n".join(lines) + "\n"

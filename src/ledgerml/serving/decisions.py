@@ -1,0 +1,352 @@
+"""The decision service core: score, explain, record, and find decisions again.
+
+Shared by the HTTP app and `ledgerml score`, so both record decisions the same way::
+
+    with DecisionService.open(paths, mode="sync") as svc:
+        out = svc.score(ScoreRequest(...))        # durable on return in sync mode
+        svc.lookup(out[0].decision_id)            # -> ledger index
+
+Aliases are read from the ledger's `model.promoted` entries (the governance
+service mirrors every on-chain promotion there), not from the chain: a scan of
+the local log is fast and works with the chain offline. The decision index is
+an in-memory map, persisted in the service's own `serving.db` beside the ledger
+(the ledger schema is untouched) and topped up by scanning new ledger entries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import orjson
+
+from ledgerml.config import ProjectPaths
+from ledgerml.errors import InputError
+from ledgerml.ledger.log import Ledger, PreparedEntry
+from ledgerml.ledger.project import open_ledger
+from ledgerml.serving.scoring import ScoreRequest, commit_input, new_decision_id
+
+Mode = Literal["sync", "async"]
+DEFAULT_THRESHOLD = 0.5
+TOP_REASONS = 3
+
+
+class Backpressure(Exception):
+    """The async queue is full: the caller should retry later (HTTP 503)."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the caller gets back; `salt` is theirs to keep (it is not on the ledger)."""
+
+    decision_id: str
+    index: int | None
+    model_cid: str
+    score: float
+    threshold: float
+    outcome: str
+    reasons: tuple[str, ...]
+    input_commitment: str
+    salt: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "decision_id": self.decision_id,
+            "ledger_index": self.index,
+            "model_cid": self.model_cid,
+            "score": self.score,
+            "threshold": self.threshold,
+            "outcome": self.outcome,
+            "reasons": list(self.reasons),
+            "input_commitment": self.input_commitment,
+            "salt": self.salt,
+            "committed": self.index is not None,
+        }
+
+
+@dataclass
+class Metrics:
+    """Counters for `/metrics`, updated under one lock (cheap next to a commit)."""
+
+    decisions: dict[str, int] = field(default_factory=dict)
+    buckets: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+    counts: list[int] = field(default_factory=lambda: [0] * 11)
+    latency_sum: float = 0.0
+    rejected: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def observe(self, seconds: float, outcomes: Sequence[str]) -> None:
+        with self.lock:
+            for o in outcomes:
+                self.decisions[o] = self.decisions.get(o, 0) + 1
+            i = next((k for k, b in enumerate(self.buckets) if seconds <= b), len(self.buckets))
+            self.counts[i] += 1
+            self.latency_sum += seconds
+
+
+class DecisionIndex:
+    """decision ID -> ledger index: a dict, persisted in `serving.db`, topped up from the log."""
+
+    def __init__(self, path: Path) -> None:
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(
+            "CREATE TABLE IF NOT EXISTS decisions (decision_id TEXT PRIMARY KEY, idx INTEGER NOT"
+            " NULL); CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        )
+        self._lock = threading.Lock()
+        self.map: dict[str, int] = dict(self._db.execute("SELECT decision_id, idx FROM decisions"))
+        row = self._db.execute("SELECT value FROM meta WHERE key='scanned'").fetchone()
+        self.scanned = int(row[0]) if row else 0
+
+    def add(self, pairs: Sequence[tuple[str, int]], scanned: int | None = None) -> None:
+        with self._lock:
+            self.map.update(pairs)
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR IGNORE INTO decisions VALUES (?, ?)", pairs)
+            if scanned is not None and scanned > self.scanned:
+                self.scanned = scanned
+                self._db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('scanned', ?)", (str(scanned),)
+                )
+            self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        self._db.close()
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    cid: str
+    model: Any  # LoadedModel
+    threshold: float
+
+
+class DecisionLogger:
+    """Appends decision entries: `sync` returns after the durable commit; `async` queues.
+
+    The async queue is bounded (`max_pending` requests): when full, `submit`
+    raises `Backpressure` instead of growing memory. One thread drains it and
+    commits everything waiting as one transaction (group commit), so a decision
+    is durable within one commit time of its response.
+    """
+
+    def __init__(
+        self, ledger: Ledger, index: DecisionIndex, mode: Mode, *, max_pending: int = 1024
+    ) -> None:
+        if mode not in ("sync", "async"):
+            raise InputError("must be sync or async", field="mode")
+        self.ledger, self.index, self.mode = ledger, index, mode
+        self._queue: queue.Queue[tuple[list[PreparedEntry], list[str]] | None] = queue.Queue(
+            maxsize=max_pending
+        )
+        self.in_flight = 0
+        self.last_commit_s = 0.0
+        self._thread: threading.Thread | None = None
+        if mode == "async":
+            self._thread = threading.Thread(target=self._drain, name="decision-logger", daemon=True)
+            self._thread.start()
+
+    @property
+    def depth(self) -> int:
+        return self._queue.qsize() + self.in_flight
+
+    def submit(self, entries: list[PreparedEntry], ids: list[str]) -> int | None:
+        """Sync: the first ledger index once durable. Async: None once queued."""
+        if self.mode == "sync":
+            first = self.ledger.commit(entries)
+            self.index.add([(d, first + k) for k, d in enumerate(ids)])
+            return first
+        try:
+            self._queue.put_nowait((entries, ids))
+        except queue.Full:
+            raise Backpressure("decision queue is full; retry shortly") from None
+        return None
+
+    def _drain(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            while len(batch) < 256:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._queue.put(None)  # finish this batch, then stop
+                    break
+                batch.append(nxt)
+            self.in_flight = sum(len(e) for e, _ in batch)
+            entries = [e for es, _ in batch for e in es]
+            ids = [d for _, ds in batch for d in ds]
+            t = time.perf_counter()
+            first = self.ledger.commit(entries)
+            self.last_commit_s = time.perf_counter() - t
+            self.index.add([(d, first + k) for k, d in enumerate(ids)])
+            self.in_flight = 0
+
+    def close(self) -> None:
+        """Commit everything queued, then stop."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+
+class DecisionService:
+    """Models behind aliases, the decision logger and the decision index for one project."""
+
+    def __init__(self, paths: ProjectPaths, ledger: Ledger, mode: Mode, max_pending: int) -> None:
+        self.paths = paths
+        self.ledger = ledger
+        self.index = DecisionIndex(paths.home / "serving.db")
+        self.logger = DecisionLogger(ledger, self.index, mode, max_pending=max_pending)
+        self.metrics = Metrics()
+        self.aliases: dict[str, str] = {}
+        self.thresholds: dict[str, float] = {}
+        self._models: dict[str, ModelEntry] = {}
+        self._scan_lock = threading.Lock()
+        self._alias_scanned = 0
+        self.refresh()
+
+    @classmethod
+    def open(
+        cls, paths: ProjectPaths, *, mode: Mode = "sync", max_pending: int = 1024
+    ) -> DecisionService:
+        paths.require_initialised()
+        return cls(paths, open_ledger(paths), mode, max_pending)
+
+    def __enter__(self) -> DecisionService:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.logger.close()
+        with contextlib.suppress(Exception):
+            self.refresh()  # record the watermark so the next start scans less
+        self.ledger.close()
+        self.index.close()
+
+    # -- reading the log -----------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Scan entries appended since the last scan: aliases, thresholds, decision IDs."""
+        with self._scan_lock:
+            start = min(self.index.scanned, self._alias_scanned)
+            size = self.ledger.size()
+            found: list[tuple[str, int]] = []
+            for idx, data in self.ledger.entries(start):
+                if idx >= size:
+                    break
+                if b'"type":"decision.recorded"' in data:
+                    if idx >= self.index.scanned:
+                        found.append((orjson.loads(data)["body"]["decision_id"], idx))
+                elif b'"type":"model.promoted"' in data:
+                    body = orjson.loads(data)["body"]
+                    self.aliases[body["alias"]] = body["model_cid"]
+                elif b'"type":"evaluation.recorded"' in data:
+                    body = orjson.loads(data)["body"]
+                    t = body.get("metrics", {}).get("threshold_at_80_recall")
+                    if isinstance(t, int | float) and 0 < t < 1:
+                        self.thresholds[body["model_cid"]] = float(t)
+            self.index.add(found, scanned=size)
+            self._alias_scanned = size
+
+    def model_for(self, alias: str) -> ModelEntry:
+        """The model promoted under `alias` (latest promotion wins), loaded once."""
+        cid = self.aliases.get(alias)
+        if cid is None:
+            self.refresh()
+            cid = self.aliases.get(alias)
+        if cid is None:
+            known = ", ".join(sorted(self.aliases)) or "none"
+            raise InputError(
+                f"no model is promoted as {alias!r} (promoted: {known})", field="alias"
+            )
+        entry = self._models.get(cid)
+        if entry is None:
+            from ledgerml.mlops.training import load_model
+
+            entry = ModelEntry(
+                cid, load_model(self.paths, cid), self.thresholds.get(cid, DEFAULT_THRESHOLD)
+            )
+            self._models[cid] = entry
+        return entry
+
+    def lookup(self, decision_id: str) -> int | None:
+        idx = self.index.map.get(decision_id)
+        if idx is None and self.ledger.size() > self.index.scanned:
+            self.refresh()  # appended by another process, e.g. `ledgerml score`
+            idx = self.index.map.get(decision_id)
+        return idx
+
+    # -- scoring ---------------------------------------------------------------------
+
+    def score(self, request: ScoreRequest, model: ModelEntry | None = None) -> list[Decision]:
+        """Score, explain alerts, record every decision; returns them in request order."""
+        t0 = time.perf_counter()
+        m = model or self.model_for(request.alias)
+        features = m.model.features
+        x = np.array([[r[f] for f in features] for r in request.records], dtype=np.float64)
+        scores = np.asarray(m.model.predict_proba(x), dtype=np.float64)
+        flagged = np.flatnonzero(scores >= m.threshold)
+        reasons: dict[int, tuple[str, ...]] = {}
+        if len(flagged):
+            explained = m.model.explain(x[flagged], top=TOP_REASONS)
+            reasons = {
+                int(i): tuple(r.text for r in rs) for i, rs in zip(flagged, explained, strict=True)
+            }
+        threshold = round(m.threshold, 6)
+        made: list[Decision] = []
+        entries: list[PreparedEntry] = []
+        for i, rec in enumerate(request.records):
+            salt, commitment = commit_input(rec)
+            did = new_decision_id()
+            score = round(float(scores[i]), 6)
+            outcome = "review" if i in reasons else "approve"
+            body = {
+                "decision_id": did,
+                "model_cid": m.cid,
+                "input_commitment": commitment,
+                "score": score,
+                "threshold": threshold,
+                "outcome": outcome,
+                "reasons": list(reasons.get(i, ())),
+            }
+            entries.append(self.ledger.prepare("decision.recorded", body))
+            made.append(
+                Decision(
+                    did,
+                    None,
+                    m.cid,
+                    score,
+                    threshold,
+                    outcome,
+                    reasons.get(i, ()),
+                    commitment,
+                    salt,
+                )
+            )
+        first = self.logger.submit(entries, [d.decision_id for d in made])
+        if first is not None:
+            made = [_with_index(d, first + k) for k, d in enumerate(made)]
+        self.metrics.observe(time.perf_counter() - t0, [d.outcome for d in made])
+        return made
+
+
+def _with_index(d: Decision, index: int) -> Decision:
+    from dataclasses import replace
+
+    return replace(d, index=index)

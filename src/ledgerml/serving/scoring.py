@@ -1,0 +1,120 @@
+"""Pure scoring helpers: validate records against a model's features, commit to inputs.
+
+Nothing here touches the ledger or the network, so the HTTP service and
+`ledgerml score` share one path and one set of error messages::
+
+    records = parse_request(body, features)        # InputError names the field
+    salt, commitment = commit_input(records[0])    # salt stays with the caller
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ledgerml.crypto.canonical import canonical_json
+from ledgerml.errors import InputError
+
+MAX_BATCH = 1_000
+"""Records per request: larger batches hold a worker (and the ledger writer) too long."""
+
+DEFAULT_ALIAS = "champion"
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    """A validated request: the alias and the records, each a feature -> float mapping."""
+
+    alias: str
+    records: tuple[dict[str, float], ...]
+    batch: bool
+
+
+def validate_record(record: Any, features: Sequence[str], where: str) -> dict[str, float]:
+    """One record's features as floats; InputError names the offending field.
+
+    Rejects missing and extra features, non-numbers (booleans and strings
+    included), null, NaN and infinities: the model must see what was committed.
+    """
+    if not isinstance(record, Mapping):
+        raise InputError("must be an object of feature values", field=where)
+    for name in record:
+        if name not in features:
+            raise InputError(
+                "is not a feature of this model (extra field)", field=f"{where}.{name}"
+            )
+    out: dict[str, float] = {}
+    for name in features:
+        field = f"{where}.{name}"
+        if name not in record:
+            raise InputError("is required (missing feature)", field=field)
+        value = record[name]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InputError(f"must be a number, not {type(value).__name__}", field=field)
+        value = float(value)
+        if not math.isfinite(value):
+            raise InputError(
+                "must be a finite number (NaN and Infinity are not allowed)", field=field
+            )
+        out[name] = value
+    return out
+
+
+def parse_request(
+    body: Any, features: Sequence[str], *, max_batch: int = MAX_BATCH
+) -> ScoreRequest:
+    """Validate `{"features": {...}}` or `{"records": [{"features": {...}} | {...}, ...]}`."""
+    if not isinstance(body, Mapping):
+        raise InputError("must be a JSON object", field="body")
+    allowed = {"features", "records", "alias"}
+    for key in body:
+        if key not in allowed:
+            raise InputError(f"unknown field (expected one of {sorted(allowed)})", field=key)
+    alias = body.get("alias", DEFAULT_ALIAS)
+    if not isinstance(alias, str) or not 1 <= len(alias) <= 200:
+        raise InputError("must be a non-empty string", field="alias")
+    if ("features" in body) == ("records" in body):
+        raise InputError(
+            "give exactly one of `features` (one record) or `records` (a batch)", field="features"
+        )
+    if "features" in body:
+        return ScoreRequest(
+            alias, (validate_record(body["features"], features, "features"),), False
+        )
+    records = body["records"]
+    if not isinstance(records, list) or not records:
+        raise InputError("must be a non-empty list of records", field="records")
+    if len(records) > max_batch:
+        raise InputError(
+            f"has {len(records):,} records; the limit is {max_batch:,}", field="records"
+        )
+    out = []
+    for i, rec in enumerate(records):
+        where = f"records[{i}]"
+        if isinstance(rec, Mapping) and "features" in rec:
+            extra = [k for k in rec if k != "features"]
+            if extra:
+                raise InputError("unknown field", field=f"{where}.{extra[0]}")
+            rec, where = rec["features"], f"{where}.features"
+        out.append(validate_record(rec, features, where))
+    return ScoreRequest(alias, tuple(out), True)
+
+
+def commit_input(record: Mapping[str, float], salt: bytes | None = None) -> tuple[str, str]:
+    """(salt hex, commitment hex): SHA-256(salt ‖ RFC 8785 canonical JSON of the features).
+
+    The salt is random per decision and never written to the ledger: without
+    it the commitment reveals nothing; with it anyone can check the input.
+    """
+    salt = secrets.token_bytes(16) if salt is None else salt
+    digest = hashlib.sha256(salt + canonical_json(dict(record))).hexdigest()
+    return salt.hex(), digest
+
+
+def new_decision_id() -> str:
+    """A random, unguessable decision ID (no sequence to leak volumes)."""
+    return "dec-" + secrets.token_hex(12)

@@ -1,0 +1,114 @@
+"""A trained, promoted model in a real project, and a real uvicorn server on a free port."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from ledgerml.config import ProjectPaths
+from ledgerml.ledger import init_project
+from ledgerml.ledger.project import open_ledger
+from ledgerml.mlops.datasets import register_dataset
+from ledgerml.mlops.training import train_model
+from ledgerml.serving.app import create_app
+from tests.mlops.conftest import fraud_csv
+
+KEYS = {
+    "scorer": "scorer-key-0123456789",
+    "auditor": "auditor-key-0123456789",
+    "admin": "admin-key-0123456789ab",
+}
+FEATURES = ["V1", "V2", "V3", "V4", "V5", "V6", "Amount"]
+THRESHOLD = 0.02  # low, so that alerts (with reason codes) are common
+
+
+@dataclass(frozen=True)
+class Trained:
+    home: Path
+    model_cid: str
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    """Train a tiny XGBoost model and promote it as `champion` through the ledger."""
+    root = tmp_path_factory.mktemp("serving")
+    paths = init_project(root / "proj")
+    rec = register_dataset(paths, fraud_csv(root / "fraud.csv", rows=3000), "cards", label="Class")
+    result = train_model(
+        paths, rec.cid, "Class", params={"num_boost_round": 20, "early_stopping_rounds": 0}
+    )
+    with open_ledger(paths) as ledger:
+        ledger.append(
+            "evaluation.recorded",
+            {"model_cid": result.model_cid, "metrics": {"threshold_at_80_recall": THRESHOLD}},
+        )
+        ledger.append("model.promoted", {"model_cid": result.model_cid, "alias": "champion"})
+    return Trained(paths.home, result.model_cid)
+
+
+def copy_project(trained: Trained, dest: Path) -> ProjectPaths:
+    shutil.copytree(trained.home, dest)
+    return ProjectPaths(dest)
+
+
+@dataclass
+class Server:
+    url: str
+    paths: ProjectPaths
+
+    def client(self, role: str | None = "admin", header: str = "bearer") -> httpx.Client:
+        headers = {}
+        if role is not None:
+            key = KEYS.get(role, role)
+            headers = (
+                {"Authorization": f"Bearer {key}"} if header == "bearer" else {"X-API-Key": key}
+            )
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+    def size(self) -> int:
+        with open_ledger(self.paths) as ledger:
+            return ledger.size()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def run_server() -> Iterator[Any]:
+    """Start uvicorn in a thread (real sockets, real HTTP); stop it cleanly afterwards."""
+    running: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def start(paths: ProjectPaths, **kwargs: Any) -> Server:
+        app = create_app(paths, api_keys=KEYS, **kwargs)
+        port = _free_port()
+        server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        )
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert thread.is_alive(), "server thread died"
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.02)
+        running.append((server, thread))
+        return Server(f"http://127.0.0.1:{port}", paths)
+
+    yield start
+    for server, thread in running:
+        server.should_exit = True
+        thread.join(timeout=30)
+        assert not thread.is_alive()
