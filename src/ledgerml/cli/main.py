@@ -58,6 +58,7 @@ from ledgerml.cli import (  # noqa: E402
     keys_cmd,
     log_cmd,
     monitor_cmd,
+    serve_cmd,
     store,
     train_cmd,
     verify_cmd,
@@ -69,6 +70,7 @@ data_cmd.register(app)
 check_cmd.register(app)
 train_cmd.register(app)
 monitor_cmd.register(app)
+serve_cmd.register(app)
 app.add_typer(store.app, name="store")
 # -------------------------------------------------------------------------------
 
