@@ -152,7 +152,9 @@ def create_app(
 
     @app.exception_handler(Backpressure)
     async def _busy(_: Request, exc: Backpressure) -> JSONResponse:
-        svc().metrics.rejected += 1
+        m = svc().metrics
+        with m.lock:
+            m.rejected += 1
         resp = _problem(503, str(exc))
         resp.headers["Retry-After"] = "1"
         return resp

@@ -98,6 +98,8 @@ class DecisionIndex:
     def __init__(self, path: Path) -> None:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
+        # A cache the ledger can rebuild: no fsync per request (WAL keeps it consistent).
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(
             "CREATE TABLE IF NOT EXISTS decisions (decision_id TEXT PRIMARY KEY, idx INTEGER NOT"
             " NULL); CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
