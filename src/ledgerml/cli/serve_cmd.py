@@ -30,7 +30,7 @@ def serve_cmd(
         int, typer.Option("--max-pending", help="async: queued requests before 503.")
     ] = 1024,
 ) -> None:
-    """Run the decision service (API keys from config.toml [serving.api_keys]; docs at /docs)."""
+    """Run the decision service (keys: serving.api_keys in config.toml; docs at /docs)."""
     if mode not in ("sync", "async"):
         raise InputError("must be sync or async", field="--mode")
     if not 1 <= port <= 65535:
