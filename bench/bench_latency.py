@@ -540,8 +540,9 @@ def _plot(out: dict[str, Any], path: Path) -> None:
                 label=f"{where.replace('_', '-')} p99",
             )
     incl = out.get("inclusion", {})
+    first = len(labels)
     for j, (_k, v) in enumerate(sorted(incl.items(), key=lambda kv: kv[1]["block_time_s"])):
-        x = len(labels) + j
+        x = first + j
         ax.scatter(
             [x],
             [v["inclusion_p50_ms"]],
@@ -562,7 +563,7 @@ def _plot(out: dict[str, Any], path: Path) -> None:
         ax.text(len(labels) - 0.5, ms * 1.08, name, ha="right", fontsize=8, color="dimgray")
     ax.set_yscale("log")
     ax.set_xticks(range(len(labels)))
-    ax.set_xticklabels([lbl.replace(": ", "\n") for lbl in labels], fontsize=8)
+    ax.set_xticklabels([lbl.replace(", ", "\n", 1) for lbl in labels], fontsize=8)
     ax.set_ylabel("latency per decision (ms, log scale)")
     ax.set_title("LedgerML decision latency: ledger in the path, consensus out of it")
     ax.grid(True, which="both", axis="y", alpha=0.3)
