@@ -1,35 +1,12 @@
-"""Exceptions shared by every layer, so the CLI and the service can map them to
-exit codes (2 for bad input, 1 for a failed verification or policy) and HTTP
-statuses without knowing which layer raised them."""
+"""The exceptions every layer raises; defined in `ledgerml.crypto.errors`, the
+bottom layer, and re-exported here under their usual import path."""
 
-from __future__ import annotations
+from ledgerml.crypto.errors import (
+    InputError,
+    IntegrityError,
+    LedgerMLError,
+    ProjectError,
+    VerificationError,
+)
 
-
-class LedgerMLError(Exception):
-    """Base class of every error LedgerML raises on purpose."""
-
-
-class InputError(LedgerMLError, ValueError):
-    """Bad input from a user: names the field and the reason. CLI exit code 2, HTTP 4xx.
-
-    Raised *before* anything is written, so nothing is half-written.
-    """
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        self.field = field
-        super().__init__(f"{field}: {message}" if field else message)
-
-
-class VerificationError(LedgerMLError):
-    """Something does not verify (hash, signature, proof, policy). CLI exit code 1.
-
-    Verification fails closed: when a check cannot complete, this is raised too.
-    """
-
-
-class IntegrityError(VerificationError):
-    """Stored data no longer matches its hash (corrupt or tampered block or entry)."""
-
-
-class ProjectError(InputError):
-    """The project folder is missing or not initialised."""
+__all__ = ["InputError", "IntegrityError", "LedgerMLError", "ProjectError", "VerificationError"]

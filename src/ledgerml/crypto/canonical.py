@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 import rfc8785
 
-from ledgerml.errors import InputError
+from ledgerml.crypto.errors import InputError
 
 _MAX_SAFE_INT = 2**53 - 1
 

@@ -13,9 +13,9 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from ledgerml.crypto.errors import ProjectError
 from ledgerml.crypto.note import NoteSigner, NoteVerifier
 from ledgerml.crypto.signers import Ed25519Signer, MLDSASigner, load_private_pem
-from ledgerml.errors import ProjectError
 
 LOG_ED25519 = "log-ed25519.pem"
 LOG_MLDSA44 = "log-mldsa44.pem"

@@ -21,8 +21,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ledgerml.crypto.errors import InputError, VerificationError
 from ledgerml.crypto.signers import Ed25519Signer, Ed25519Verifier, MLDSASigner, MLDSAVerifier
-from ledgerml.errors import InputError, VerificationError
 
 SIG_ED25519 = 0x01  # signed-note Ed25519 over the note text
 SIG_COSIG_ED25519 = 0x04  # tlog-cosignature Ed25519 (cosignature/v1)
