@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -52,17 +52,13 @@ def key_id(public_bytes: bytes) -> str:
     return hashlib.sha256(public_bytes).hexdigest()[:16]
 
 
-# --- Ed25519 -------------------------------------------------------------------
+# --- what Ed25519 and ML-DSA keys share (cryptography gives both the same API) -------
 
 
-@dataclass(frozen=True)
-class Ed25519Verifier:
-    key: ed25519.Ed25519PublicKey
-    algorithm: Algorithm = "ed25519"
+class _RawPublicKey:
+    """`public_bytes` and `verify` for a dataclass holding a public `key`."""
 
-    @classmethod
-    def from_public_bytes(cls, raw: bytes) -> Ed25519Verifier:
-        return cls(ed25519.Ed25519PublicKey.from_public_bytes(raw))
+    key: Any
 
     def public_bytes(self) -> bytes:
         return self.key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
@@ -75,8 +71,34 @@ class Ed25519Verifier:
         return True
 
 
+class _Pkcs8PrivateKey:
+    """`private_pem` (unencrypted PKCS#8; the file is mode 0600) for a private `key`."""
+
+    key: Any
+
+    def private_pem(self) -> bytes:
+        return self.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
+
+# --- Ed25519 -------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
-class Ed25519Signer:
+class Ed25519Verifier(_RawPublicKey):
+    key: ed25519.Ed25519PublicKey
+    algorithm: Algorithm = "ed25519"
+
+    @classmethod
+    def from_public_bytes(cls, raw: bytes) -> Ed25519Verifier:
+        return cls(ed25519.Ed25519PublicKey.from_public_bytes(raw))
+
+
+@dataclass(frozen=True)
+class Ed25519Signer(_Pkcs8PrivateKey):
     key: ed25519.Ed25519PrivateKey
     algorithm: Algorithm = "ed25519"
 
@@ -90,13 +112,6 @@ class Ed25519Signer:
     def verifier(self) -> Ed25519Verifier:
         return Ed25519Verifier(self.key.public_key())
 
-    def private_pem(self) -> bytes:
-        return self.key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-
 
 # --- ML-DSA (FIPS 204) -------------------------------------------------------------
 
@@ -105,7 +120,7 @@ _MLDSA_PUBLIC = {"ml-dsa-44": mldsa.MLDSA44PublicKey, "ml-dsa-65": mldsa.MLDSA65
 
 
 @dataclass(frozen=True)
-class MLDSAVerifier:
+class MLDSAVerifier(_RawPublicKey):
     key: mldsa.MLDSA44PublicKey | mldsa.MLDSA65PublicKey
     algorithm: Algorithm
 
@@ -113,19 +128,9 @@ class MLDSAVerifier:
     def from_public_bytes(cls, raw: bytes, algorithm: Algorithm) -> MLDSAVerifier:
         return cls(_MLDSA_PUBLIC[algorithm].from_public_bytes(raw), algorithm)
 
-    def public_bytes(self) -> bytes:
-        return self.key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-
-    def verify(self, message: bytes, signature: bytes) -> bool:
-        try:
-            self.key.verify(signature, message)
-        except InvalidSignature:
-            return False
-        return True
-
 
 @dataclass(frozen=True)
-class MLDSASigner:
+class MLDSASigner(_Pkcs8PrivateKey):
     key: mldsa.MLDSA44PrivateKey | mldsa.MLDSA65PrivateKey
     algorithm: Algorithm
 
@@ -140,13 +145,6 @@ class MLDSASigner:
 
     def verifier(self) -> MLDSAVerifier:
         return MLDSAVerifier(self.key.public_key(), self.algorithm)
-
-    def private_pem(self) -> bytes:
-        return self.key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
 
 
 # --- Hybrid ---------------------------------------------------------------------
