@@ -103,6 +103,38 @@ def _json_str(value: str) -> bytes:
     return canonical_json(value, checked=True)
 
 
+def _entry(
+    actor: bytes, body: bytes, sigs: bytes, time_: bytes, event_type: bytes
+) -> PreparedEntry:
+    """An entry from its canonical parts, size-checked and leaf-hashed.
+
+    The envelope's keys are fixed and already in RFC 8785 order (actor, body,
+    sigs, time, type, v), and JCS is compositional, so the entry is the
+    concatenation of canonical parts: no second encoding pass.
+    """
+    data = b"".join(
+        (
+            b'{"actor":',
+            actor,
+            b',"body":',
+            body,
+            b',"sigs":',
+            sigs,
+            b',"time":',
+            time_,
+            b',"type":',
+            event_type,
+            b',"v":1}',
+        )
+    )
+    if len(data) > MAX_ENTRY_BYTES:
+        raise InputError(
+            f"entry is {len(data):,} bytes; the limit is {MAX_ENTRY_BYTES:,} (1 MiB)",
+            field="body",
+        )
+    return PreparedEntry(data, hashlib.sha256(b"\x00" + data).digest())
+
+
 def utc_now() -> str:
     """RFC 3339 UTC time with microseconds, the `time` of an entry."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -533,43 +565,13 @@ class Ledger:
         validate_body(event_type, body)
         if sigs:
             check_json_value(list(sigs), "sigs")
-        return self._serialise(
-            _json_str(event_type),
-            body,
-            _json_str(time_ or utc_now()),
+        return _entry(
             _json_str(self.actor if actor is None else actor),
+            canonical_json(body, checked=True),
             canonical_json(list(sigs), checked=True),
+            _json_str(time_ or utc_now()),
+            _json_str(event_type),
         )
-
-    @staticmethod
-    def _serialise(
-        event_type: bytes, body: Any, time_: bytes, actor: bytes, sigs: bytes
-    ) -> PreparedEntry:
-        # The envelope's keys are fixed and already in RFC 8785 order (actor,
-        # body, sigs, time, type, v), and JCS is compositional, so the entry is
-        # the concatenation of canonical parts: no second encoding pass. The
-        # string parts arrive already encoded (they repeat across a batch).
-        data = b"".join(
-            (
-                b'{"actor":',
-                actor,
-                b',"body":',
-                canonical_json(body, checked=True),
-                b',"sigs":',
-                sigs,
-                b',"time":',
-                time_,
-                b',"type":',
-                event_type,
-                b',"v":1}',
-            )
-        )
-        if len(data) > MAX_ENTRY_BYTES:
-            raise InputError(
-                f"entry is {len(data):,} bytes; the limit is {MAX_ENTRY_BYTES:,} (1 MiB)",
-                field="body",
-            )
-        return PreparedEntry(data, hashlib.sha256(b"\x00" + data).digest())
 
     # -- appending ----------------------------------------------------------------
 
@@ -619,25 +621,17 @@ class Ledger:
             bodies = canonical_json_many([body for _, body in items], checked=True)
         except InputError as exc:
             raise InputError(f"a body: {exc}", field="body") from None
-        # The envelope's keys are fixed and in RFC 8785 order; JCS is
-        # compositional, so an entry is the concatenation of canonical parts.
-        head = b'{"actor":' + _json_str(self.actor) + b',"body":'
-        tail_time = b',"sigs":[],"time":' + _json_str(now or utc_now()) + b',"type":'
+        actor, now_json = _json_str(self.actor), _json_str(now or utc_now())
         types: dict[str, bytes] = {}
-        sha = hashlib.sha256
         prepared = []
         for n, ((event_type, _), body_bytes) in enumerate(zip(items, bodies, strict=True), offset):
             type_bytes = types.get(event_type)
             if type_bytes is None:
                 type_bytes = types[event_type] = _json_str(event_type)
-            data = b"".join((head, body_bytes, tail_time, type_bytes, b',"v":1}'))
-            if len(data) > MAX_ENTRY_BYTES:
-                raise InputError(
-                    f"item {n}: entry is {len(data):,} bytes; the limit is "
-                    f"{MAX_ENTRY_BYTES:,} (1 MiB)",
-                    field="body",
-                )
-            prepared.append(PreparedEntry(data, sha(b"\x00" + data).digest()))
+            try:
+                prepared.append(_entry(actor, body_bytes, b"[]", now_json, type_bytes))
+            except InputError as exc:
+                raise InputError(f"item {n}: {exc}", field=exc.field) from None
         return prepared
 
     def commit(self, entries: list[PreparedEntry]) -> int:
