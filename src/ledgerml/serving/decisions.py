@@ -21,7 +21,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -110,15 +110,22 @@ class DecisionIndex:
         self.scanned = int(row[0]) if row else 0
 
     def add(self, pairs: Sequence[tuple[str, int]], scanned: int | None = None) -> None:
+        """Remember pairs; persist them only with a scan watermark.
+
+        Decisions made by this service go to memory only: writing the cache on
+        every request would put a second database transaction on the scoring
+        path. They are persisted by the next `refresh` (on lookup misses and at
+        close), which scans the log from the watermark — so a crash loses
+        nothing the ledger does not hold.
+        """
         with self._lock:
             self.map.update(pairs)
+            if scanned is None or scanned <= self.scanned:
+                return
             self._db.execute("BEGIN")
             self._db.executemany("INSERT OR IGNORE INTO decisions VALUES (?, ?)", pairs)
-            if scanned is not None and scanned > self.scanned:
-                self.scanned = scanned
-                self._db.execute(
-                    "INSERT OR REPLACE INTO meta VALUES ('scanned', ?)", (str(scanned),)
-                )
+            self.scanned = scanned
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('scanned', ?)", (str(scanned),))
             self._db.execute("COMMIT")
 
     def close(self) -> None:
@@ -349,6 +356,4 @@ class DecisionService:
 
 
 def _with_index(d: Decision, index: int) -> Decision:
-    from dataclasses import replace
-
     return replace(d, index=index)
