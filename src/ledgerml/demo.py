@@ -21,9 +21,7 @@ for that explicitly, which the tests do).
 
 from __future__ import annotations
 
-import hashlib
 import random
-import secrets
 import shutil
 import time
 from collections.abc import Callable
@@ -110,13 +108,12 @@ def _synthetic_table(path: Path, rows: int = 60_000, seed: int = 7) -> None:
 
 def _later_window(paths: ProjectPaths, dataset_cid: str, folder: Path, fraction: float) -> Path:
     """The later `1 - fraction` of the data by Time, as its own file (the scoring window)."""
-    import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from ledgerml.storage import open_store
+    from ledgerml.mlops.training import load_table
 
-    table = pq.read_table(pa.BufferReader(open_store(paths).read_bytes(dataset_cid)))
+    table = load_table(paths, dataset_cid)
     order = pc.sort_indices(table, sort_keys=[("Time", "ascending")])
     table = table.take(order)
     cut = int(table.num_rows * fraction)
@@ -129,8 +126,6 @@ def run_demo(
     folder: Path, *, synthetic: bool = False, say: Callable[[str], None] = print
 ) -> DemoResult:
     """Run the case study in `folder` (recreated if it is an earlier demo's)."""
-    import numpy as np
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from ledgerml.chain import deploy
@@ -142,6 +137,8 @@ def run_demo(
     from ledgerml.mlops.model_card import build_model_card
     from ledgerml.mlops.monitor import monitor
     from ledgerml.mlops.training import load_model, train_model
+    from ledgerml.serving.batch import score_records, table_records, write_decisions
+    from ledgerml.serving.decisions import DecisionService, ModelEntry
 
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -219,42 +216,21 @@ def run_demo(
         label="Class",
         source="later 20% of card-transactions by Time",
     )
-    model = load_model(paths, trained.model_cid)
-    table = pq.read_table(window_path)
-    scores = np.asarray(model.predict_proba(table))
-    threshold = float(m.get("threshold_at_80_recall", 0.5))
-    flagged = np.flatnonzero(scores >= threshold)
-    reasons: dict[int, list[str]] = {}
-    if len(flagged):
-        explained = model.explain(table.take(pa.array(flagged)), top=3)
-        reasons = {int(i): [r.text for r in rs] for i, rs in zip(flagged, explained, strict=True)}
-    features = list(model.features)
-    columns = {f: table[f].to_numpy() for f in features}
-    decisions = []
-    for i in range(table.num_rows):
-        salt = secrets.token_hex(16)  # the salt stays with the bank, off the ledger
-        row = ",".join(f"{f}={columns[f][i]!r}" for f in features)
-        decisions.append(
-            (
-                "decision.recorded",
-                {
-                    "decision_id": f"dec-{i:06d}",
-                    "model_cid": trained.model_cid,
-                    "input_commitment": hashlib.sha256(f"{salt}|{row}".encode()).hexdigest(),
-                    "score": round(float(scores[i]), 6),
-                    "threshold": round(threshold, 6),
-                    "outcome": "review" if i in reasons else "approve",
-                    "reasons": reasons.get(i, []),
-                },
-            )
+    # The same path as `POST /v1/score` and `ledgerml score`: salted commitments,
+    # TreeSHAP reasons for alerts, durable appends; the salts go to a file of ours.
+    with DecisionService.open(paths, mode="sync") as svc:
+        entry = ModelEntry(
+            trained.model_cid,
+            load_model(paths, trained.model_cid),
+            float(m.get("threshold_at_80_recall", 0.5)),
         )
-    with open_ledger(paths) as ledger:
-        first_decision = ledger.size()
-        for k in range(0, len(decisions), 20_000):
-            ledger.append_many(decisions[k : k + 20_000])
+        records = table_records(pq.read_table(window_path), entry.model.features)
+        made = score_records(svc, "champion", records, entry)
+    write_decisions(folder / "scoring-window.decisions.jsonl", made)
+    alerts = [d for d in made if d.outcome == "review"]
     say(
-        f"scored {len(decisions):,} later transactions through the ledger; "
-        f"{len(reasons):,} alerts with TreeSHAP reason codes"
+        f"scored {len(made):,} later transactions through the ledger; "
+        f"{len(alerts):,} alerts with TreeSHAP reason codes"
     )
     drift = monitor(paths, trained.model_cid, window.cid, retrain=True, policy=PACK)
     say(
@@ -289,7 +265,8 @@ def run_demo(
     with open_ledger(paths) as ledger:
         note = ledger.checkpoint()
         size = ledger.size()
-        index = first_decision + int(flagged[0]) if len(flagged) else first_decision
+        index = alerts[0].index if alerts else made[0].index
+        assert index is not None  # sync mode: every decision is durable with its index
         proof = ledger.inclusion_proof(index)
         entry = ledger.entry(index)
         proof_ok = merkle.verify_inclusion(
@@ -314,8 +291,8 @@ def run_demo(
         check_passed=checked.passed,
         failed_rules=list(checked.failed),
         promoted=promoted,
-        decisions=len(decisions),
-        alerts=len(reasons),
+        decisions=len(made),
+        alerts=len(alerts),
         max_psi=drift.max_psi,
         max_psi_feature=drift.max_feature,
         retrain_required=drift.retrain_required,
