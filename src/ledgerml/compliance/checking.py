@@ -569,7 +569,7 @@ def _chain_plan(gov: Any, pack: Pack, ev: Evidence) -> tuple[Any, str | None]:
     return st, None
 
 
-def _ensure_policy(gov: Any, pack: Pack) -> list[tuple[int, str]]:
+def ensure_policy(gov: Any, pack: Pack) -> list[tuple[int, str]]:
     """Create the pack's on-chain policy if absent; refuse one that differs (immutable)."""
     from ledgerml.chain import Rule
 
@@ -659,7 +659,7 @@ def check_model(
         entries: list[tuple[int, str]] = []
         tx_hash: str | None = None
         if gov is not None and note is None:
-            entries += _ensure_policy(gov, pk)
+            entries += ensure_policy(gov, pk)
             if status is None:
                 reg = gov.register(model_cid, pk.policy_id)
                 entries += list(reg.entries)

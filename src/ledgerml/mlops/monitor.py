@@ -225,9 +225,9 @@ def monitor(
                 gov.status(model_cid)
             except InputError:
                 # Not yet on chain: enrol it under the pack's policy so the contract can judge.
-                from ledgerml.compliance.checking import _ensure_policy
+                from ledgerml.compliance.checking import ensure_policy
 
-                entries += _ensure_policy(gov, pack)
+                entries += ensure_policy(gov, pack)
                 entries += list(gov.register(model_cid, pack.policy_id).entries)
                 note = f"model enrolled on chain under policy {pack.policy_id} to report drift"
             mirrored = gov.report_drift(
