@@ -49,11 +49,13 @@ def root(
 
 # --- command groups (one module each; keep this block sorted) -------------------
 from ledgerml.cli import (  # noqa: E402
+    audit_cmd,
     bench_cmd,
     chain_cmd,
     check_cmd,
     data_cmd,
     demo_cmd,
+    fl_cmd,
     init_cmd,
     keys_cmd,
     log_cmd,
@@ -71,6 +73,8 @@ check_cmd.register(app)
 train_cmd.register(app)
 monitor_cmd.register(app)
 serve_cmd.register(app)
+fl_cmd.register(app)
+audit_cmd.register(app)
 app.add_typer(store.app, name="store")
 # -------------------------------------------------------------------------------
 
