@@ -422,8 +422,13 @@ def _vkeys(files: dict[str, bytes]) -> list[NoteVerifier]:
         raise _Failed(KEYS, str(exc)) from None
 
 
-def _verify(files: dict[str, bytes]) -> BundleReport:
+def _verify(files: dict[str, bytes], pinned: tuple[str, ...] = ()) -> BundleReport:
     verifiers = _vkeys(files)
+    if pinned:
+        try:
+            verifiers = [NoteVerifier.from_vkey(v) for v in pinned]
+        except LedgerMLError as exc:
+            raise InputError(f"not a verifier key: {exc}", field="--vkey") from None
     ed = [v for v in verifiers if v.sig_type == SIG_ED25519]
     if not ed:
         raise _Failed(KEYS, "holds no Ed25519 key to check manifest.note with")
@@ -521,11 +526,14 @@ def _verify(files: dict[str, bytes]) -> BundleReport:
     return BundleReport("", (), len(entries), cp.size, cp.root.hex(), checked, receipts)
 
 
-def verify_bundle(path: Path) -> BundleReport:
-    """Check a bundle offline; problems name the file. InputError if it is not a bundle."""
+def verify_bundle(path: Path, pinned: tuple[str, ...] = ()) -> BundleReport:
+    """Check a bundle offline; problems name the file. InputError if it is not a bundle.
+
+    `pinned`: verifier keys obtained out of band; without them keys.txt is trusted, and the
+    bundle then proves integrity but not who produced it."""
     try:
         files = read_bundle(path)
-        report = _verify(files)
+        report = _verify(files, pinned)
     except _Failed as f:
         return BundleReport(str(path), (BundleProblem(f.file, f.detail),))
     return BundleReport(

@@ -118,12 +118,16 @@ def export(
 @app.command("verify-bundle")
 def verify_bundle_cmd(
     path: Annotated[Path, typer.Argument(help="A bundle directory or zip.")],
+    vkey: Annotated[
+        list[str] | None,
+        typer.Option("--vkey", help="Pin the log's verifier key (name+hash+key); repeatable."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Verify a bundle offline: every file's digest, signatures, proofs, receipts, CIDs."""
     from ledgerml.audit.bundle import verify_bundle
 
-    report = verify_bundle(path)
+    report = verify_bundle(path, tuple(vkey or ()))
     if as_json:
         print_json(report.to_json())
     elif report.ok:
