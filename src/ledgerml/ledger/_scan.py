@@ -32,6 +32,8 @@ KNOWN_TYPES = frozenset(
         "policy.registered",
         "model.enrolled",
         "model.documented",
+        "fl.bank_enrolled",
+        "fl.update_rejected",
     }
 )
 CUSTOM_TYPE = re.compile(r"^x\.[a-z0-9][a-z0-9_.-]{0,62}$")

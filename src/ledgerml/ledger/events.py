@@ -180,6 +180,10 @@ class BankUpdate(Body):
     trust: float
     weight: float
     signature_ok: bool = True
+    #: the update's bytes in the CAS, so the round can be re-derived (ledgerml.federated)
+    update_cid: Cid | None = None
+    #: this round's agreement score of the update (the input to `trust`)
+    score: float | None = None
 
 
 class FlRound(Body):
@@ -188,6 +192,30 @@ class FlRound(Body):
     aggregate_cid: Cid | None = None
     metrics: dict[str, float] = {}
     tx_hash: TxHash | None = None
+    #: which federated run the round belongs to, its strategy, and the model it built on
+    run_id: Name | None = None
+    strategy: Name | None = None
+    previous_cid: Cid | None = None
+
+
+class FlBankEnrolled(Body):
+    """A bank's update-signing key, enrolled in the consortium: the server accepts
+    updates from `bank` only with a signature by this key."""
+
+    bank: Name
+    algorithm: Literal["ed25519"]
+    public_key: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="raw key, hex")]
+    key_id: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]
+
+
+class FlUpdateRejected(Body):
+    """An update the server refused (bad signature, unknown bank, unreadable model)."""
+
+    run_id: Name
+    round: SafeInt
+    bank: Name
+    update_hash: Hex32 | None = None
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
 
 
 class SubjectErased(Body):
@@ -261,6 +289,8 @@ EVENT_TYPES: dict[str, type[Body]] = {
     "policy.registered": PolicyRegistered,
     "model.enrolled": ModelEnrolled,
     "model.documented": ModelDocumented,
+    "fl.bank_enrolled": FlBankEnrolled,
+    "fl.update_rejected": FlUpdateRejected,
 }
 
 assert frozenset(EVENT_TYPES) == KNOWN_TYPES, "events.py and _scan.py must list the same types"
