@@ -142,6 +142,10 @@ def create_app(
     scorer = Depends(role(SCORE_ROLES))
     reader = Depends(role(READ_ROLES))
 
+    from ledgerml.audit.web import audit_router  # the auditor's pages, read-only
+
+    app.include_router(audit_router(paths, role(READ_ROLES)))
+
     @app.exception_handler(InputError)
     async def _input_error(_: Request, exc: InputError) -> JSONResponse:
         return _problem(422, str(exc), exc.field)
