@@ -142,3 +142,45 @@ def verify_bundle_cmd(
             console.print(f"[red]FAILED[/] {p.file}: {p.detail}", highlight=False)
     if not report.ok:
         raise typer.Exit(EXIT_VERIFY)
+
+
+@app.command("retention")
+def retention(
+    ctx: typer.Context,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Evaluate at this RFC 3339 date/time (default: now)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Report, per event type, the retention period, what is due, and the prunable prefix."""
+    from ledgerml.audit import AuditView
+    from ledgerml.audit.retention import parse_when, retention_status
+
+    when = parse_when(as_of) if as_of else None
+    paths = project(ctx)
+    with AuditView.open(paths) as view:
+        status = retention_status(view, now=when)
+    if as_json:
+        print_json(status.to_json())
+        return
+    console.print(
+        f"retention as of {status.as_of}; tree size {status.tree_size:,}", highlight=False
+    )
+    for t in status.types:
+        keep = "forever" if t.keep_days is None else f"{t.keep_days} days"
+        console.print(
+            f"  {t.event_type:<22} {t.count:>9,}  keep {keep:<10} due {t.due:>9,}  {t.basis}",
+            highlight=False,
+        )
+    console.print(
+        f"{status.due:,} entries due; a tlog-tiles minimum index of {status.prunable_below:,} "
+        "would be allowed (report only: nothing is deleted, the tree is never rewritten)",
+        highlight=False,
+    )
+    if status.vault_subjects is not None:
+        console.print(
+            f"vault: {status.vault_subjects:,} data subjects; {status.erasures_recorded:,} "
+            "erasures recorded in the ledger",
+            highlight=False,
+        )
