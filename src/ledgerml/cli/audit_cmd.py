@@ -184,3 +184,42 @@ def retention(
             "erasures recorded in the ledger",
             highlight=False,
         )
+
+
+@app.command("report")
+def report(
+    ctx: typer.Context,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "-o", "--output", help="HTML file (default <project>/reports/audit-report.html)."
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the self-contained HTML audit report (inventory, lineage, metrics, fairness,
+    drift, compliance, approvals, anchoring, retention, verification)."""
+    from ledgerml.audit.report import write_report
+
+    if out is not None and out.suffix.lower() not in (".html", ".htm"):
+        raise InputError("the report is HTML: give a .html file", field="-o")
+    path, data = write_report(project(ctx), out)
+    summary = {
+        "path": str(path),
+        "bytes": path.stat().st_size,
+        "models": len(data.models),
+        "verify_ok": data.verify["ok"],
+        "checkpoint": {"size": data.checkpoint.size, "root": data.checkpoint.root.hex()},
+        "seconds": round(data.seconds, 2),
+    }
+    if as_json:
+        print_json(summary)
+    else:
+        console.print(
+            f"wrote {path} ({summary['bytes']:,} bytes): {summary['models']} model(s), log "
+            f"{'verifies' if data.verify['ok'] else 'DOES NOT VERIFY'} at checkpoint "
+            f"{data.checkpoint.size:,}",
+            highlight=False,
+        )
+    if not data.verify["ok"]:
+        raise typer.Exit(EXIT_VERIFY)
