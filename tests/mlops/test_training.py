@@ -99,6 +99,15 @@ def test_predict_and_explain(project: Project) -> None:
     # TreeSHAP contributions add up to the margin
     x = model.matrix(table.slice(0, 50))
     assert np.allclose(model.contributions(x).sum(axis=1), model.logits(x), atol=1e-4)
+    # Small batches go through a one-thread copy and in-place prediction: the scores
+    # must be the same bytes as a DMatrix prediction on two threads (audits re-score).
+    import xgboost as xgb
+
+    full = model.matrix(table)
+    reference = model._impl.predict(xgb.DMatrix(full, feature_names=list(model.features)))
+    batched = np.concatenate([model.predict_proba(full[k : k + 7]) for k in range(0, 700, 7)])
+    assert np.array_equal(batched, reference[:700].astype(np.float64))
+    assert np.array_equal(model.predict_proba(full), reference.astype(np.float64))
 
 
 def test_logreg_model_is_deterministic_json(project: Project) -> None:
