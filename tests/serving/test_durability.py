@@ -62,6 +62,12 @@ def test_sigkill_under_load_loses_no_acknowledged_decision(
     acked: list[str] = []
     stop = threading.Event()
     rec = {"V1": -1.5, "V2": 0.3, "V3": 1.7, "V4": 0.0, "V5": 0.1, "V6": -0.2, "Amount": 12.0}
+    # One request before the load: the kill must land mid-load, not during warm-up
+    # (the first score loads the model), however slow this machine is today.
+    scorer = {"X-API-Key": KEYS["scorer"]}
+    warm = httpx.post(f"{url}/v1/score", json={"records": [rec]}, headers=scorer, timeout=60)
+    assert warm.status_code == 200, warm.text
+    acked.extend(d["decision_id"] for d in warm.json()["decisions"])
 
     def load() -> None:
         with httpx.Client(base_url=url, headers={"X-API-Key": KEYS["scorer"]}, timeout=5) as c:

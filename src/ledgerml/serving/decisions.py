@@ -15,6 +15,7 @@ an in-memory map, persisted in the service's own `serving.db` beside the ledger
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import queue
 import sqlite3
@@ -180,6 +181,14 @@ class DecisionLogger:
             raise Backpressure("decision queue is full; retry shortly") from None
         return None
 
+    async def record(self, entries: list[PreparedEntry], ids: list[str]) -> int | None:
+        """`submit` for an event loop: in `sync` mode the loop awaits the durable commit."""
+        if self.mode != "sync":
+            return self.submit(entries, ids)
+        first = await asyncio.wrap_future(self.ledger.submit(entries))
+        self.index.add([(d, first + k) for k, d in enumerate(ids)])
+        return first
+
     def _drain(self) -> None:
         while True:
             item = self._queue.get()
@@ -294,6 +303,11 @@ class DecisionService:
             self._models[cid] = entry
         return entry
 
+    def warm(self, alias: str) -> None:
+        """Load `alias`'s model and run it once, so the first request is not the slow one."""
+        entry = self.model_for(alias)
+        entry.model.predict_proba(np.zeros((1, len(entry.model.features))))
+
     def lookup(self, decision_id: str) -> int | None:
         idx = self.index.map.get(decision_id)
         if idx is None and self.ledger.size() > self.index.scanned:
@@ -306,6 +320,30 @@ class DecisionService:
     def score(self, request: ScoreRequest, model: ModelEntry | None = None) -> list[Decision]:
         """Score, explain alerts, record every decision; returns them in request order."""
         t0 = time.perf_counter()
+        made, entries = self._decide(request, model)
+        first = self.logger.submit(entries, [d.decision_id for d in made])
+        return self._recorded(made, first, t0)
+
+    async def score_async(
+        self, request: ScoreRequest, model: ModelEntry | None = None
+    ) -> list[Decision]:
+        """`score` for an event loop: the loop awaits the durable commit instead of a
+        thread blocking on it, so concurrent requests share one group commit."""
+        t0 = time.perf_counter()
+        made, entries = self._decide(request, model)
+        first = await self.logger.record(entries, [d.decision_id for d in made])
+        return self._recorded(made, first, t0)
+
+    def _recorded(self, made: list[Decision], first: int | None, t0: float) -> list[Decision]:
+        if first is not None:
+            made = [_with_index(d, first + k) for k, d in enumerate(made)]
+        self.metrics.observe(time.perf_counter() - t0, [d.outcome for d in made])
+        return made
+
+    def _decide(
+        self, request: ScoreRequest, model: ModelEntry | None
+    ) -> tuple[list[Decision], list[PreparedEntry]]:
+        """Scores, reasons and the prepared ledger entries; nothing is written yet."""
         m = model or self.model_for(request.alias)
         features = m.model.features
         x = np.array([[r[f] for f in features] for r in request.records], dtype=np.float64)
@@ -348,11 +386,7 @@ class DecisionService:
                     salt,
                 )
             )
-        first = self.logger.submit(entries, [d.decision_id for d in made])
-        if first is not None:
-            made = [_with_index(d, first + k) for k, d in enumerate(made)]
-        self.metrics.observe(time.perf_counter() - t0, [d.outcome for d in made])
-        return made
+        return made, entries
 
 
 def _with_index(d: Decision, index: int) -> Decision:
