@@ -15,6 +15,7 @@ checkpoint note's root, and the note's Ed25519 signature against the log's verif
 
 from __future__ import annotations
 
+import inspect
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -32,7 +33,7 @@ from ledgerml.errors import InputError
 PAGE_LIMIT = 200
 
 
-def audit_router(paths: ProjectPaths, read_check: Callable[[Request], str]) -> APIRouter:
+def audit_router(paths: ProjectPaths, read_check: Callable[[Request], Any]) -> APIRouter:
     """Routes for `/audit/`; `read_check` raises 401/403 unless the key may read."""
     local = threading.local()
 
@@ -45,10 +46,12 @@ def audit_router(paths: ProjectPaths, read_check: Callable[[Request], str]) -> A
             v.refresh()
         return v
 
-    def page_check(request: Request) -> None:
+    async def page_check(request: Request) -> None:
         # The page holds no data; a request carrying a key must still carry a reading one.
         if request.headers.get("authorization") or request.headers.get("x-api-key"):
-            read_check(request)
+            checked = read_check(request)
+            if inspect.isawaitable(checked):  # the service's check may be sync or async
+                await checked
 
     reader = Depends(read_check)
     router = APIRouter(prefix="/audit", tags=["audit"])
