@@ -28,6 +28,14 @@ def serve_cmd(
     max_pending: Annotated[
         int, typer.Option("--max-pending", help="async: queued requests before 503.")
     ] = 1024,
+    anchor_every: Annotated[
+        float | None,
+        typer.Option(
+            "--anchor-every",
+            help="Anchor the newest checkpoint on chain every SECONDS in the background "
+            "(0 = off; default: [serving] anchor_every_s in config.toml, else off).",
+        ),
+    ] = None,
 ) -> None:
     """Run the decision service (keys: serving.api_keys in config.toml; docs at /docs)."""
     if mode not in ("sync", "async"):
@@ -38,7 +46,14 @@ def serve_cmd(
 
     from ledgerml.serving.app import create_app
 
-    app = create_app(project(ctx), mode=mode, max_pending=max_pending)  # type: ignore[arg-type]
+    if anchor_every is not None and anchor_every < 0:
+        raise InputError("must be >= 0 seconds", field="--anchor-every")
+    app = create_app(
+        project(ctx),
+        mode=mode,  # type: ignore[arg-type]
+        max_pending=max_pending,
+        anchor_every_s=anchor_every,
+    )
     uvicorn.run(app, host=host, port=port, log_level="info", workers=1)
 
 

@@ -27,6 +27,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from ledgerml.config import ProjectPaths, load_config
 from ledgerml.errors import InputError, VerificationError
 from ledgerml.ledger.log import Checkpoint
+from ledgerml.serving.background import BackgroundJobs, JobStatus
 from ledgerml.serving.decisions import Backpressure, DecisionService, Mode
 from ledgerml.serving.scoring import DEFAULT_ALIAS, MAX_BATCH, parse_request
 from ledgerml.serving.tlog import parse_tile_path, read_entry_bundle, read_tile
@@ -82,11 +83,22 @@ def create_app(
     api_keys: Mapping[str, Sequence[str] | str] | None = None,
     max_pending: int = 1024,
     max_batch: int = MAX_BATCH,
+    anchor_every_s: float | None = None,
+    refresh_every_s: float = 2.0,
 ) -> FastAPI:
-    """The service for one project; opens the ledger at startup, flushes it at shutdown."""
+    """The service for one project; opens the ledger at startup, flushes it at shutdown.
+
+    `anchor_every_s` (default: `[serving] anchor_every_s` in config.toml, else 0 = off)
+    anchors the newest checkpoint on chain in the background; `refresh_every_s` is how
+    often promotions by other processes are picked up (see `serving.background`).
+    """
     paths.require_initialised()
     key_roles = _key_roles(load_api_keys(paths) if api_keys is None else api_keys)
     state: dict[str, DecisionService] = {}
+    jobs: dict[str, BackgroundJobs] = {}
+    anchor_every = _anchor_every(paths) if anchor_every_s is None else anchor_every_s
+    if anchor_every < 0 or refresh_every_s < 0:
+        raise InputError("must be >= 0 seconds", field="anchor_every_s/refresh_every_s")
     local = threading.local()
 
     @asynccontextmanager
@@ -94,10 +106,14 @@ def create_app(
         state["svc"] = service = DecisionService.open(paths, mode=mode, max_pending=max_pending)
         # Load the default model now rather than on the first request (a second or two).
         with contextlib.suppress(InputError):
-            service.warm(DEFAULT_ALIAS)
+            service.model_for(DEFAULT_ALIAS)
+        jobs["jobs"] = BackgroundJobs.start(
+            service, refresh_every_s=refresh_every_s, anchor_every_s=anchor_every
+        )
         try:
             yield
         finally:
+            jobs.pop("jobs").stop()
             state.pop("svc").close()
 
     app = FastAPI(
@@ -146,6 +162,10 @@ def create_app(
 
     scorer = Depends(role(SCORE_ROLES))
     reader = Depends(role(READ_ROLES))
+    # The tlog-tiles paths need a reader key unless `[serving] public_tiles = true`: a
+    # bank's decision log is not public by default, but a witness or monitor that speaks
+    # plain tlog-tiles (no API keys) can be let in. Entries hold commitments, not inputs.
+    tiles_access = [] if _public_tiles(paths) else [reader]
 
     from ledgerml.audit.web import audit_router  # the auditor's pages, read-only
 
@@ -226,7 +246,10 @@ def create_app(
         return PlainTextResponse(svc().ledger.checkpoint())
 
     @app.get(
-        "/checkpoint", dependencies=[reader], response_class=PlainTextResponse, tags=["tlog-tiles"]
+        "/checkpoint",
+        dependencies=tiles_access,
+        response_class=PlainTextResponse,
+        tags=["tlog-tiles"],
     )
     def tlog_checkpoint() -> PlainTextResponse:
         """The tlog-tiles checkpoint path (same note as /v1/checkpoint)."""
@@ -242,7 +265,7 @@ def create_app(
     ) -> dict[str, Any]:
         return svc().ledger.consistency_proof(first, second).to_json()
 
-    @app.get("/tile/{path:path}", dependencies=[reader], tags=["tlog-tiles"])
+    @app.get("/tile/{path:path}", dependencies=tiles_access, tags=["tlog-tiles"])
     def tile(path: str) -> Response:
         """C2SP tlog-tiles: `/tile/<L>/<N>[.p/<W>]` and `/tile/entries/<N>[.p/<W>]`."""
         tp = parse_tile_path(path)
@@ -281,21 +304,42 @@ def create_app(
             "mode": mode,
             "tree_size": s.ledger.size(),
             "queue_depth": s.logger.depth,
+            "background": {name: st.to_json() for name, st in _job_status().items()},
         }
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["ops"])
     def metrics() -> PlainTextResponse:
         """Prometheus text format: decisions, request latency, queue depth."""
-        return PlainTextResponse(_prometheus(svc()), media_type="text/plain; version=0.0.4")
+        return PlainTextResponse(
+            _prometheus(svc(), _job_status()), media_type="text/plain; version=0.0.4"
+        )
+
+    def _job_status() -> dict[str, JobStatus]:
+        running = jobs.get("jobs")
+        return running.status if running is not None else {}
 
     return app
+
+
+def _public_tiles(paths: ProjectPaths) -> bool:
+    value = load_config(paths).get("serving", {}).get("public_tiles", False)
+    if not isinstance(value, bool):
+        raise InputError("must be true or false", field="serving.public_tiles")
+    return value
+
+
+def _anchor_every(paths: ProjectPaths) -> float:
+    value = load_config(paths).get("serving", {}).get("anchor_every_s", 0)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise InputError("must be a number of seconds >= 0", field="serving.anchor_every_s")
+    return float(value)
 
 
 async def _raw_body(request: Request) -> bytes:
     return await request.body()
 
 
-def _prometheus(s: DecisionService) -> str:
+def _prometheus(s: DecisionService, background: Mapping[str, JobStatus]) -> str:
     m = s.metrics
     lines = [
         "# HELP ledgerml_decisions_total Decisions scored and recorded, by outcome.",
@@ -326,5 +370,18 @@ def _prometheus(s: DecisionService) -> str:
         "# HELP ledgerml_tree_size Entries in the ledger.",
         "# TYPE ledgerml_tree_size gauge",
         f"ledgerml_tree_size {s.ledger.size()}",
+        "# HELP ledgerml_background_failures_total Failed runs of a background job.",
+        "# TYPE ledgerml_background_failures_total counter",
+        *(
+            f'ledgerml_background_failures_total{{job="{name}"}} {st.failures}'
+            for name, st in sorted(background.items())
+        ),
     ]
+    anchored = background.get("anchor")
+    if anchored is not None and "anchored_tree_size" in anchored.last_result:
+        lines += [
+            "# HELP ledgerml_anchored_tree_size Tree size of the newest checkpoint on chain.",
+            "# TYPE ledgerml_anchored_tree_size gauge",
+            f"ledgerml_anchored_tree_size {anchored.last_result['anchored_tree_size']}",
+        ]
     return "\n".join(lines) + "\n"

@@ -259,9 +259,14 @@ class DecisionService:
 
     # -- reading the log -----------------------------------------------------------
 
-    def refresh(self) -> None:
-        """Scan entries appended since the last scan: aliases, thresholds, decision IDs."""
+    def refresh(self, *, preload: bool = False) -> None:
+        """Scan entries appended since the last scan: aliases, thresholds, decision IDs.
+
+        With `preload`, a model newly promoted under an alias is loaded before the alias
+        switches to it, so requests keep using the previous model until it is ready.
+        """
         with self._scan_lock:
+            aliases = dict(self.aliases)
             start = min(self.index.scanned, self._alias_scanned)
             size = self.ledger.size()
             found: list[tuple[str, int]] = []
@@ -273,12 +278,16 @@ class DecisionService:
                         found.append((orjson.loads(data)["body"]["decision_id"], idx))
                 elif b'"type":"model.promoted"' in data:
                     body = orjson.loads(data)["body"]
-                    self.aliases[body["alias"]] = body["model_cid"]
+                    aliases[body["alias"]] = body["model_cid"]
                 elif b'"type":"evaluation.recorded"' in data:
                     body = orjson.loads(data)["body"]
                     t = body.get("metrics", {}).get("threshold_at_80_recall")
                     if isinstance(t, int | float) and 0 < t < 1:
                         self.thresholds[body["model_cid"]] = float(t)
+            if preload:
+                for cid in set(aliases.values()) - set(self.aliases.values()):
+                    self._load(cid)
+            self.aliases = aliases
             self.index.add(found, scanned=size)
             self._alias_scanned = size
 
@@ -293,20 +302,17 @@ class DecisionService:
             raise InputError(
                 f"no model is promoted as {alias!r} (promoted: {known})", field="alias"
             )
-        entry = self._models.get(cid)
-        if entry is None:
-            from ledgerml.mlops.training import load_model
+        return self._models.get(cid) or self._load(cid)
 
-            entry = ModelEntry(
-                cid, load_model(self.paths, cid), self.thresholds.get(cid, DEFAULT_THRESHOLD)
-            )
-            self._models[cid] = entry
+    def _load(self, cid: str) -> ModelEntry:
+        """Read a model from the CAS, run it once (first calls are slow), keep it."""
+        from ledgerml.mlops.training import load_model
+
+        model = load_model(self.paths, cid)
+        model.predict_proba(np.zeros((1, len(model.features))))
+        entry = ModelEntry(cid, model, self.thresholds.get(cid, DEFAULT_THRESHOLD))
+        self._models[cid] = entry
         return entry
-
-    def warm(self, alias: str) -> None:
-        """Load `alias`'s model and run it once, so the first request is not the slow one."""
-        entry = self.model_for(alias)
-        entry.model.predict_proba(np.zeros((1, len(entry.model.features))))
 
     def lookup(self, decision_id: str) -> int | None:
         idx = self.index.map.get(decision_id)
