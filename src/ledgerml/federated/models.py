@@ -39,9 +39,16 @@ def scale(spec: RunSpec, update: bytes, factor: float) -> bytes:
 
 def aggregate(spec: RunSpec, base: bytes, updates: Sequence[tuple[bytes, float]]) -> bytes:
     """The next global model (deterministic bytes: the CID is reproducible)."""
-    if spec.strategy == "xgboost":
+    return aggregate_by(spec.strategy, base, updates)
+
+
+def aggregate_by(strategy: str, base: bytes, updates: Sequence[tuple[bytes, float]]) -> bytes:
+    """`aggregate` for a strategy named on the ledger (`fl.round` body `strategy`)."""
+    if strategy == "xgboost":
         return _xgb.aggregate(base, updates)
-    return _linear.aggregate(base, updates)
+    if strategy == "linear":
+        return _linear.aggregate(base, updates)
+    raise ValueError(f"unknown strategy {strategy!r}")
 
 
 def predict_margin(spec: RunSpec, model: bytes, x: np.ndarray) -> np.ndarray:
