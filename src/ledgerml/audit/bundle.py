@@ -116,16 +116,11 @@ def select_decisions(view: AuditView, text: str) -> Selection:
     """Decisions in an index or time range, the lineage of every model they used, anchors."""
     view.refresh()
     lo, hi = parse_range(text)
-    decisions = view.index.by_type("decision.recorded")
     if lo.isdigit():
-        chosen = [i for i in decisions if int(lo) <= i < int(hi)]
+        chosen = view.index.by_type("decision.recorded", start=int(lo), limit=int(hi) - int(lo))
+        chosen = [i for i in chosen if i < int(hi)]
     else:
-        start, end = _time_key(lo), _time_key(hi)
-        chosen = []
-        for i in decisions:
-            t = orjson.loads(view.index.entry(i))["time"]
-            if start <= t < end:
-                chosen.append(i)
+        chosen = view.index.in_time_range("decision.recorded", _time_key(lo), _time_key(hi))
     if not chosen:
         raise InputError(f"no decisions in {text!r}", field="--decisions")
     if len(chosen) > MAX_ENTRIES:

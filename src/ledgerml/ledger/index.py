@@ -221,6 +221,14 @@ class LedgerIndex:
             args = (*args, limit)
         return [int(r[0]) for r in self._conn.execute(sql, args)]
 
+    def in_time_range(self, event_type: str, start: str, end: str) -> list[int]:
+        """Indices of one type whose entry time t satisfies start <= t < end (RFC 3339 UTC)."""
+        rows = self._conn.execute(
+            "SELECT idx FROM types WHERE type=? AND time >= ? AND time < ? ORDER BY idx",
+            (event_type, start, end),
+        )
+        return [int(r[0]) for r in rows]
+
     def type_summary(self) -> list[tuple[str, int, str, str]]:
         """(type, count, oldest time, newest time) for every indexed type."""
         rows = self._conn.execute(
