@@ -706,6 +706,9 @@ class Ledger:
                         for req in batch:
                             req.future.set_exception(exc)
                         continue
+                # Let the callers just answered take the GIL before this thread signs
+                # (otherwise they wait for the signature: up to the 5 ms switch interval).
+                time.sleep(0)
                 idle = stop or bool(barriers) or self._queue.empty()
                 if (
                     self.checkpoint_every_batch
