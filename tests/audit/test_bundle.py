@@ -68,6 +68,7 @@ def test_model_bundle_verifies_with_both(model_bundle: Path) -> None:
             "checkpoint.note", "keys.txt"} <= kinds  # fmt: skip
 
 
+@pytest.mark.slow
 def test_one_byte_in_any_file_fails_both_naming_it(model_bundle: Path, tmp_path: Path) -> None:
     tool = _tool_module()
     files = sorted(
@@ -102,6 +103,7 @@ def test_one_byte_in_any_file_fails_both_naming_it(model_bundle: Path, tmp_path:
     assert t.returncode == 1 and rel in t.stdout, t.stdout
 
 
+@pytest.mark.slow
 def test_decision_range_zip_and_all(demo: Demo, tmp_path: Path) -> None:
     zipped = tmp_path / "range.zip"
     r = run_cli(demo.home, "audit", "export", "--decisions", "13..40", "-o", str(zipped), "--json")
@@ -156,6 +158,7 @@ def test_export_bad_input_exits_2(
     assert not (tmp_path / "b").exists()
 
 
+@pytest.mark.slow
 def test_unreadable_bundles_exit_2(tmp_path: Path) -> None:
     junk = tmp_path / "junk.zip"
     junk.write_bytes(b"not a zip at all")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from ledgerml.ledger import init_project, open_ledger
 from tests.audit.conftest import Demo, copy_demo
 from tests.conftest import run_cli
@@ -55,6 +57,7 @@ def test_minimum_index_is_whole_entry_bundles(tmp_path: Path) -> None:
     assert _types(doc)["decision.recorded"]["due"] == 600
 
 
+@pytest.mark.slow
 def test_config_override_and_legal_floor(demo: Demo, tmp_path: Path) -> None:
     paths = copy_demo(demo, tmp_path / "proj")
     base = paths.config_toml.read_text()
