@@ -135,3 +135,22 @@ def test_bench_trace_quick_within_budget() -> None:
     results = module.run(quick=True, progress=lambda _m: None)
     assert results["trace_ms"]["p99"] <= 100, results
     assert results["trace_proofs_verified"] > 0
+
+
+def test_trace_signs_a_checkpoint_when_the_newest_is_behind(tmp_path: Path) -> None:
+    """A log written without a checkpoint per batch still gets proofs against a signed head."""
+    paths = init_project(tmp_path / "p")
+    cid = EMPTY_FILE_CID
+    with open_ledger(paths, checkpoint_every_batch=False) as ledger:
+        ledger.append("model.registered", {"name": "m", "cid": cid, "framework": "xgboost"})
+        ledger.append(
+            "decision.recorded",
+            {"decision_id": "d-1", "model_cid": cid, "input_commitment": "00" * 32,
+             "score": 0.9, "threshold": 0.5, "outcome": "review", "reasons": ["V4 high"]},
+        )  # fmt: skip
+        assert max((s for s, _ in ledger.checkpoints()), default=0) < ledger.size()
+    r = run_cli(paths.home, "audit", "trace", "d-1", "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["ok"] and doc["checkpoint"]["size"] == 2
+    assert [s["step"] for s in doc["steps"]] == ["decision", "model"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,18 +87,27 @@ class AuditView:
     """Read-only access for auditing one project (open per request or per command)."""
 
     def __init__(
-        self, paths: ProjectPaths, ledger: Ledger, index: LedgerIndex, verifiers: list[NoteVerifier]
+        self,
+        paths: ProjectPaths,
+        ledger: Ledger,
+        index: LedgerIndex,
+        verifiers: list[NoteVerifier],
+        progress: Callable[[int, int], None] | None = None,
     ) -> None:
         self.paths = paths
         self.ledger = ledger
         self.index = index
         self.verifiers = verifiers
-        self.refreshed: RefreshStats = index.refresh()
+        self.refreshed: RefreshStats = index.refresh(progress)
+        self._sign_if_behind()
         self.checkpoint = self._checkpoint()
 
     @classmethod
-    def open(cls, paths: ProjectPaths) -> AuditView:
-        """Open the ledger without signing keys, the index (topped up), the verifier keys."""
+    def open(
+        cls, paths: ProjectPaths, *, progress: Callable[[int, int], None] | None = None
+    ) -> AuditView:
+        """Open the ledger without signing keys, the index (topped up, `progress(done, total)`
+        while it catches up), the verifier keys, and the newest signed checkpoint."""
         paths.require_initialised()
         origin = load_config(paths).get("log", {}).get("origin")
         if not isinstance(origin, str):
@@ -105,7 +115,7 @@ class AuditView:
         verifiers = log_verifiers(paths)
         ledger = Ledger(paths.ledger_db, origin=origin, use_writer_process=False)
         index = LedgerIndex.open(paths.home / INDEX_FILE, paths.ledger_db)
-        return cls(paths, ledger, index, verifiers)
+        return cls(paths, ledger, index, verifiers, progress)
 
     def close(self) -> None:
         self.index.close()
@@ -121,9 +131,21 @@ class AuditView:
     def origin(self) -> str:
         return self.ledger.origin
 
+    def _sign_if_behind(self) -> None:
+        """Sign a checkpoint for the indexed tree when the newest one is older (a log written
+        without a checkpoint per batch): proofs need a signed head that covers the entries."""
+        latest = self.index.latest_checkpoint()
+        if latest is not None and latest[0] >= self.index.watermark:
+            return
+        from ledgerml.ledger.project import open_ledger
+
+        with open_ledger(self.paths) as signer:
+            signer.checkpoint()
+
     def refresh(self) -> None:
         """Index new entries and move to the newest signed checkpoint (cheap when idle)."""
         self.refreshed = self.index.refresh()
+        self._sign_if_behind()
         latest = self.index.latest_checkpoint()
         if latest is None or latest[0] != self.checkpoint.size:
             self.checkpoint = self._checkpoint()

@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from ledgerml.cli._common import EXIT_VERIFY, console, print_json, project
+from ledgerml.cli._common import EXIT_VERIFY, console, print_json, progress_bar, project
 from ledgerml.errors import InputError
 
 app = typer.Typer(
@@ -17,6 +17,15 @@ app = typer.Typer(
 )
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _open_view(ctx: typer.Context, *, quiet: bool) -> Any:
+    """The project's AuditView; a progress bar while the index catches up (first use)."""
+    from ledgerml.audit import AuditView
+
+    paths = project(ctx)
+    with progress_bar("indexing the ledger", None, enabled=not quiet) as update:
+        return AuditView.open(paths, progress=update)
 
 
 def register(root: typer.Typer) -> None:
@@ -35,12 +44,11 @@ def trace(
 ) -> None:
     """Decision -> model -> run -> data sets -> checks -> approvals -> promotion -> anchors,
     each entry with its inclusion proof against the newest signed checkpoint."""
-    from ledgerml.audit import AuditView, trace_decision, trace_model
+    from ledgerml.audit import trace_decision, trace_model
 
     if (decision_id is None) == (model is None):
         raise InputError("give either a DECISION_ID or --model", field="DECISION_ID")
-    paths = project(ctx)
-    with AuditView.open(paths) as view:
+    with _open_view(ctx, quiet=as_json) as view:
         if decision_id is not None:
             result = trace_decision(view, decision_id)
         else:
@@ -88,13 +96,11 @@ def export(
     as_json: JsonOpt = False,
 ) -> None:
     """Write an audit bundle: entries, proofs, checkpoint, keys, receipts, artifact CIDs."""
-    from ledgerml.audit import AuditView
     from ledgerml.audit.bundle import export_bundle, select_all, select_decisions, select_model
 
     if sum(x is not None and x is not False for x in (model, decisions, everything)) != 1:
         raise InputError("give exactly one of --model, --decisions, --all", field="selection")
-    paths = project(ctx)
-    with AuditView.open(paths) as view:
+    with _open_view(ctx, quiet=as_json) as view:
         if model is not None:
             sel = select_model(view, model)
         elif decisions is not None:
@@ -154,12 +160,10 @@ def retention(
     as_json: JsonOpt = False,
 ) -> None:
     """Report, per event type, the retention period, what is due, and the prunable prefix."""
-    from ledgerml.audit import AuditView
     from ledgerml.audit.retention import parse_when, retention_status
 
     when = parse_when(as_of) if as_of else None
-    paths = project(ctx)
-    with AuditView.open(paths) as view:
+    with _open_view(ctx, quiet=as_json) as view:
         status = retention_status(view, now=when)
     if as_json:
         print_json(status.to_json())
