@@ -17,6 +17,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
+import tempfile
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -293,11 +295,21 @@ def export_bundle(
             for name in sorted(files):
                 zf.writestr(zipfile.ZipInfo(name, (2026, 1, 1, 0, 0, 0)), files[name])
         tmp.replace(out)
-    else:
-        for name, data in files.items():
-            p = out / name
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_bytes(data)
+    else:  # written beside, then renamed: a failed export leaves no half-written bundle
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        try:
+            for name, data in files.items():
+                p = tmp_dir / name
+                p.parent.mkdir(parents=True, exist_ok=True)
+                p.write_bytes(data)
+            tmp_dir.chmod(0o755)  # mkdtemp makes it 0700; a bundle is meant to be handed on
+            if out.exists():
+                out.rmdir()  # empty, checked above
+            tmp_dir.rename(out)
+        except BaseException:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+            raise
     return ExportResult(
         out,
         len(selection.indices),
@@ -312,8 +324,6 @@ def export_bundle(
 
 def bundle_bytes(view: AuditView, selection: Selection) -> bytes:
     """The bundle as zip bytes in memory (the web pages' download)."""
-    import tempfile
-
     with tempfile.TemporaryDirectory(prefix="ledgerml-bundle-") as tmp:
         path = Path(tmp) / "bundle.zip"
         export_bundle(view, selection, path)
