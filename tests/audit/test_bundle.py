@@ -169,3 +169,54 @@ def test_unreadable_bundles_exit_2(tmp_path: Path) -> None:
         assert r.returncode == 2 and "PATH" in r.stderr, r.stderr
         t = run_tool(str(path))
         assert t.returncode == 2, t.stdout + t.stderr
+
+
+def test_post_quantum_log_bundle_verifies_with_both(tmp_path: Path) -> None:
+    """With `init --pq` the checkpoint also carries an ML-DSA-44 cosignature; both verifiers
+    check it, and a stripped or altered cosignature fails naming checkpoint.note."""
+    from ledgerml.ledger import init_project, open_ledger
+
+    paths = init_project(tmp_path / "pq", post_quantum=True)
+    with open_ledger(paths) as ledger:
+        ledger.append("run.started", {"run_id": "r1", "dataset_cids": [], "model_type": "x"})
+        ledger.append("x.note", {"text": "hello"})
+    out = tmp_path / "b"
+    r = run_cli(paths.home, "audit", "export", "--all", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    assert len((out / "keys.txt").read_text().splitlines()) == 2
+    assert run_cli(paths.home, "audit", "verify-bundle", str(out)).returncode == 0
+    assert run_tool(str(out)).returncode == 0
+    note = (out / "checkpoint.note").read_text()
+    lines = note.split("\n")
+    pq_line = max(range(len(lines)), key=lambda i: len(lines[i]))  # the ML-DSA line is longest
+    sig = lines[pq_line]
+    lines[pq_line] = sig[:-8] + ("A" if sig[-8] != "A" else "B") + sig[-7:]
+    (out / "checkpoint.note").write_text("\n".join(lines))
+    tool = _tool_module()
+    with pytest.raises(tool.Failed) as failed:
+        tool.verify(tool.read_bundle(out), [])
+    assert failed.value.file == "checkpoint.note"
+    ours = verify_bundle(out)
+    assert not ours.ok and ours.problems[0].file == "checkpoint.note"
+    # even with the manifest re-made and re-signed by the log's Ed25519 key (the operator),
+    # the altered ML-DSA-44 cosignature itself fails in both verifiers
+    import hashlib
+
+    from ledgerml.crypto.note import SIG_ED25519, sign_note
+    from ledgerml.ledger import log_keys
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    data = (out / "checkpoint.note").read_bytes()
+    manifest["files"]["checkpoint.note"] = {"sha256": hashlib.sha256(data).hexdigest(),
+                                            "size": len(data)}  # fmt: skip
+    raw = json.dumps(manifest, indent=2, sort_keys=True).encode()
+    (out / "manifest.json").write_bytes(raw)
+    signers = [s for s in log_keys(paths).note_signers if s.sig_type == SIG_ED25519]
+    text = f"ledgerml-audit-bundle/1\n{manifest['origin']}\n{hashlib.sha256(raw).hexdigest()}\n"
+    (out / "manifest.note").write_text(sign_note(text, signers))
+    with pytest.raises(tool.Failed) as failed:
+        tool.verify(tool.read_bundle(out), [])
+    assert failed.value.file == "checkpoint.note" and "signature" in failed.value.detail
+    ours = verify_bundle(out)
+    assert not ours.ok and ours.problems[0].file == "checkpoint.note"
+    assert "signature" in ours.problems[0].detail
