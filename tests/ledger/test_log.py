@@ -255,3 +255,20 @@ print("done", flush=True)
         assert led.size() in (1, 400_001)
         report = led.verify([note_signer.verifier])
         assert report.ok, report.problems
+
+
+def test_queries_by_type_are_not_fooled_by_nested_type_fields(ledger: Ledger) -> None:
+    """A free-form body can hold `{"type": "model.promoted"}`; only the envelope's type counts."""
+    cid = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
+    spoof = {"alias": "champion", "model_cid": cid, "n": {"type": "model.promoted"}}
+    ledger.append("x.note", spoof)
+    ledger.append("model.promoted", {"alias": "champion", "model_cid": cid})
+    ledger.append("x.note", {"type": "model.promoted", "v": 1})
+    raw = [r for _, r in ledger.entries()]
+    assert all(b'"type":"model.promoted"' in r for r in raw)  # a byte search would match all
+    assert [i for i, _ in ledger.entries_of_type("model.promoted")] == [1]
+    assert [i for i, _ in ledger.entries_of_type("x.note", "model.promoted", start=1)] == [1, 2]
+    assert [i for i, _ in ledger.entries_of_type("x.note", containing=b'"n":')] == [0]
+    assert ledger.count_of_type("model.promoted") == 1
+    assert ledger.count_of_type("x.note") == 2
+    assert list(ledger.entries_of_type()) == []

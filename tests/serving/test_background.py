@@ -124,3 +124,26 @@ def test_public_tiles_opt_in(trained: Trained, tmp_path: Path, run_server: Any) 
         assert anon.get("/tile/entries/000.p/1").status_code == 200
         assert anon.get("/v1/checkpoint").status_code == 401  # the API still needs a key
         assert anon.get("/v1/decisions/nope").status_code == 401
+
+
+def test_a_nested_type_field_cannot_promote_a_model(
+    trained: Trained, tmp_path: Path, run_server: Any
+) -> None:
+    """A custom entry whose body mimics a promotion must not move the alias."""
+    paths = copy_project(trained, tmp_path / "proj")
+    server = run_server(paths, refresh_every_s=0.1)
+    stranger = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
+    with open_ledger(paths) as ledger:
+        ledger.append(
+            "x.note", {"alias": "champion", "model_cid": stranger, "t": {"type": "model.promoted"}}
+        )
+        seen = ledger.size()
+
+    def refreshed() -> bool:
+        with server.client("auditor") as c:
+            health = c.get("/healthz").json()
+        return health["background"]["alias-refresh"]["runs"] >= 3 and health["tree_size"] >= seen
+
+    _wait(refreshed)
+    with server.client("scorer") as c:
+        assert c.post("/v1/score", json={"features": REC}).json()["model_cid"] == trained.model_cid

@@ -31,7 +31,7 @@ from ledgerml.compliance.packs import Pack, PackRule, load_pack
 from ledgerml.config import ProjectPaths, load_config
 from ledgerml.errors import InputError, VerificationError
 from ledgerml.ledger.events import validate_body
-from ledgerml.ledger.log import Ledger
+from ledgerml.ledger.log import Ledger, type_suffix
 from ledgerml.ledger.project import open_ledger
 
 #: A protected column with more distinct values than this is not a set of groups (e.g. raw age).
@@ -162,9 +162,9 @@ def gather_evidence(ledger: Ledger, model_cid: str, pack: Pack | None = None) ->
     needle = model_cid.encode()
     ev: Evidence | None = None
     pending: list[tuple[int, dict[str, Any]]] = []
-    wanted = (b'"type":"dataset.registered"', b'"type":"run.started"', b'"type":"run.finished"')
+    wanted = tuple(type_suffix(t) for t in ("dataset.registered", "run.started", "run.finished"))
     for index, raw in ledger.entries():
-        if needle not in raw and not any(w in raw for w in wanted):
+        if needle not in raw and not raw.endswith(wanted):
             continue
         obj = orjson.loads(raw)
         t, body = obj.get("type"), obj.get("body", {})

@@ -96,6 +96,16 @@ CREATE TABLE IF NOT EXISTS meta (
 """
 
 
+def type_suffix(event_type: str) -> bytes:
+    """The last bytes of every entry of `event_type`.
+
+    The envelope's keys come in a fixed order ending with "type" and "v", so an entry's
+    type is told exactly by its suffix — unlike a search for `"type":"…"` anywhere in
+    the bytes, which a nested object in a free-form body can contain.
+    """
+    return b',"type":' + _json_str(event_type) + b',"v":1}'
+
+
 def _json_str(value: str) -> bytes:
     """A JSON string in RFC 8785 form (escaping is identical for strings)."""
     if not isinstance(value, str):
@@ -835,6 +845,42 @@ class Ledger:
             args = (start, limit)
         for idx, data in self._reader().execute(sql, args):
             yield idx, bytes(data)
+
+    def entries_of_type(
+        self, *types: str, start: int = 0, containing: bytes | None = None
+    ) -> Iterator[tuple[int, dict[str, Any]]]:
+        """(index, parsed entry) of every entry of one of `types`, in log order.
+
+        Filtered inside SQLite by the entries' type suffix (`type_suffix`), so the
+        other entries are never copied out or parsed; `containing` further keeps
+        only entries whose bytes contain it (e.g. a CID), which callers re-check
+        on the parsed body.
+        """
+        if not types:
+            return
+        suffixes = [type_suffix(t) for t in types]
+        where = " OR ".join("substr(entry, -?) = ?" for _ in suffixes)
+        args: list[Any] = [start]
+        for suffix in suffixes:
+            args += [len(suffix), suffix]
+        sql = f"SELECT idx, entry FROM entries WHERE idx >= ? AND ({where})"
+        if containing is not None:
+            sql += " AND instr(entry, ?) > 0"
+            args.append(containing)
+        for idx, data in self._reader().execute(sql + " ORDER BY idx", args):
+            yield idx, orjson.loads(data)
+
+    def count_of_type(self, event_type: str) -> int:
+        """How many entries of `event_type` the log holds (counted inside SQLite)."""
+        suffix = type_suffix(event_type)
+        (n,) = (
+            self._reader()
+            .execute(
+                "SELECT COUNT(*) FROM entries WHERE substr(entry, -?) = ?", (len(suffix), suffix)
+            )
+            .fetchone()
+        )
+        return int(n)
 
     def _checked_size(self, size: int | None, current: int) -> int:
         if size is None:

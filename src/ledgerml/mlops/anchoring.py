@@ -19,7 +19,7 @@ import orjson
 
 from ledgerml.config import ProjectPaths
 from ledgerml.errors import InputError, LedgerMLError, VerificationError
-from ledgerml.ledger.log import Checkpoint, TrustedRoot
+from ledgerml.ledger.log import Checkpoint, TrustedRoot, type_suffix
 from ledgerml.ledger.project import log_keys, open_ledger
 from ledgerml.mlops._chain import has_deployment, project_chain, require_deployment
 
@@ -139,11 +139,11 @@ def _recorded_anchor_count(paths: ProjectPaths) -> int:
     """How many `checkpoint.anchored` entries the local log holds."""
     import sqlite3
 
+    suffix = type_suffix("checkpoint.anchored")  # exact: not fooled by a nested "type"
     conn = sqlite3.connect(f"file:{paths.ledger_db}?mode=ro", uri=True)
     try:
         (count,) = conn.execute(
-            "SELECT COUNT(*) FROM entries WHERE instr(entry, ?) > 0",
-            (b'"type":"checkpoint.anchored"',),
+            "SELECT COUNT(*) FROM entries WHERE substr(entry, -?) = ?", (len(suffix), suffix)
         ).fetchone()
     finally:
         conn.close()

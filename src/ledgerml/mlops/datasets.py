@@ -501,15 +501,9 @@ def erase_subject(paths: ProjectPaths, subject: str, reason: str | None = None) 
 
 def iter_datasets(paths: ProjectPaths) -> Iterator[DatasetRecord]:
     """Every `dataset.registered` entry in ledger order."""
-    import orjson
 
     with open_ledger(paths) as ledger:
-        for index, raw in ledger.entries():
-            if b'"type":"dataset.registered"' not in raw:
-                continue
-            entry = orjson.loads(raw)
-            if entry.get("type") != "dataset.registered":
-                continue
+        for index, entry in ledger.entries_of_type("dataset.registered"):
             b = entry["body"]
             yield DatasetRecord(
                 name=b["name"],

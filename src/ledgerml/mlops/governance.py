@@ -25,8 +25,6 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
-import orjson
-
 from ledgerml.chain import (
     Chain,
     Deployment,
@@ -89,15 +87,11 @@ class Mirrored:
 def find_model_registered(ledger: Ledger, cid: str) -> tuple[int, dict[str, Any]] | None:
     """The first `model.registered` entry for `cid` (index, body), by scanning the log.
 
-    Entries are canonical JSON, so a byte filter skips almost every entry unparsed.
+    SQLite filters by type and CID bytes, so almost every entry stays unparsed.
     """
-    needle_type = b'"type":"model.registered"'
-    needle_cid = cid.encode()
-    for index, raw in ledger.entries():
-        if needle_type in raw and needle_cid in raw:
-            obj = orjson.loads(raw)
-            if obj.get("type") == "model.registered" and obj["body"].get("cid") == cid:
-                return index, obj["body"]
+    for index, entry in ledger.entries_of_type("model.registered", containing=cid.encode()):
+        if entry["body"].get("cid") == cid:
+            return index, entry["body"]
     return None
 
 

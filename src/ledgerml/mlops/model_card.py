@@ -23,6 +23,7 @@ from ledgerml.config import ProjectPaths
 from ledgerml.crypto.canonical import canonical_json
 from ledgerml.errors import InputError
 from ledgerml.ledger.events import validate_body
+from ledgerml.ledger.log import type_suffix
 from ledgerml.ledger.project import open_ledger
 
 #: Metric ids of fairness rules (their results are shown in the card's fairness section).
@@ -85,9 +86,9 @@ def collect(paths: ProjectPaths, model_cid: str) -> dict[str, Any]:
     other: list[tuple[int, str, dict[str, Any]]] = []
     with open_ledger(paths) as ledger:
         size = ledger.size()
+        dataset_suffix = type_suffix("dataset.registered")
         for index, raw in ledger.entries():
-            is_ds = b'"type":"dataset.registered"' in raw
-            if needle not in raw and not is_ds:
+            if needle not in raw and not raw.endswith(dataset_suffix):
                 continue
             obj = orjson.loads(raw)
             t, body = obj["type"], obj["body"]

@@ -675,20 +675,18 @@ class ModelInfo:
 
 def model_info(paths: ProjectPaths, cid: str, *, field_name: str = "MODEL_CID") -> ModelInfo:
     """The `model.registered` entry for `cid` and its `run.started` (InputError if unknown)."""
-    import orjson
 
     registered: dict[str, Any] | None = None
     runs: dict[str, dict[str, Any]] = {}
-    needle = cid.encode() if isinstance(cid, str) else b"\x00"
+    if not isinstance(cid, str):
+        raise InputError("must be a CID string", field=field_name)
     with open_ledger(paths) as ledger:
-        for _, raw in ledger.entries():
-            if b'"type":"run.started"' in raw:
-                body = orjson.loads(raw)["body"]
+        for _, entry in ledger.entries_of_type("run.started", "model.registered"):
+            body = entry["body"]
+            if entry["type"] == "run.started":
                 runs[body["run_id"]] = body
-            elif b'"type":"model.registered"' in raw and needle in raw and registered is None:
-                obj = orjson.loads(raw)
-                if obj["body"].get("cid") == cid:
-                    registered = obj["body"]
+            elif registered is None and body.get("cid") == cid:
+                registered = body
     if registered is None:
         raise InputError(f"no model {cid!r} registered in this project", field=field_name)
     run = runs.get(registered.get("run_id") or "", {})

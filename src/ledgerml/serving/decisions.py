@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import orjson
 
 from ledgerml.config import ProjectPaths
 from ledgerml.errors import InputError
@@ -270,17 +269,17 @@ class DecisionService:
             start = min(self.index.scanned, self._alias_scanned)
             size = self.ledger.size()
             found: list[tuple[str, int]] = []
-            for idx, data in self.ledger.entries(start):
+            wanted = ("decision.recorded", "model.promoted", "evaluation.recorded")
+            for idx, entry in self.ledger.entries_of_type(*wanted, start=start):
                 if idx >= size:
                     break
-                if b'"type":"decision.recorded"' in data:
+                kind, body = entry["type"], entry["body"]
+                if kind == "decision.recorded":
                     if idx >= self.index.scanned:
-                        found.append((orjson.loads(data)["body"]["decision_id"], idx))
-                elif b'"type":"model.promoted"' in data:
-                    body = orjson.loads(data)["body"]
+                        found.append((body["decision_id"], idx))
+                elif kind == "model.promoted":
                     aliases[body["alias"]] = body["model_cid"]
-                elif b'"type":"evaluation.recorded"' in data:
-                    body = orjson.loads(data)["body"]
+                else:
                     t = body.get("metrics", {}).get("threshold_at_80_recall")
                     if isinstance(t, int | float) and 0 < t < 1:
                         self.thresholds[body["model_cid"]] = float(t)
