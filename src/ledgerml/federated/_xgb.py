@@ -25,6 +25,8 @@ class XgbParams:
     eta: float = 0.3
     max_depth: int = 4
     local_rounds: int = 5
+    #: the starting score; fixed and shared (with XGBoost's default min_child_weight=1 a
+    #: much lower start leaves too little hessian per leaf for rare laundering clusters)
     base_score: float = 0.01
     subsample: float = 0.8
     colsample_bytree: float = 0.8
@@ -51,12 +53,16 @@ def canonical(model: dict[str, Any]) -> bytes:
     return json.dumps(model, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
 
 
-def empty_model(params: XgbParams, num_feature: int) -> bytes:
-    """A model with no trees (predicts base_score): round 1 starts from it."""
+def empty_model(params: XgbParams, num_feature: int, base_score: float | None = None) -> bytes:
+    """A model with no trees predicting `base_score` (the consortium's laundering rate in
+    a federated run): round 1 starts from it."""
     import xgboost as xgb
 
     x = np.zeros((2, num_feature), np.float32)
-    booster = xgb.train(params.booster_params(), xgb.DMatrix(x, label=[0, 1]), 0)
+    p = params.booster_params()
+    if base_score is not None:
+        p["base_score"] = base_score
+    booster = xgb.train(p, xgb.DMatrix(x, label=[0, 1]), 0)
     return canonical(json.loads(bytes(booster.save_raw("json"))))
 
 
@@ -75,7 +81,9 @@ def train_increment(
     import xgboost as xgb
 
     booster = load(model)
+    # the model's own base_score stays: passing one again would move the starting margin
     p = params.booster_params() | {"seed": params.seed + round_}
+    del p["base_score"]
     start = booster.num_boosted_rounds()
     booster = xgb.train(p, xgb.DMatrix(x, label=y), params.local_rounds, xgb_model=booster)
     inc = booster[start : booster.num_boosted_rounds()]

@@ -82,7 +82,8 @@ client_app = ClientApp()
 def bank_query(msg: Message, context: Context) -> Message:
     """Which bank this node is (the server maps node ids to enrolled banks)."""
     _, bank, data, _ = _whoami(msg, context)
-    return _reply(msg, {"bank": bank, "samples": len(_bank_data(str(data))["y_train"])})
+    y = _bank_data(str(data))["y_train"]
+    return _reply(msg, {"bank": bank, "samples": len(y), "positives": int(y.sum())})
 
 
 @client_app.train()

@@ -17,10 +17,12 @@ from ledgerml.federated import _linear, _xgb
 from ledgerml.federated.spec import RunSpec
 
 
-def initial_model(spec: RunSpec) -> bytes:
+def initial_model(spec: RunSpec, base_score: float | None = None) -> bytes:
+    """The untrained model: predicts `base_score` (default: the spec's) everywhere."""
+    rate = spec.xgb.base_score if base_score is None else base_score
     if spec.strategy == "xgboost":
-        return _xgb.empty_model(spec.xgb, spec.num_feature)
-    return _linear.empty_model(spec.num_feature, spec.xgb.base_score)
+        return _xgb.empty_model(spec.xgb, spec.num_feature, rate)
+    return _linear.empty_model(spec.num_feature, rate)
 
 
 def train_increment(

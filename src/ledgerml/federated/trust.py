@@ -10,8 +10,8 @@ contributions, the score is 1 + (contribution − m) / (3d + |m|), clipped to [0
 typical updates score near 1, an update that hurts where the others help scores 0. For
 weight vectors (linear models) the score is also capped by the distance to the
 coordinate-wise median update. **Trust** is an exponential average of the scores,
-starting at 1; the aggregation weight is trust × samples over the updates with a
-positive score this round, normalised to sum to 1.
+starting at 1; the aggregation weight is trust × samples over the updates scoring at
+least MIN_SCORE (0.25) this round, normalised to sum to 1.
 
     state = TrustState.start(["B1", "B2", "B3"])
     scores = agreement_scores({"B1": {"B2": 0.01, "B3": -0.2}, ...})
@@ -28,6 +28,8 @@ import numpy as np
 
 #: trust_t = DECAY * trust_{t-1} + (1 - DECAY) * score_t
 DECAY = 0.5
+#: an update scoring below this in a round is left out of that round's aggregate
+MIN_SCORE = 0.25
 
 
 def _median(values: Sequence[float]) -> float:
@@ -82,8 +84,12 @@ class TrustState:
         )
 
     def weights(self, scores: Mapping[str, float], samples: Mapping[str, int]) -> dict[str, float]:
-        """Aggregation weights: trust × samples over updates scoring > 0, summing to 1."""
-        raw = {b: self.trust[b] * samples[b] if scores.get(b, 0.0) > 0 else 0.0 for b in samples}
+        """Aggregation weights: trust × samples over the updates scoring at least
+        MIN_SCORE this round, summing to 1."""
+        raw = {
+            b: self.trust[b] * samples[b] if scores.get(b, 0.0) >= MIN_SCORE else 0.0
+            for b in samples
+        }
         total = sum(raw.values())
         if total <= 0:
             return {b: 0.0 for b in samples}
