@@ -93,9 +93,7 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
                         offset += length
                     conn.executemany("INSERT INTO entries(idx, entry) VALUES (?, ?)", rows)
                     index += n
-                    dirty.update(
-                        edge.append([hashes[i : i + HASH] for i in range(0, len(hashes), HASH)])
-                    )
+                    dirty.update(edge.append(hashes))
                 except Exception as exc:
                     error = f"{type(exc).__name__}: {exc}"
             elif op in (b"E", b"A"):

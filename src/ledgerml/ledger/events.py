@@ -11,6 +11,7 @@ older readers accept entries written by newer versions.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -333,3 +334,25 @@ def validate_body(event_type: object, body: object) -> None:
             f"{first['msg']} ({exc.error_count()} problem(s) in a {event_type} body)",
             field=f"body.{where}" if where else "body",
         ) from None
+
+
+def validate_bodies(items: Sequence[tuple[str, Any]], offset: int = 0) -> None:
+    """`validate_body` for a batch; the error names the item (`item N: ...`).
+
+    The common case — a typed body that is a plain dict without free-form fields — goes
+    straight to its compiled validator; anything else, and any failure, takes the full
+    path of `validate_body` for the message.
+    """
+    validators = _VALIDATORS
+    for n, (event_type, body) in enumerate(items, start=offset):
+        entry = validators.get(event_type) if type(event_type) is str else None
+        if entry is not None and not entry[1] and type(body) is dict:
+            try:
+                entry[0].validate_python(body)
+                continue
+            except ValidationError:
+                pass  # validate_body below names the field
+        try:
+            validate_body(event_type, body)
+        except InputError as exc:
+            raise InputError(f"item {n}: {exc}", field=exc.field) from None

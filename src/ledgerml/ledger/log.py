@@ -42,7 +42,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 
@@ -58,7 +58,7 @@ from ledgerml.crypto.note import (
 from ledgerml.errors import InputError, VerificationError
 from ledgerml.ledger import merkle
 from ledgerml.ledger._scan import RawProblem, _hash_rows
-from ledgerml.ledger.events import validate_body
+from ledgerml.ledger.events import validate_bodies, validate_body
 from ledgerml.ledger.tiles import (
     HEIGHT,
     TILE_BYTES,
@@ -138,11 +138,14 @@ def _entry(
         )
     )
     if len(data) > MAX_ENTRY_BYTES:
-        raise InputError(
-            f"entry is {len(data):,} bytes; the limit is {MAX_ENTRY_BYTES:,} (1 MiB)",
-            field="body",
-        )
-    return PreparedEntry(data, hashlib.sha256(b"\x00" + data).digest())
+        raise _too_big(len(data))
+    return (data, hashlib.sha256(b"\x00" + data).digest())
+
+
+def _too_big(size: int, where: str = "") -> InputError:
+    return InputError(
+        f"{where}entry is {size:,} bytes; the limit is {MAX_ENTRY_BYTES:,} (1 MiB)", field="body"
+    )
 
 
 def utc_now() -> str:
@@ -269,15 +272,9 @@ class VerifyReport:
         }
 
 
-class PreparedEntry(NamedTuple):
-    """An entry validated and serialised by its producer, ready to commit.
-
-    A NamedTuple rather than a frozen dataclass: it is created once per entry
-    on the hot path, and a tuple is several times cheaper to build.
-    """
-
-    entry: bytes
-    leaf_hash: bytes
+#: An entry validated and serialised by its producer, ready to commit: (entry bytes,
+#: RFC 9162 leaf hash). A plain tuple: one is built per entry on the hot path.
+PreparedEntry = tuple[bytes, bytes]
 
 
 @dataclass
@@ -324,10 +321,12 @@ class _Edge:
             t += 1
         return [k for k in keys if k[1] >= 0]
 
-    def append(self, hashes: Sequence[bytes]) -> dict[tuple[int, int], bytes]:
-        """Add leaf hashes; return the tiles (full or partial) to write."""
+    def append(self, hashes: Sequence[bytes] | bytes) -> dict[tuple[int, int], bytes]:
+        """Add leaf hashes (a sequence, or already concatenated); return the tiles
+        (full or partial) to write."""
         dirty: dict[tuple[int, int], bytes] = {}
-        data = b"".join(hashes)
+        data = hashes if isinstance(hashes, bytes) else b"".join(hashes)
+        added = len(data) // _HS
         t = 0
         while data:
             if t == len(self.levels):
@@ -348,7 +347,7 @@ class _Edge:
                 dirty[(t, state[0])] = rest
             data = b"".join(parents)
             t += 1
-        self.size += len(hashes)
+        self.size += added
         return dirty
 
     def _node(self, level: int, index: int) -> bytes:
@@ -630,26 +629,28 @@ class Ledger:
         self, items: Sequence[tuple[str, Any]], *, offset: int = 0, now: str | None = None
     ) -> list[PreparedEntry]:
         """Validate and serialise items; `InputError` names the first bad item."""
-        for n, (event_type, body) in enumerate(items, start=offset):
-            try:
-                validate_body(event_type, body)
-            except InputError as exc:
-                raise InputError(f"item {n}: {exc}", field=exc.field) from None
+        validate_bodies(items, offset)
         try:
             bodies = canonical_json_many([body for _, body in items], checked=True)
         except InputError as exc:
             raise InputError(f"a body: {exc}", field="body") from None
         actor, now_json = _json_str(self.actor), _json_str(now or utc_now())
-        types: dict[str, bytes] = {}
-        prepared = []
-        for n, ((event_type, _), body_bytes) in enumerate(zip(items, bodies, strict=True), offset):
-            type_bytes = types.get(event_type)
-            if type_bytes is None:
-                type_bytes = types[event_type] = _json_str(event_type)
-            try:
-                prepared.append(_entry(actor, body_bytes, b"[]", now_json, type_bytes))
-            except InputError as exc:
-                raise InputError(f"item {n}: {exc}", field=exc.field) from None
+        # Same envelope as `_entry`, built from a per-batch head and a per-type tail: every
+        # entry of a batch shares actor, sigs and time, so each costs two concatenations.
+        head = b'{"actor":' + actor + b',"body":'
+        sigs_time = b',"sigs":[],"time":' + now_json + b',"type":'
+        tails: dict[str, bytes] = {}
+        sha256 = hashlib.sha256
+        prepared: list[PreparedEntry] = []
+        append = prepared.append
+        for (event_type, _), body_bytes in zip(items, bodies, strict=True):
+            tail = tails.get(event_type)
+            if tail is None:
+                tail = tails[event_type] = sigs_time + _json_str(event_type) + b',"v":1}'
+            data = head + body_bytes + tail
+            if len(data) > MAX_ENTRY_BYTES:
+                raise _too_big(len(data), f"item {offset + len(prepared)}: ")
+            append((data, sha256(b"\x00" + data).digest()))
         return prepared
 
     def commit(self, entries: list[PreparedEntry]) -> int:
