@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from ledgerml.cli._common import EXIT_VERIFY, console, print_json
-from ledgerml.demo import DemoResult, run_demo
+
+if TYPE_CHECKING:  # the case study pulls in the whole stack: imported when it runs
+    from ledgerml.demo import DemoResult
 
 
 def _summary(r: DemoResult) -> Table:
@@ -98,6 +100,8 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
         """Run the card-fraud case study end to end on the embedded defaults."""
+        from ledgerml.demo import run_demo
+
         result = run_demo(
             folder.resolve(),
             synthetic=synthetic,

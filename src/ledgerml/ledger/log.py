@@ -26,6 +26,7 @@ from __future__ import annotations
 import array
 import base64
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -42,6 +43,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import orjson
@@ -58,7 +60,6 @@ from ledgerml.crypto.note import (
 from ledgerml.errors import InputError, VerificationError
 from ledgerml.ledger import merkle
 from ledgerml.ledger._scan import RawProblem, _hash_rows
-from ledgerml.ledger.events import validate_bodies, validate_body
 from ledgerml.ledger.tiles import (
     HEIGHT,
     TILE_BYTES,
@@ -94,6 +95,15 @@ CREATE TABLE IF NOT EXISTS meta (
     value TEXT NOT NULL
 );
 """
+
+
+@functools.cache
+def _events() -> ModuleType:
+    """The typed event bodies, compiled on first append (~0.1 s of pydantic schema
+    building that read-only commands — verify, trace, prove — never pay)."""
+    from ledgerml.ledger import events
+
+    return events
 
 
 def type_suffix(event_type: str) -> bytes:
@@ -579,7 +589,7 @@ class Ledger:
         sigs: Sequence[Any] = (),
     ) -> PreparedEntry:
         """Validate and serialise one entry; raises `InputError` naming the problem."""
-        validate_body(event_type, body)
+        _events().validate_body(event_type, body)
         if sigs:
             check_json_value(list(sigs), "sigs")
         return _entry(
@@ -629,7 +639,7 @@ class Ledger:
         self, items: Sequence[tuple[str, Any]], *, offset: int = 0, now: str | None = None
     ) -> list[PreparedEntry]:
         """Validate and serialise items; `InputError` names the first bad item."""
-        validate_bodies(items, offset)
+        _events().validate_bodies(items, offset)
         try:
             bodies = canonical_json_many([body for _, body in items], checked=True)
         except InputError as exc:

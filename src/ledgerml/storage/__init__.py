@@ -21,14 +21,16 @@ Usage::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ledgerml.config import ProjectPaths, load_config
 from ledgerml.errors import InputError
 from ledgerml.storage.blockstore import AddResult, BlockStore, StoredFile, SyncMode
 from ledgerml.storage.cid import cid_of_bytes, cid_of_file, cid_of_stream, parse_cid
-from ledgerml.storage.ipfs import IpfsClient, IpfsError
 from ledgerml.storage.vault import Vault, VaultBatch
+
+if TYPE_CHECKING:
+    from ledgerml.storage.ipfs import IpfsClient, IpfsError
 
 __all__ = [
     "AddResult",
@@ -48,6 +50,15 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str) -> Any:
+    """`IpfsClient` and `IpfsError` load httpx: imported on first use, not with the package."""
+    if name in ("IpfsClient", "IpfsError"):
+        from ledgerml.storage import ipfs
+
+        return getattr(ipfs, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def ipfs_from_config(config: dict[str, Any]) -> IpfsClient | None:
     """The IPFS client `[storage] ipfs_api` asks for, or None when it is unset or empty."""
     section = config.get("storage", {})
@@ -58,6 +69,8 @@ def ipfs_from_config(config: dict[str, Any]) -> IpfsClient | None:
         return None
     if not isinstance(api, str):
         raise InputError("must be a URL string", field="storage.ipfs_api")
+    from ledgerml.storage.ipfs import IpfsClient
+
     return IpfsClient(api)
 
 

@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ledgerml.errors import InputError, IntegrityError
 from ledgerml.storage.cid import (
@@ -51,7 +51,9 @@ from ledgerml.storage.cid import (
     decode_file_node,
     parse_cid,
 )
-from ledgerml.storage.ipfs import IpfsClient
+
+if TYPE_CHECKING:  # httpx loads only when a project configures an IPFS node
+    from ledgerml.storage.ipfs import IpfsClient
 
 SyncMode = Literal["block", "batch"]
 
