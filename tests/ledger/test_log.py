@@ -109,8 +109,9 @@ def test_threads_share_group_commits(ledger: Ledger, signer: NoteSigner) -> None
     for t in threads:
         t.join()
     assert sorted(results) == list(range(1600))
-    # fewer checkpoints than appends: producers shared transactions
-    assert len(ledger.checkpoints()) < 1600
+    # fewer transactions than appends: producers shared them
+    assert 0 < ledger.commits < 1600
+    assert len(ledger.checkpoints()) <= ledger.commits
     assert ledger.verify([signer.verifier]).ok
 
 

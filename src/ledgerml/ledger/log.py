@@ -512,6 +512,8 @@ class Ledger:
         self.actor = actor or ""
         self.checkpoint_every_batch = checkpoint_every_batch and bool(self.signers)
         self.checkpoint_interval_s = checkpoint_interval_s
+        #: Transactions committed by this instance's writer thread (group commit shares them).
+        self.commits = 0
         self.max_batch = max_batch
         self._busy_ms = int(busy_timeout_s * 1000)
         self._local = threading.local()
@@ -722,6 +724,7 @@ class Ledger:
                     try:
                         edge = self._write_batch(conn, edge, batch, unsaved)
                         unsaved = None
+                        self.commits += 1
                     except BaseException as exc:  # every waiter learns why
                         edge = None
                         for req in batch:
