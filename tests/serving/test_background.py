@@ -147,3 +147,40 @@ def test_a_nested_type_field_cannot_promote_a_model(
     _wait(refreshed)
     with server.client("scorer") as c:
         assert c.post("/v1/score", json={"features": REC}).json()["model_cid"] == trained.model_cid
+
+
+def test_concurrent_requests_each_get_their_own_decisions(
+    trained: Trained, tmp_path: Path, run_server: Any
+) -> None:
+    """Requests scored and committed together (one model call, one commit) still get their
+    own decisions, scores and ledger indices — the same as one by one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    paths = copy_project(trained, tmp_path / "proj")
+    server = run_server(paths)
+    bodies = [
+        {"features": dict(REC, V1=-2 + k / 10)}
+        if k % 3
+        else {"records": [{"features": dict(REC, V2=k / 10)}, {"features": REC}]}
+        for k in range(40)
+    ]
+
+    def post(body: dict) -> dict:
+        with server.client("scorer") as c:
+            r = c.post("/v1/score", json=body)
+            assert r.status_code == 200, r.text
+            return r.json()
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(post, bodies))
+    with server.client("scorer") as c:  # one by one, for the reference scores
+        alone = [c.post("/v1/score", json=b).json() for b in bodies]
+    with open_ledger(paths) as ledger:
+        for body, got, ref in zip(bodies, answers, alone, strict=True):
+            decisions = got["decisions"] if "records" in body else [got]
+            expected = ref["decisions"] if "records" in body else [ref]
+            assert [d["score"] for d in decisions] == [d["score"] for d in expected]
+            for d in decisions:
+                entry = orjson.loads(ledger.entry(d["ledger_index"]))
+                assert entry["body"]["decision_id"] == d["decision_id"]
+                assert entry["body"]["score"] == d["score"]

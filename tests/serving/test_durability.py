@@ -130,7 +130,7 @@ class _Index:
 def test_async_queue_is_bounded() -> None:
     ledger, index = _SlowLedger(), _Index()
     logger = DecisionLogger(ledger, index, "async", max_pending=3)  # type: ignore[arg-type]
-    entry = PreparedEntry(b"{}", b"\x00" * 32)
+    entry: PreparedEntry = (b"{}", b"\x00" * 32)
     logger.submit([entry], ["d0"])  # taken by the drain thread, blocked in commit
     time.sleep(0.2)
     for i in range(1, 4):

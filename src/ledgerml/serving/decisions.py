@@ -233,6 +233,7 @@ class DecisionService:
         self.thresholds: dict[str, float] = {}
         self._models: dict[str, ModelEntry] = {}
         self._scan_lock = threading.Lock()
+        self._coalescer = _Coalescer(self)
         self._alias_scanned = 0
         self.refresh()
 
@@ -335,8 +336,7 @@ class DecisionService:
         """`score` for an event loop: the loop awaits the durable commit instead of a
         thread blocking on it, so concurrent requests share one group commit."""
         t0 = time.perf_counter()
-        made, entries = self._decide(request, model)
-        first = await self.logger.record(entries, [d.decision_id for d in made])
+        made, first = await self._coalescer.submit(request, model or self.model_for(request.alias))
         return self._recorded(made, first, t0)
 
     def _recorded(self, made: list[Decision], first: int | None, t0: float) -> list[Decision]:
@@ -392,6 +392,68 @@ class DecisionService:
                 )
             )
         return made, entries
+
+
+_Pending = tuple[ScoreRequest, ModelEntry, "asyncio.Future[tuple[list[Decision], int | None]]"]
+
+
+class _Coalescer:
+    """Requests that reach the event loop together are scored and recorded together.
+
+    Each request's handler parks on a future; a callback scheduled with `call_soon`
+    runs once every handler made ready by the same loop iteration has queued, scores
+    their records with one model call per model and hands their entries to the ledger
+    as one commit. Alone, a request pays one loop hop (tens of microseconds); under
+    load, the fixed cost of a model call (~0.2 ms for XGBoost's in-place predict) and
+    of a commit is shared. Results are the same as request by request: scores are per
+    row, and each request gets its own decisions and ledger indices.
+    """
+
+    def __init__(self, service: DecisionService) -> None:
+        self.service = service
+        self.pending: list[_Pending] = []
+        self._running: set[asyncio.Future[None]] = set()
+
+    async def submit(
+        self, request: ScoreRequest, model: ModelEntry
+    ) -> tuple[list[Decision], int | None]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[list[Decision], int | None]] = loop.create_future()
+        if not self.pending:
+            loop.call_soon(self._flush)
+        self.pending.append((request, model, future))
+        return await future
+
+    def _flush(self) -> None:
+        batch, self.pending = self.pending, []
+        by_model: dict[str, list[_Pending]] = {}
+        for item in batch:
+            by_model.setdefault(item[1].cid, []).append(item)
+        for items in by_model.values():
+            task = asyncio.ensure_future(self._run(items))
+            self._running.add(task)  # the loop keeps only weak references to tasks
+            task.add_done_callback(self._running.discard)
+
+    async def _run(self, items: list[_Pending]) -> None:
+        service, model = self.service, items[0][1]
+        try:
+            merged = ScoreRequest(
+                items[0][0].alias, tuple(r for req, _, _ in items for r in req.records), True
+            )
+            made, entries = service._decide(merged, model)
+            first = await service.logger.record(entries, [d.decision_id for d in made])
+        except Exception as exc:  # every request of the group learns why
+            for _, _, future in items:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        offset = 0
+        for request, _, future in items:
+            n = len(request.records)
+            own = made[offset : offset + n]
+            if not future.done():  # a cancelled request (client gone) is still recorded
+                future.set_result((own, None if first is None else first + offset))
+            offset += n
 
 
 def _with_index(d: Decision, index: int) -> Decision:
