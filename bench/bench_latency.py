@@ -629,7 +629,7 @@ def run(quick: bool = False, progress: Callable[[str], None] = print) -> dict[st
     n_fast = 300 if quick else 3000  # (a)-(c), one caller
     n_load = 600 if quick else 6000  # (a)-(c) over HTTP, concurrent
     n_chain = 40 if quick else 300  # (d), (e)
-    conc = 8
+    conc = 16  # concurrent keep-alive connections for the loaded runs (a payment switch has many)
     warmup = 30 if quick else 200
     incl_plan = [(1, 6, 3.0), (12, 3, 12.0)] if quick else [(1, 25, 6.0), (12, 7, 24.0)]
     bodies = _requests(max(n_fast, n_load))
