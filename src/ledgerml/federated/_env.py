@@ -18,4 +18,12 @@ def configure(home: Path | None = None) -> None:
         os.environ["FLWR_HOME"] = str(flwr_home)
 
 
+def ray_temp_dir(home: Path) -> str | None:
+    """`<home>/.ray` for Ray's session files when its socket paths fit the 107-byte limit
+    of Unix sockets (Ray puts `session_<time>_<pid>/sockets/plasma_store` below it);
+    None (Ray's default, /tmp/ray) otherwise."""
+    path = Path(home).resolve() / ".ray"
+    return str(path) if len(str(path)) + 75 <= 107 else None
+
+
 configure()

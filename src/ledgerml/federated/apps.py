@@ -15,7 +15,9 @@ A round, message by message:
    appended to the ledger as `fl.update_rejected` and the update is dropped.
 3. `evaluate` → every bank measures each accepted candidate's contribution on its own
    validation data (leave-one-out: the relative log-loss change of the averaged update
-   without that candidate).
+   without that candidate). When some candidates score below MIN_SCORE, the others are
+   evaluated again among themselves (a second `evaluate`), so a poisoned update does not
+   distort how the honest ones are judged.
 4. Agreement scores → trust → weights (`ledgerml.federated.trust`); the weighted
    aggregate and every update go to the CAS; `fl.round` is appended.
 """
@@ -43,7 +45,7 @@ from ledgerml.federated.signing import (
     verify_update,
 )
 from ledgerml.federated.spec import RunSpec
-from ledgerml.federated.trust import TrustState, agreement_scores, distance_scores
+from ledgerml.federated.trust import MIN_SCORE, TrustState, agreement_scores, distance_scores
 
 PROGRESS_FILE = "progress.jsonl"
 RESULT_FILE = "result.json"
@@ -207,6 +209,47 @@ def enrolled_keys(ledger: Any) -> dict[str, str]:
     return keys
 
 
+def _score(
+    grid: Grid,
+    spec: RunSpec,
+    model: bytes,
+    nodes: list[int],
+    bank_of: dict[int, str],
+    accepted: dict[str, tuple[bytes, str, int]],
+    cands: list[str],
+    round_: int,
+) -> tuple[dict[int, ConfigRecord], dict[str, float]]:
+    """Ask the banks among `cands` to evaluate the candidates `cands`; their replies and
+    the agreement scores (capped by the distance score for weight vectors)."""
+    if not cands:
+        return {}, {}
+    evals = _send(
+        grid,
+        "evaluate",
+        {
+            n: {
+                "workdir": spec.workdir,
+                "model": model,
+                "candidates": [accepted[b][0] for b in cands],
+            }
+            for n in nodes
+            if bank_of[n] in cands
+        },
+        str(round_),
+        spec.timeout,
+    )
+    improvement = {
+        bank_of[n]: dict(zip(cands, [float(v) for v in rep["improvements"]], strict=True))
+        for n, rep in evals.items()
+    }
+    scores = agreement_scores(improvement)
+    vecs = {b: models.vector(spec, accepted[b][0]) for b in cands}
+    if all(v is not None for v in vecs.values()):
+        dist = distance_scores({b: v for b, v in vecs.items() if v is not None})
+        scores = {b: min(sc, dist[b]) for b, sc in scores.items()}
+    return evals, scores
+
+
 def coordinate(grid: Grid, spec: RunSpec, progress: ProgressFn | None = None) -> dict[str, Any]:
     """Run every round of `spec` over `grid`; returns the run's summary (also saved)."""
     from ledgerml.config import ProjectPaths
@@ -275,36 +318,14 @@ def coordinate(grid: Grid, spec: RunSpec, progress: ProgressFn | None = None) ->
                     },
                 )
             cand_banks = sorted(accepted)
-            evals = (
-                _send(
-                    grid,
-                    "evaluate",
-                    {
-                        n: {
-                            "workdir": spec.workdir,
-                            "model": model,
-                            "candidates": [accepted[b][0] for b in cand_banks],
-                        }
-                        for n in nodes
-                        if bank_of[n] in accepted
-                    },
-                    str(r),
-                    spec.timeout,
-                )
-                if cand_banks
-                else {}
-            )
-            improvement = {
-                bank_of[n]: dict(
-                    zip(cand_banks, [float(v) for v in rep["improvements"]], strict=True)
-                )
-                for n, rep in evals.items()
-            }
-            scores = agreement_scores(improvement)
-            vecs = {b: models.vector(spec, accepted[b][0]) for b in cand_banks}
-            if cand_banks and all(v is not None for v in vecs.values()):
-                dist = distance_scores({b: v for b, v in vecs.items() if v is not None})
-                scores = {b: min(s, dist[b]) for b, s in scores.items()}
+            evals, scores = _score(grid, spec, model, nodes, bank_of, accepted, cand_banks, r)
+            low = [b for b in cand_banks if scores[b] < MIN_SCORE]
+            keep = [b for b in cand_banks if b not in low]
+            if low and len(keep) >= 2:
+                # agreement among the updates that are not clearly harmful: a poisoned
+                # update must not distort the context the honest ones are judged in
+                _, again = _score(grid, spec, model, nodes, bank_of, accepted, keep, r)
+                scores = {b: again.get(b, scores[b]) for b in cand_banks}
             state = state.update(scores)
             weights = state.weights(scores, {b: accepted[b][2] for b in cand_banks})
             model = models.aggregate(

@@ -207,13 +207,17 @@ def run_simulation(spec: RunSpec, progress: Progress | None) -> None:
     from ledgerml.federated.apps import client_app, make_server_app
 
     logging.getLogger("flwr").setLevel(logging.WARNING)
+    init_args: dict[str, Any] = {"logging_level": "error", "log_to_driver": False}
+    temp_dir = _env.ray_temp_dir(Path(spec.home))
+    if temp_dir is not None:
+        init_args["_temp_dir"] = temp_dir
     flwr_run_simulation(
         server_app=make_server_app(spec, progress),
         client_app=client_app,
         num_supernodes=len(spec.banks),
         backend_config={
             "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
-            "init_args": {"logging_level": "error", "log_to_driver": False},
+            "init_args": init_args,
         },
     )
 

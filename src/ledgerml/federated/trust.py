@@ -11,7 +11,9 @@ typical updates score near 1, an update that hurts where the others help scores 
 weight vectors (linear models) the score is also capped by the distance to the
 coordinate-wise median update. **Trust** is an exponential average of the scores,
 starting at 1; the aggregation weight is trust × samples over the updates scoring at
-least MIN_SCORE (0.25) this round, normalised to sum to 1.
+least MIN_SCORE (0.25) this round, normalised to sum to 1. When some updates score below
+MIN_SCORE, the server has the rest evaluated again among themselves and uses those
+scores for them (the ServerApp does this; see `ledgerml.federated.apps`).
 
     state = TrustState.start(["B1", "B2", "B3"])
     scores = agreement_scores({"B1": {"B2": 0.01, "B3": -0.2}, ...})
