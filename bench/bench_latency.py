@@ -90,6 +90,33 @@ def _fdatasync_floor(folder: Path, n: int) -> dict[str, Any]:
     return _summary(lat, sum(lat) / 1000)
 
 
+def _sqlite_floor(folder: Path, n: int) -> dict[str, Any]:
+    """One 450-byte row per durable transaction (WAL, synchronous=FULL), n times, with
+    0.5 ms of busy CPU between commits as in (b): what SQLite alone costs per decision."""
+    import sqlite3
+
+    path = folder / "floor.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("CREATE TABLE e (i INTEGER PRIMARY KEY, b BLOB NOT NULL)")
+    row, lat = b"x" * 450, []
+    try:
+        for _ in range(n):
+            t0 = time.perf_counter()
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO e (b) VALUES (?)", (row,))
+            conn.execute("COMMIT")
+            lat.append((time.perf_counter() - t0) * 1000)
+            while time.perf_counter() - t0 < 0.0005:
+                pass
+    finally:
+        conn.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return _summary(lat, sum(lat) / 1000)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -679,6 +706,7 @@ def run(quick: bool = False, progress: Callable[[str], None] = print) -> dict[st
         }
         # The floor under (b): a durable append needs one fdatasync on this disk.
         out["fdatasync_floor"] = _fdatasync_floor(tmp, n_fast)
+        out["sqlite_commit_floor"] = _sqlite_floor(tmp, n_fast)
 
         progress("(d) embedded EVM")
         with Chain.embedded(tmp / "evm", seed) as chain:
