@@ -140,3 +140,13 @@ def test_a_poisoning_bank_loses_trust_and_the_model_holds(
     clean_auprc = clean.result.comparison["federated"]["auprc"]
     poisoned_auprc = run.result.comparison["federated"]["auprc"]
     assert poisoned_auprc >= 0.95 * clean_auprc
+
+
+def test_linear_fedavg_strategy_runs_and_rederives(tmp_path: Path) -> None:
+    run = _run(tmp_path, strategy="linear", rounds=2, poison="B2", poison_mode="scale")
+    rounds = entries(run.paths, "fl.round")
+    assert [b["strategy"] for _, b in rounds] == ["linear", "linear"]
+    for index, body in rounds:
+        assert rederive_round(run.paths, index).ok
+        b2 = next(u for u in body["updates"] if u["bank"] == "B2")
+        assert b2["weight"] == 0.0  # a x10 weight delta is far from the median update
