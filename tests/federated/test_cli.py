@@ -197,3 +197,24 @@ def test_deployment_mode_runs_separate_processes(tmp_path: Path) -> None:
     rounds = [e for e in _ledger(home) if e["type"] == "fl.round"]
     assert len(rounds) == 1 and len(rounds[0]["body"]["updates"]) == 3
     assert _processes_mentioning(str(workdir)) == []  # every process was stopped
+
+
+@pytest.mark.slow
+def test_anchor_needs_contracts_then_anchors_every_round(tmp_path: Path) -> None:
+    home = tmp_path / "proj"
+    assert run_cli(home, "init").returncode == 0
+    res = run_cli(home, "fl", "run", "--banks", "3", "--rounds", "1", "--anchor")
+    assert res.returncode == 2 and "--anchor" in res.stderr
+    assert _ledger(home) == []
+    assert run_cli(home, "chain", "deploy").returncode == 0
+    res = run_cli(
+        home, "fl", "run", "--banks", "3", "--rounds", "1", "--anchor", "--json", timeout=600
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout)
+    entries = _ledger(home)
+    anchored = [i for i, e in enumerate(entries) if e["type"] == "checkpoint.anchored"]
+    rounds = [i for i, e in enumerate(entries) if e["type"] == "fl.round"]
+    assert anchored and rounds and anchored[-1] > rounds[-1]
+    assert out["anchor"]["tree_size"] > rounds[-1]  # the anchored tree holds the round
+    assert out["anchor"]["tx_hash"].startswith("0x")

@@ -49,6 +49,10 @@ def run_cmd(
         str, typer.Option("--strategy", help="xgboost (trust-weighted bagging) or linear (FedAvg).")
     ] = "xgboost",
     seed: Annotated[int, typer.Option("--seed", help="Generator seed.")] = 7,
+    anchor: Annotated[
+        bool,
+        typer.Option("--anchor", help="Anchor the ledger checkpoint (all rounds) on chain."),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Train an AML model across banks with Flower; compare with local-only and centralized."""
@@ -64,6 +68,7 @@ def run_cmd(
         mode=mode,  # type: ignore[arg-type]
         strategy=strategy,  # type: ignore[arg-type]
         seed=seed,
+        anchor=anchor,
     )
 
     def progress(info: dict[str, Any]) -> None:
@@ -130,6 +135,11 @@ def run_cmd(
         f"total {result.seconds['total']:.1f}s",
         highlight=False,
     )
+    if result.anchor is not None:
+        console.print(
+            f"anchored: tree size {result.anchor['tree_size']} in tx {result.anchor['tx_hash']}",
+            highlight=False,
+        )
     console.print(
         f"ledger: fl.round #{result.rounds[0]['ledger_index']}..#{last['ledger_index']}"
         + "".join(f", {t} #{i}" for i, t in result.entries),

@@ -60,6 +60,8 @@ class FlOptions:
     eta: float = 0.3
     max_depth: int = 4
     timeout: float = 600.0
+    #: anchor the ledger's checkpoint (covering every round) on the AuditAnchor contract
+    anchor: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ class FlResult:
     data: dict[str, Any]
     seconds: dict[str, float]
     entries: list[tuple[int, str]] = field(default_factory=list)
+    anchor: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -89,6 +92,7 @@ class FlResult:
             "data": self.data,
             "seconds": self.seconds,
             "entries": [{"index": i, "type": t} for i, t in self.entries],
+            "anchor": self.anchor,
         }
 
 
@@ -116,6 +120,14 @@ def _validate(paths: ProjectPaths, opts: FlOptions) -> _Prepared:
         raise InputError("must be flip or scale", field="--poison-mode")
     if opts.local_rounds < 1:
         raise InputError("must be at least 1", field="--local-rounds")
+    if opts.anchor:
+        from ledgerml.chain.deploy import DEPLOYMENT_FILE
+
+        if not (paths.chain / DEPLOYMENT_FILE).is_file():
+            raise InputError(
+                "no contracts deployed in this project: run `ledgerml chain deploy` first",
+                field="--anchor",
+            )
     if opts.data is not None:
         table = aml.load_transactions(opts.data)
         banks = tuple(sorted(set(table["src_bank"]) | set(table["dst_bank"])))
@@ -440,6 +452,14 @@ def run_federated(
                 "evaluation.recorded",
             )
         )
+    anchored = None
+    if opts.anchor:  # one checkpoint on chain covers every fl.round of the run
+        from ledgerml.mlops.anchoring import anchor
+
+        res = anchor(paths)
+        anchored = res.to_json()
+        if res.ledger_index is not None:
+            entries.append((res.ledger_index, "checkpoint.anchored"))
     seconds = {
         "prepare": round(prepare_s, 3),
         "federated": round(train_s, 3),
@@ -464,4 +484,5 @@ def run_federated(
         data=data,
         seconds=seconds,
         entries=entries,
+        anchor=anchored,
     )
