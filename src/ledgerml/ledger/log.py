@@ -106,6 +106,19 @@ def _events() -> ModuleType:
     return events
 
 
+@contextlib.contextmanager
+def _write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE … COMMIT, rolled back on any exception (which propagates)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise
+
+
 def type_suffix(event_type: str) -> bytes:
     """The last bytes of every entry of `event_type`.
 
@@ -792,8 +805,7 @@ class Ledger:
         batch: list[_Request],
         unsaved: _SignedCheckpoint | None = None,
     ) -> _Edge:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _write_transaction(conn):
             size = int(conn.execute("SELECT value FROM meta WHERE key='size'").fetchone()[0])
             if edge is None or edge.size != size:  # first batch, or another process wrote
                 edge = _Edge(size, _read_tiles(conn, _Edge.needed_tiles(size)))
@@ -815,11 +827,6 @@ class Ledger:
             conn.execute("UPDATE meta SET value=? WHERE key='size'", (str(edge.size),))
             if unsaved is not None:  # the previous batch's, signed while this one queued
                 conn.execute(_INSERT_CHECKPOINT, unsaved)
-            conn.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            raise
         for req, start in zip(batch, starts, strict=True):
             if req.entries:  # barriers are answered by the write loop
                 req.future.set_result(start)
@@ -838,20 +845,15 @@ class Ledger:
     def _save_checkpoint(conn: sqlite3.Connection, signed: _SignedCheckpoint) -> None:
         """Store a checkpoint in its own transaction, without an fsync of its own.
 
-        The entries it covers are already durable; the note is deterministic (Ed25519,
-        no timestamp in the body), so if a power loss drops it, `checkpoint()` signs the
-        same bytes again. WAL order makes it durable with the next FULL commit.
+        The entries it covers are already durable, and so is the tree head it signs: if a
+        power loss drops the note, `checkpoint()` signs the same tree head again (the same
+        bytes with Ed25519; an ML-DSA cosignature carries a fresh timestamp). WAL order
+        makes it durable with the next FULL commit.
         """
         conn.execute("PRAGMA synchronous=NORMAL")
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _write_transaction(conn):
                 conn.execute(_INSERT_CHECKPOINT, signed)
-                conn.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-                raise
         finally:
             conn.execute("PRAGMA synchronous=FULL")
         return None
@@ -986,21 +988,13 @@ class Ledger:
         self._flush()
         conn = self._connect()
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _write_transaction(conn):
                 size = int(conn.execute("SELECT value FROM meta WHERE key='size'").fetchone()[0])
                 row = conn.execute("SELECT note FROM checkpoints WHERE size=?", (size,)).fetchone()
                 if row is not None:
-                    conn.execute("COMMIT")
                     return str(row[0])
                 root = merkle.EMPTY_ROOT if size == 0 else self._range_hasher(conn)(0, size)
-                note = self._store_checkpoint(conn, size, root)
-                conn.execute("COMMIT")
-                return note
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-                raise
+                return self._store_checkpoint(conn, size, root)
         finally:
             conn.close()
 
