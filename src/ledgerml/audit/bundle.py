@@ -171,7 +171,7 @@ def _receipts(view: AuditView, tx_hashes: list[str]) -> tuple[dict[str, bytes], 
     try:
         from web3 import Web3
 
-        from ledgerml.mlops._chain import has_deployment, project_chain
+        from ledgerml.mlops import has_deployment, project_chain
 
         if not has_deployment(view.paths):
             return {}, "no chain deployment"

@@ -115,7 +115,7 @@ def _refresh(service: DecisionService) -> dict[str, Any]:
 
 
 def _has_chain(service: DecisionService) -> bool:
-    from ledgerml.mlops._chain import has_deployment
+    from ledgerml.mlops import has_deployment
 
     return has_deployment(service.paths)
 
