@@ -146,7 +146,7 @@ def bank_evaluate(msg: Message, context: Context) -> Message:
         (loss_with(cands[:j] + cands[j + 1 :]) - with_all) / max(base_loss, 1e-12)
         for j in range(len(cands))
     ]
-    from ledgerml.mlops._metrics import average_precision
+    from ledgerml.mlops import average_precision
 
     return _reply(
         msg,

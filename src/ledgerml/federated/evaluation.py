@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ledgerml.mlops._metrics import average_precision
+from ledgerml.mlops import average_precision
 
 #: the false-positive rate AML alert queues are sized by
 FPR = 0.01

@@ -32,10 +32,12 @@ _EXPORTS = {
     "ModelCard": "ledgerml.mlops.model_card",
     "register_dataset": "ledgerml.mlops.datasets",
     "erase_subject": "ledgerml.mlops.datasets",
+    "average_precision": "ledgerml.mlops._metrics",
 }
 
 if TYPE_CHECKING:
     from ledgerml.mlops._chain import chain_settings, has_deployment, project_chain
+    from ledgerml.mlops._metrics import average_precision
     from ledgerml.mlops.anchoring import AnchorResult, anchor, anchored, trusted_roots
     from ledgerml.mlops.datasets import erase_subject, register_dataset
     from ledgerml.mlops.evaluation import EvaluationResult, evaluate_model
@@ -62,6 +64,7 @@ __all__ = [
     "TrainResult",
     "anchor",
     "anchored",
+    "average_precision",
     "build_model_card",
     "chain_settings",
     "erase_subject",
