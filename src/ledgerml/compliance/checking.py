@@ -618,7 +618,7 @@ def check_model(
     table, data_cid = _load_table(paths, data, prot) if data else (None, None)
     use_chain = False
     if submit:
-        from ledgerml.mlops._chain import has_deployment
+        from ledgerml.mlops import has_deployment
 
         use_chain = has_deployment(paths)
 
