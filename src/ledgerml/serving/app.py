@@ -38,9 +38,13 @@ READ_ROLES = frozenset({"auditor", "admin"})
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 
-def load_api_keys(paths: ProjectPaths) -> dict[str, list[str]]:
+def load_api_keys(
+    paths: ProjectPaths, serving: Mapping[str, Any] | None = None
+) -> dict[str, list[str]]:
     """`[serving.api_keys]`: role = "key" or ["key", ...]; unknown roles are refused."""
-    cfg = load_config(paths).get("serving", {}).get("api_keys", {})
+    if serving is None:
+        serving = _serving_config(paths)
+    cfg = serving.get("api_keys", {})
     out: dict[str, list[str]] = {}
     for role, keys in cfg.items():
         if role not in ROLES:
@@ -93,10 +97,11 @@ def create_app(
     often promotions by other processes are picked up (see `serving.background`).
     """
     paths.require_initialised()
-    key_roles = _key_roles(load_api_keys(paths) if api_keys is None else api_keys)
+    serving = _serving_config(paths)  # read once: keys, tiles access, anchor period
+    key_roles = _key_roles(load_api_keys(paths, serving) if api_keys is None else api_keys)
     state: dict[str, DecisionService] = {}
     jobs: dict[str, BackgroundJobs] = {}
-    anchor_every = _anchor_every(paths) if anchor_every_s is None else anchor_every_s
+    anchor_every = _anchor_every(serving) if anchor_every_s is None else anchor_every_s
     if anchor_every < 0 or refresh_every_s < 0:
         raise InputError("must be >= 0 seconds", field="anchor_every_s/refresh_every_s")
     local = threading.local()
@@ -165,7 +170,7 @@ def create_app(
     # The tlog-tiles paths need a reader key unless `[serving] public_tiles = true`: a
     # bank's decision log is not public by default, but a witness or monitor that speaks
     # plain tlog-tiles (no API keys) can be let in. Entries hold commitments, not inputs.
-    tiles_access = [] if _public_tiles(paths) else [reader]
+    tiles_access = [] if _public_tiles(serving) else [reader]
 
     from ledgerml.audit.web import audit_router  # the auditor's pages, read-only
 
@@ -321,15 +326,22 @@ def create_app(
     return app
 
 
-def _public_tiles(paths: ProjectPaths) -> bool:
-    value = load_config(paths).get("serving", {}).get("public_tiles", False)
+def _serving_config(paths: ProjectPaths) -> Mapping[str, Any]:
+    section = load_config(paths).get("serving", {})
+    if not isinstance(section, dict):
+        raise InputError("must be a table", field="serving")
+    return section
+
+
+def _public_tiles(serving: Mapping[str, Any]) -> bool:
+    value = serving.get("public_tiles", False)
     if not isinstance(value, bool):
         raise InputError("must be true or false", field="serving.public_tiles")
     return value
 
 
-def _anchor_every(paths: ProjectPaths) -> float:
-    value = load_config(paths).get("serving", {}).get("anchor_every_s", 0)
+def _anchor_every(serving: Mapping[str, Any]) -> float:
+    value = serving.get("anchor_every_s", 0)
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
         raise InputError("must be a number of seconds >= 0", field="serving.anchor_every_s")
     return float(value)
