@@ -106,6 +106,13 @@ def _events() -> ModuleType:
     return events
 
 
+def count_of_type(conn: sqlite3.Connection, event_type: str) -> int:
+    """Entries of `event_type` in the ledger database behind `conn` (may be read-only)."""
+    suffix = type_suffix(event_type)
+    sql = "SELECT COUNT(*) FROM entries WHERE substr(entry, -?) = ?"
+    return int(conn.execute(sql, (len(suffix), suffix)).fetchone()[0])
+
+
 @contextlib.contextmanager
 def _write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
     """BEGIN IMMEDIATE … COMMIT, rolled back on any exception (which propagates)."""
@@ -905,15 +912,7 @@ class Ledger:
 
     def count_of_type(self, event_type: str) -> int:
         """How many entries of `event_type` the log holds (counted inside SQLite)."""
-        suffix = type_suffix(event_type)
-        (n,) = (
-            self._reader()
-            .execute(
-                "SELECT COUNT(*) FROM entries WHERE substr(entry, -?) = ?", (len(suffix), suffix)
-            )
-            .fetchone()
-        )
-        return int(n)
+        return count_of_type(self._reader(), event_type)
 
     def _checked_size(self, size: int | None, current: int) -> int:
         if size is None:

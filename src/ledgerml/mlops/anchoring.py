@@ -19,7 +19,7 @@ import orjson
 
 from ledgerml.config import ProjectPaths
 from ledgerml.errors import InputError, LedgerMLError, VerificationError
-from ledgerml.ledger.log import Checkpoint, TrustedRoot, type_suffix
+from ledgerml.ledger.log import Checkpoint, TrustedRoot, count_of_type
 from ledgerml.ledger.project import log_keys, open_ledger
 from ledgerml.mlops._chain import has_deployment, project_chain, require_deployment
 
@@ -139,15 +139,11 @@ def _recorded_anchor_count(paths: ProjectPaths) -> int:
     """How many `checkpoint.anchored` entries the local log holds."""
     import sqlite3
 
-    suffix = type_suffix("checkpoint.anchored")  # exact: not fooled by a nested "type"
     conn = sqlite3.connect(f"file:{paths.ledger_db}?mode=ro", uri=True)
     try:
-        (count,) = conn.execute(
-            "SELECT COUNT(*) FROM entries WHERE substr(entry, -?) = ?", (len(suffix), suffix)
-        ).fetchone()
+        return count_of_type(conn, "checkpoint.anchored")
     finally:
         conn.close()
-    return int(count)
 
 
 def trusted_roots(paths: ProjectPaths) -> list[TrustedRoot]:
