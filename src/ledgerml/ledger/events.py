@@ -337,21 +337,8 @@ def validate_body(event_type: object, body: object) -> None:
 
 
 def validate_bodies(items: Sequence[tuple[str, Any]], offset: int = 0) -> None:
-    """`validate_body` for a batch; the error names the item (`item N: ...`).
-
-    The common case — a typed body that is a plain dict without free-form fields — goes
-    straight to its compiled validator; anything else, and any failure, takes the full
-    path of `validate_body` for the message.
-    """
-    validators = _VALIDATORS
+    """`validate_body` for a batch; the error names the item (`item N: ...`)."""
     for n, (event_type, body) in enumerate(items, start=offset):
-        entry = validators.get(event_type) if type(event_type) is str else None
-        if entry is not None and not entry[1] and type(body) is dict:
-            try:
-                entry[0].validate_python(body)
-                continue
-            except ValidationError:
-                pass  # validate_body below names the field
         try:
             validate_body(event_type, body)
         except InputError as exc:
