@@ -776,16 +776,10 @@ class LoadedModel:
         if self.model_type == "xgboost":
             import xgboost as xgb
 
-            return np.asarray(
-                self._booster(len(x)).predict(
-                    xgb.DMatrix(x, feature_names=list(self.features), nthread=1), pred_contribs=True
-                )
-                if len(x) <= SMALL_BATCH
-                else self._impl.predict(
-                    xgb.DMatrix(x, feature_names=list(self.features)), pred_contribs=True
-                ),
-                dtype=np.float64,
-            )
+            booster = self._booster(len(x))
+            threads = 1 if booster is self._single else None  # None: XGBoost's default
+            data = xgb.DMatrix(x, feature_names=list(self.features), nthread=threads)
+            return np.asarray(booster.predict(data, pred_contribs=True), dtype=np.float64)
         doc = self._impl
         mean = np.asarray(doc["mean"])
         coef = np.asarray(doc["coef"])

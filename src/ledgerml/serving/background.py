@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ledgerml.mlops import has_deployment
 from ledgerml.serving.decisions import DecisionService
 
 
@@ -94,7 +95,7 @@ class BackgroundJobs:
             jobs.append(
                 _Periodic(JobStatus("alias-refresh", refresh_every_s), lambda: _refresh(service))
             )
-        if anchor_every_s > 0 and _has_chain(service):
+        if anchor_every_s > 0 and has_deployment(service.paths):
             anchored = _AnchorJob(service)
             jobs.append(_Periodic(JobStatus("anchor", anchor_every_s), anchored))
         return cls(jobs)
@@ -112,12 +113,6 @@ def _refresh(service: DecisionService) -> dict[str, Any]:
     """Read new entries; load newly promoted models before the alias points at them."""
     service.refresh(preload=True)
     return {"aliases": dict(service.aliases)}
-
-
-def _has_chain(service: DecisionService) -> bool:
-    from ledgerml.mlops import has_deployment
-
-    return has_deployment(service.paths)
 
 
 class _AnchorJob:

@@ -172,7 +172,7 @@ class DecisionLogger:
         """Sync: the first ledger index once durable. Async: None once queued."""
         if self.mode == "sync":
             first = self.ledger.commit(entries)
-            self.index.add([(d, first + k) for k, d in enumerate(ids)])
+            self._remember(ids, first)
             return first
         try:
             self._queue.put_nowait((entries, ids))
@@ -180,12 +180,15 @@ class DecisionLogger:
             raise Backpressure("decision queue is full; retry shortly") from None
         return None
 
+    def _remember(self, ids: list[str], first: int) -> None:
+        self.index.add([(d, first + k) for k, d in enumerate(ids)])
+
     async def record(self, entries: list[PreparedEntry], ids: list[str]) -> int | None:
         """`submit` for an event loop: in `sync` mode the loop awaits the durable commit."""
         if self.mode != "sync":
             return self.submit(entries, ids)
         first = await asyncio.wrap_future(self.ledger.submit(entries))
-        self.index.add([(d, first + k) for k, d in enumerate(ids)])
+        self._remember(ids, first)
         return first
 
     def _drain(self) -> None:
@@ -209,7 +212,7 @@ class DecisionLogger:
             t = time.perf_counter()
             first = self.ledger.commit(entries)
             self.last_commit_s = time.perf_counter() - t
-            self.index.add([(d, first + k) for k, d in enumerate(ids)])
+            self._remember(ids, first)
             self.in_flight = 0
 
     def close(self) -> None:
