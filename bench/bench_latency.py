@@ -123,28 +123,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _fraud_csv(path: Path, rows: int, seed: int = 11) -> Path:
-    """Same generator as the test suite: six features, Amount, Class (~1.5% fraud)."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    t = np.sort(rng.uniform(0, 172_800, rows)).round(1)
-    x = rng.normal(size=(rows, 6))
-    amount = np.exp(rng.normal(3.2, 1.0, rows)).round(2)
-    logit = -5.2 - 1.8 * x[:, 0] + 1.2 * x[:, 1] + 1.5 * (x[:, 2] ** 2 > 2.5) + 0.3 * np.log(amount)
-    y = (rng.uniform(size=rows) < 1 / (1 + np.exp(-logit))).astype(int)
-    cols = ["Time", *(f"V{i}" for i in range(1, 7)), "Amount", "Class"]
-    with path.open("w") as fh:
-        fh.write(",".join(cols) + "\n")
-        for i in range(rows):
-            vals = ",".join(f"{v:.5f}" for v in x[i])
-            fh.write(f"{t[i]},{vals},{amount[i]},{y[i]}\n")
-    return path
-
-
 def _trained_project(root: Path) -> tuple[Path, float]:
     """A promoted model and its operating threshold (80% recall on the held-out window,
     recorded by the real evaluation), so the alert rate is the model's own, not chosen."""
+    from ledgerml.datasets.synthetic import fraud_csv
     from ledgerml.ledger import init_project
     from ledgerml.ledger.project import open_ledger
     from ledgerml.mlops.datasets import register_dataset
@@ -152,7 +134,7 @@ def _trained_project(root: Path) -> tuple[Path, float]:
     from ledgerml.mlops.training import train_model
 
     paths = init_project(root / "proj")
-    rec = register_dataset(paths, _fraud_csv(root / "fraud.csv", rows=5000), "cards", label="Class")
+    rec = register_dataset(paths, fraud_csv(root / "fraud.csv", rows=5000), "cards", label="Class")
     result = train_model(
         paths, rec.cid, "Class", params={"num_boost_round": 50, "early_stopping_rounds": 0}
     )
@@ -708,25 +690,23 @@ def run(quick: bool = False, progress: Callable[[str], None] = print) -> dict[st
         out["fdatasync_floor"] = _fdatasync_floor(tmp, n_fast)
         out["sqlite_commit_floor"] = _sqlite_floor(tmp, n_fast)
 
+        def chain_scenario(key: str, anchor: Any) -> dict[str, Any]:
+            """One chain transaction per decision, in-process and over HTTP (one client)."""
+            with _service(fresh(), "sync", key, anchor) as svc:
+                ip = _in_process(svc, bodies[:n_chain], min(warmup, 20))
+            with _server(fresh(), "sync", f"{key}-http", anchor) as url:
+                h1 = _http(url, bodies[:n_chain], 1, min(warmup, 20))
+            return {"in_process": ip, "http": h1}
+
         progress("(d) embedded EVM")
         with Chain.embedded(tmp / "evm", seed) as chain:
             anchor = AnchorLog(chain, deploy(chain, fresh=True).audit_anchor)
-            label = "(d) + embedded-EVM tx"
-            with _service(fresh(), "sync", "d", anchor) as svc:
-                ip = _in_process(svc, bodies[:n_chain], min(warmup, 20))
-            with _server(fresh(), "sync", "d-http", anchor) as url:
-                h1 = _http(url, bodies[:n_chain], 1, min(warmup, 20))
-            sc[label] = {"in_process": ip, "http": h1}
+            sc["(d) + embedded-EVM tx"] = chain_scenario("d", anchor)
 
         progress("(e) anvil, instant mining")
         with _anvil() as rpc, Chain.connect(rpc, seed) as chain:
             anchor = AnchorLog(chain, deploy(chain, fresh=True).audit_anchor)
-            label = "(e) + anvil tx, instant mining"
-            with _service(fresh(), "sync", "e", anchor) as svc:
-                ip = _in_process(svc, bodies[:n_chain], min(warmup, 20))
-            with _server(fresh(), "sync", "e-http", anchor) as url:
-                h1 = _http(url, bodies[:n_chain], 1, min(warmup, 20))
-            sc[label] = {"in_process": ip, "http": h1}
+            sc["(e) + anvil tx, instant mining"] = chain_scenario("e", anchor)
             for block_time, n, window in incl_plan:
                 progress(f"(f) anvil, {block_time} s blocks: {n} decisions")
                 out["inclusion"][f"(f) anvil {block_time} s blocks"] = _inclusion(
