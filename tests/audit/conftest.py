@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from ledgerml.config import ProjectPaths
-from tests.conftest import run_cli
+from tests.conftest import run_cli, uvicorn_thread
 
 KEYS = {
     "scorer": "scorer-key-0123456789",
@@ -67,12 +63,6 @@ class Server:
         return httpx.Client(base_url=self.url, headers=headers, timeout=60)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(demo: Demo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """`ledgerml serve`'s app on a copy of the demo project, real uvicorn on a free port."""
@@ -80,20 +70,8 @@ def server(demo: Demo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ser
 
     paths = copy_demo(demo, tmp_path_factory.mktemp("served") / "proj")
     app = create_app(paths, api_keys=KEYS)
-    port = _free_port()
-    srv = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not srv.started:
-        assert thread.is_alive(), "server thread died"
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    yield Server(f"http://127.0.0.1:{port}", paths)
-    srv.should_exit = True
-    thread.join(timeout=30)
+    with uvicorn_thread(app) as url:
+        yield Server(url, paths)
 
 
 @pytest.fixture(scope="module")

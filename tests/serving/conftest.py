@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from ledgerml.config import ProjectPaths
 from ledgerml.ledger import init_project
@@ -21,6 +18,7 @@ from ledgerml.ledger.project import open_ledger
 from ledgerml.mlops.datasets import register_dataset
 from ledgerml.mlops.training import train_model
 from ledgerml.serving.app import create_app
+from tests.conftest import free_port, uvicorn_thread
 from tests.mlops.conftest import fraud_csv
 
 KEYS = {
@@ -80,35 +78,16 @@ class Server:
             return ledger.size()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+_free_port = free_port  # the name the serving tests import
 
 
 @pytest.fixture
 def run_server() -> Iterator[Any]:
     """Start uvicorn in a thread (real sockets, real HTTP); stop it cleanly afterwards."""
-    running: list[tuple[uvicorn.Server, threading.Thread]] = []
+    with ExitStack() as stack:
 
-    def start(paths: ProjectPaths, **kwargs: Any) -> Server:
-        app = create_app(paths, api_keys=KEYS, **kwargs)
-        port = _free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert thread.is_alive(), "server thread died"
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.02)
-        running.append((server, thread))
-        return Server(f"http://127.0.0.1:{port}", paths)
+        def start(paths: ProjectPaths, **kwargs: Any) -> Server:
+            app = create_app(paths, api_keys=KEYS, **kwargs)
+            return Server(stack.enter_context(uvicorn_thread(app, timeout=30)), paths)
 
-    yield start
-    for server, thread in running:
-        server.should_exit = True
-        thread.join(timeout=30)
-        assert not thread.is_alive()
+        yield start
