@@ -214,11 +214,14 @@ class Chain:
         rpc_url: str | None = None,
         *,
         preflight: bool = True,
+        lock_timeout_s: float = 30.0,
     ) -> Chain:
-        """Embedded chain persisted in `chain_dir`, or the node at `rpc_url` if one is given."""
+        """Embedded chain persisted in `chain_dir`, or the node at `rpc_url` if one is given.
+
+        `lock_timeout_s`: how long to wait for another process's embedded-chain lock."""
         if rpc_url:
             return cls.connect(rpc_url, seed, chain_dir=chain_dir, preflight=preflight)
-        return cls.embedded(chain_dir, seed, preflight=preflight)
+        return cls.embedded(chain_dir, seed, preflight=preflight, lock_timeout_s=lock_timeout_s)
 
     @classmethod
     def embedded(

@@ -44,14 +44,17 @@ def has_deployment(paths: ProjectPaths) -> bool:
 
 
 @contextmanager
-def project_chain(paths: ProjectPaths) -> Iterator[Chain]:
-    """Open the project's chain (embedded in `chain/`, or its rpc_url); always closed."""
+def project_chain(paths: ProjectPaths, *, lock_timeout_s: float = 30.0) -> Iterator[Chain]:
+    """Open the project's chain (embedded in `chain/`, or its rpc_url); always closed.
+
+    `lock_timeout_s` bounds the wait for the embedded chain's lock (readers that must not
+    queue behind a writer, such as the decision service, pass a short one)."""
     paths.require_initialised()
     _backend, rpc_url = chain_settings(paths)
     seed = load_chain_seed(paths.keys)
     from ledgerml.chain import Chain
 
-    chain = Chain.open(paths.chain, seed, rpc_url)
+    chain = Chain.open(paths.chain, seed, rpc_url, lock_timeout_s=lock_timeout_s)
     try:
         yield chain
     finally:
