@@ -1,4 +1,5 @@
-"""A trained, promoted model in a real project, and a real uvicorn server on a free port."""
+"""A trained model promoted through the real gate (embedded EVM, ModelRegistry) in a real
+project, and a real uvicorn server on a free port."""
 
 from __future__ import annotations
 
@@ -12,10 +13,14 @@ from typing import Any
 import httpx
 import pytest
 
+from ledgerml.chain import ContractRevert, Rule, deploy
 from ledgerml.config import ProjectPaths
+from ledgerml.errors import InputError
 from ledgerml.ledger import init_project
 from ledgerml.ledger.project import open_ledger
+from ledgerml.mlops import project_chain
 from ledgerml.mlops.datasets import register_dataset
+from ledgerml.mlops.governance import THRESHOLD_METRIC, GovernanceService, Mirrored
 from ledgerml.mlops.training import train_model
 from ledgerml.serving.app import create_app
 from tests.conftest import free_port, uvicorn_thread
@@ -27,7 +32,8 @@ KEYS = {
     "admin": "admin-key-0123456789ab",
 }
 FEATURES = ["V1", "V2", "V3", "V4", "V5", "V6", "Amount"]
-THRESHOLD = 0.02  # low, so that alerts (with reason codes) are common
+THRESHOLD = 0.02  # low, so that alerts (with reason codes) are common; submitted on chain
+POLICY = "serving-test-v1"
 
 
 @dataclass(frozen=True)
@@ -38,20 +44,43 @@ class Trained:
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
-    """Train a tiny XGBoost model and promote it as `champion` through the ledger."""
+    """Train a tiny XGBoost model and promote it as `champion` through the gate."""
     root = tmp_path_factory.mktemp("serving")
     paths = init_project(root / "proj")
     rec = register_dataset(paths, fraud_csv(root / "fraud.csv", rows=3000), "cards", label="Class")
     result = train_model(
         paths, rec.cid, "Class", params={"num_boost_round": 20, "early_stopping_rounds": 0}
     )
-    with open_ledger(paths) as ledger:
-        ledger.append(
-            "evaluation.recorded",
-            {"model_cid": result.model_cid, "metrics": {"threshold_at_80_recall": THRESHOLD}},
-        )
-        ledger.append("model.promoted", {"model_cid": result.model_cid, "alias": "champion"})
+    promote_through_gate(paths, result.model_cid)
     return Trained(paths.home, result.model_cid)
+
+
+def promote_through_gate(
+    paths: ProjectPaths,
+    cid: str,
+    *,
+    threshold: float | None = THRESHOLD,
+    alias: str = "champion",
+    auprc: float = 0.9,
+) -> Mirrored | None:
+    """The real path: contracts deployed (idempotent), a policy, the model enrolled, metrics
+    submitted by the validator (the threshold among them, as `ledgerml check` does), a risk
+    approval, then `promote`. Returns None when the contract refuses (auprc below 0.5)."""
+    with project_chain(paths) as chain:
+        deploy(chain, chain_dir=paths.chain)
+    with GovernanceService.open(paths) as gov:
+        try:
+            gov.gov.policy(POLICY)
+        except InputError:
+            gov.set_policy(POLICY, [Rule("auprc", ">=", 0.5)], ["risk_approver"], 0.25)
+        gov.register(cid, POLICY)
+        metrics = {"auprc": auprc} | ({THRESHOLD_METRIC: threshold} if threshold else {})
+        gov.submit_metrics(cid, metrics)
+        gov.approve(cid, "risk_approver")
+        try:
+            return gov.promote(cid, alias)
+        except ContractRevert:
+            return None
 
 
 def copy_project(trained: Trained, dest: Path) -> ProjectPaths:

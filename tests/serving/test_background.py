@@ -13,7 +13,7 @@ from ledgerml.chain import deploy
 from ledgerml.ledger.project import log_verifiers, open_ledger
 from ledgerml.mlops import project_chain, trusted_roots
 from ledgerml.mlops.training import train_model
-from tests.serving.conftest import Trained, copy_project
+from tests.serving.conftest import Trained, copy_project, promote_through_gate
 
 REC = {"V1": -1.5, "V2": 0.3, "V3": 1.7, "V4": 0.0, "V5": 0.1, "V6": -0.2, "Amount": 12.0}
 
@@ -46,13 +46,17 @@ def test_a_new_promotion_is_served_without_restart(
             paths, cards, "Class", params={"num_boost_round": 7, "early_stopping_rounds": 0}
         ).model_cid
         assert challenger != trained.model_cid
-        with open_ledger(paths) as ledger:
-            ledger.append("model.promoted", {"model_cid": challenger, "alias": "champion"})
+        # Through the gate (the chain lock is shared with the service's reads, which must
+        # not hold it long enough to block this).
+        t0 = time.monotonic()
+        assert promote_through_gate(paths, challenger, threshold=0.3) is not None
+        assert time.monotonic() - t0 < 10
 
         def served() -> bool:
             r = c.post("/v1/score", json={"features": REC})
             assert r.status_code == 200, r.text  # no request fails during the switch
-            return r.json()["model_cid"] == challenger
+            doc = r.json()
+            return doc["model_cid"] == challenger and doc["threshold"] == 0.3
 
         _wait(served)
     with server.client("auditor") as c:

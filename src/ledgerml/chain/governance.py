@@ -357,3 +357,26 @@ class Governance:
     def model_for_alias(self, alias: str) -> str | None:
         mid = bytes(self._call("modelForAlias", alias))
         return None if mid == b"\x00" * 32 else "0x" + mid.hex()
+
+    def metric(self, model: str | bytes, name: str) -> float | None:
+        """Any metric submitted for the model (rule or not), or None if none was."""
+        present, value = self._call("metricOf", model_id(model), text_id(name, field="metric"))
+        return from_fixed(int(value)) if present else None
+
+    def promotions_in(self, tx_hash: str) -> tuple[tuple[str, str], ...]:
+        """(model id, alias) of every `Promoted` this registry emitted in a mined, successful
+        transaction; () for an unknown, failed or foreign transaction (why: a ledger entry
+        that claims a promotion is believed only when the chain shows it)."""
+        if not isinstance(tx_hash, str) or not re.fullmatch(r"0x[0-9a-fA-F]{64}", tx_hash):
+            return ()
+        try:
+            receipt = self.chain.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+        except Exception:  # unknown to this chain
+            return ()
+        if int(receipt["status"]) != 1:
+            return ()
+        return tuple(
+            (str(e.args["modelId"]), str(e.args["aliasName"]))
+            for e in self.chain.decode_logs(receipt["logs"])
+            if e.name == "Promoted" and e.address.lower() == self.address.lower()
+        )

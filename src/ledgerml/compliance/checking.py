@@ -659,6 +659,14 @@ def check_model(
         entries: list[tuple[int, str]] = []
         tx_hash: str | None = None
         if gov is not None and note is None:
+            from ledgerml.mlops.governance import THRESHOLD_METRIC
+
+            # The evaluated operating threshold goes on chain in the same call (the contract
+            # takes metrics once): the decision service reads it from the gate, never from an
+            # `evaluation.recorded` entry anyone could append.
+            t = (ev.latest_evaluation or {}).get("metrics", {}).get(THRESHOLD_METRIC)
+            if isinstance(t, int | float) and 0 < t < 1 and THRESHOLD_METRIC not in values:
+                values[THRESHOLD_METRIC] = float(t)
             entries += ensure_policy(gov, pk)
             if status is None:
                 reg = gov.register(model_cid, pk.policy_id)

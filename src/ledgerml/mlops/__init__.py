@@ -23,6 +23,9 @@ _EXPORTS = {
     "GovernanceService": "ledgerml.mlops.governance",
     "Mirrored": "ledgerml.mlops.governance",
     "find_model_registered": "ledgerml.mlops.governance",
+    "read_gate": "ledgerml.mlops.governance",
+    "PromotionClaim": "ledgerml.mlops.governance",
+    "THRESHOLD_METRIC": "ledgerml.mlops.governance",
     "train_model": "ledgerml.mlops.training",
     "load_model": "ledgerml.mlops.training",
     "TrainResult": "ledgerml.mlops.training",
@@ -41,7 +44,14 @@ if TYPE_CHECKING:
     from ledgerml.mlops.anchoring import AnchorResult, anchor, anchored, trusted_roots
     from ledgerml.mlops.datasets import erase_subject, register_dataset
     from ledgerml.mlops.evaluation import EvaluationResult, evaluate_model
-    from ledgerml.mlops.governance import GovernanceService, Mirrored, find_model_registered
+    from ledgerml.mlops.governance import (
+        THRESHOLD_METRIC,
+        GovernanceService,
+        Mirrored,
+        PromotionClaim,
+        find_model_registered,
+        read_gate,
+    )
     from ledgerml.mlops.model_card import ModelCard, build_model_card
     from ledgerml.mlops.training import TrainResult, load_model, train_model
 
@@ -56,11 +66,13 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "THRESHOLD_METRIC",
     "AnchorResult",
     "EvaluationResult",
     "GovernanceService",
     "Mirrored",
     "ModelCard",
+    "PromotionClaim",
     "TrainResult",
     "anchor",
     "anchored",
@@ -73,6 +85,7 @@ __all__ = [
     "has_deployment",
     "load_model",
     "project_chain",
+    "read_gate",
     "register_dataset",
     "train_model",
     "trusted_roots",

@@ -411,4 +411,97 @@ class GovernanceService:
         return self._mirror("drift", tx, items, retrain_required=retrain)
 
 
-__all__ = ["GovernanceService", "Mirrored", "find_model_registered"]
+#: Submitted on chain with the rule metrics by the compliance check: the evaluated operating
+#: threshold, so that scoring takes it from the gate and never from an appended ledger entry.
+THRESHOLD_METRIC = "threshold_at_80_recall"
+
+
+@dataclass(frozen=True)
+class GatedModel:
+    """The model an alias points at in the ModelRegistry contract, and its on-chain threshold."""
+
+    alias: str
+    model_cid: str
+    model_id: str
+    status: str
+    #: THRESHOLD_METRIC as submitted on chain; None when absent or not in (0, 1)
+    threshold: float | None
+
+
+@dataclass(frozen=True)
+class PromotionClaim:
+    """A `model.promoted` ledger entry: only a claim until the chain confirms it."""
+
+    index: int
+    alias: str
+    model_cid: str
+    tx_hash: str | None
+
+
+@dataclass(frozen=True)
+class GateRead:
+    """One read-only look at the gate: aliases as the contract holds them, claims it denies."""
+
+    aliases: Mapping[str, GatedModel]
+    #: claims with no `Promoted(model, alias)` of the registry in their (mined) transaction
+    unconfirmed: tuple[PromotionClaim, ...]
+    contract: str
+    chain_id: int
+    seconds: float
+
+
+def read_gate(
+    paths: ProjectPaths,
+    aliases: Sequence[str],
+    claims: Sequence[PromotionClaim] = (),
+    *,
+    lock_timeout_s: float = 30.0,
+) -> GateRead:
+    """Read (never write) which model each alias serves, and check promotion claims.
+
+    The contract's state is the only source of truth for an alias: a claim is confirmed when
+    its transaction holds the registry's `Promoted` event for that model and alias, and an
+    alias the contract does not know is left out. Raises InputError(field="chain") when the
+    project has no deployment (no gate, so nothing is promoted) or the chain is busy.
+    """
+    import time
+
+    started = time.perf_counter()
+    with project_chain(paths, lock_timeout_s=lock_timeout_s) as chain:
+        gov = Governance(chain, require_deployment(chain, paths).model_registry)
+        denied: list[PromotionClaim] = []
+        confirmed: list[PromotionClaim] = []
+        for c in claims:
+            try:
+                mid = "0x" + cid_sha256_digest(c.model_cid, field="model_cid").hex()
+            except InputError:
+                mid = None
+            shown = gov.promotions_in(c.tx_hash) if c.tx_hash else ()
+            (confirmed if mid is not None and (mid, c.alias) in shown else denied).append(c)
+        found: dict[str, GatedModel] = {}
+        # Aliases come from the caller and from confirmed claims only: a forged hint cannot
+        # even make us ask about its alias.
+        for alias in dict.fromkeys([*aliases, *(c.alias for c in confirmed)]):
+            mid = gov.model_for_alias(alias)
+            if mid is None:
+                continue
+            st = gov.model_status(mid)
+            t = gov.metric(mid, THRESHOLD_METRIC)
+            found[alias] = GatedModel(
+                alias, st.cid, mid, st.status, t if t is not None and 0 < t < 1 else None
+            )
+        return GateRead(
+            found, tuple(denied), gov.address, chain.chain_id, time.perf_counter() - started
+        )
+
+
+__all__ = [
+    "THRESHOLD_METRIC",
+    "GateRead",
+    "GatedModel",
+    "GovernanceService",
+    "Mirrored",
+    "PromotionClaim",
+    "find_model_registered",
+    "read_gate",
+]

@@ -7,9 +7,13 @@
 Both run in daemon threads, never on the request path:
 
 * **Alias refresh.** `ledgerml promote` (another process) appends `model.promoted`; the
-  service reads entries appended since its last scan every `refresh_every_s` and loads
-  a newly promoted model *before* switching the alias to it, so no request pays for
-  the load and no restart is needed.
+  service reads entries appended since its last scan every `refresh_every_s`. Such an
+  entry is only a hint: it triggers a read-only look at the ModelRegistry contract (see
+  `DecisionService.read_gate`), which alone decides what an alias serves; hints the chain
+  does not confirm are ignored and counted. The gate is also re-read every
+  `GATE_RECHECK_S` in case a promotion's ledger mirror is missing. A newly allowed model
+  is loaded *before* the alias switches to it, so no request pays for the load and no
+  restart is needed.
 * **Anchoring.** Every `anchor_every_s`, when the log grew, the latest signed
   checkpoint is posted to the AuditAnchor contract (`mlops.anchoring.anchor`), which
   also appends the `checkpoint.anchored` mirror entry. Off when 0 or when the project
@@ -27,6 +31,9 @@ from typing import Any
 
 from ledgerml.mlops import has_deployment
 from ledgerml.serving.decisions import DecisionService
+
+#: Re-read the gate this often even without a hint in the log (a mirror append can fail).
+GATE_RECHECK_S = 60.0
 
 
 @dataclass
@@ -110,8 +117,10 @@ class BackgroundJobs:
 
 
 def _refresh(service: DecisionService) -> dict[str, Any]:
-    """Read new entries; load newly promoted models before the alias points at them."""
-    service.refresh(preload=True)
+    """Read new entries, and the gate when they hint at a promotion (or it is time to)."""
+    last = service.gate.last_read_at
+    stale = last is None or time.time() - last >= GATE_RECHECK_S
+    service.refresh(preload=True, gate=True if stale else None)
     return {"aliases": dict(service.aliases)}
 
 

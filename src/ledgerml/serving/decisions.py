@@ -6,11 +6,18 @@ Shared by the HTTP app and `ledgerml score`, so both record decisions the same w
         out = svc.score(ScoreRequest(...))        # durable on return in sync mode
         svc.lookup(out[0].decision_id)            # -> ledger index
 
-Aliases are read from the ledger's `model.promoted` entries (the governance
-service mirrors every on-chain promotion there), not from the chain: a scan of
-the local log is fast and works with the chain offline. The decision index is
-an in-memory map, persisted in the service's own `serving.db` beside the ledger
-(the ledger schema is untouched) and topped up by scanning new ledger entries.
+Which model an alias serves, and its decision threshold, come only from the gate: the
+ModelRegistry contract's state (`modelForAlias`, and the `threshold_at_80_recall` metric the
+compliance check submitted). A `model.promoted` ledger entry is only a hint that something
+changed: anyone holding the log key can append one, so it triggers a read-only look at the
+contract, and a claim whose transaction holds no matching `Promoted` event is ignored and
+counted (`GateStatus`). The chain is read on refresh (start-up, new hints, a slow recheck),
+never per request; the embedded chain's lock is held only for that read (tens of ms) and
+waited for at most `GATE_LOCK_WAIT_S`, so `ledgerml promote` elsewhere is never blocked
+for long. Without a deployment there is no gate, so nothing is promoted.
+
+The decision index is an in-memory map, persisted in the service's own `serving.db` beside
+the ledger (the ledger schema is untouched) and topped up by scanning new ledger entries.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -32,11 +39,19 @@ from ledgerml.config import ProjectPaths
 from ledgerml.errors import InputError
 from ledgerml.ledger.log import Ledger, PreparedEntry
 from ledgerml.ledger.project import open_ledger
-from ledgerml.serving.scoring import ScoreRequest, commit_input, new_decision_id
+from ledgerml.serving.scoring import DEFAULT_ALIAS, ScoreRequest, commit_input, new_decision_id
+
+if TYPE_CHECKING:  # the chain stack loads only when the gate is read
+    from ledgerml.mlops.governance import PromotionClaim
 
 Mode = Literal["sync", "async"]
-DEFAULT_THRESHOLD = 0.5
+#: The threshold of a champion without one on chain: 0, so every decision goes to review.
+#: Fail closed: nothing is approved automatically on a threshold the gate never saw.
+UNGOVERNED_THRESHOLD = 0.0
 TOP_REASONS = 3
+#: How long a gate read waits for the embedded chain's lock before trying again later.
+GATE_LOCK_WAIT_S = 2.0
+NO_GATE = "promotion goes through the gate (ledgerml chain deploy, check, approve, promote)"
 
 
 class Backpressure(Exception):
@@ -90,6 +105,46 @@ class Metrics:
             i = next((k for k, b in enumerate(self.buckets) if seconds <= b), len(self.buckets))
             self.counts[i] += 1
             self.latency_sum += seconds
+
+
+@dataclass
+class GateStatus:
+    """What the service last learned from the gate, for /healthz and /metrics.
+
+    Holds ledger indices, aliases, CIDs and error texts: no personal data.
+    """
+
+    deployed: bool = False
+    reads: int = 0
+    failures: int = 0
+    last_read_at: float | None = None
+    last_read_ms: float | None = None
+    last_error: str | None = None
+    contract: str | None = None
+    ignored_total: int = 0
+    ignored: list[dict[str, Any]] = field(default_factory=list)  # the newest few
+    served: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def ignore(self, index: int, alias: str, reason: str) -> None:
+        self.ignored_total += 1
+        self.ignored = [*self.ignored, {"index": index, "alias": alias, "reason": reason}][-10:]
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "deployed": self.deployed,
+            "contract": self.contract,
+            "reads": self.reads,
+            "failures": self.failures,
+            "last_read_at": self.last_read_at,
+            "last_read_ms": self.last_read_ms,
+            "last_error": self.last_error,
+            "aliases": self.served,
+            "ignored_promotions": self.ignored_total,
+            "recent_ignored": self.ignored,
+        }
+        if not self.deployed:
+            out["message"] = f"no chain deployment: nothing is promoted — {NO_GATE}"
+        return out
 
 
 class DecisionIndex:
@@ -232,13 +287,18 @@ class DecisionService:
         self.index = DecisionIndex(paths.home / "serving.db")
         self.logger = DecisionLogger(ledger, self.index, mode, max_pending=max_pending)
         self.metrics = Metrics()
-        self.aliases: dict[str, str] = {}
-        self.thresholds: dict[str, float] = {}
+        self.gate = GateStatus()
+        self.aliases: dict[str, str] = {}  # alias -> model CID, as the gate allows
+        self.thresholds: dict[str, float] = {}  # model CID -> threshold (on chain or fail-closed)
         self._models: dict[str, ModelEntry] = {}
         self._scan_lock = threading.Lock()
+        self._gate_lock = threading.Lock()  # one gate read at a time
+        self._claims_lock = threading.Lock()  # short: guards _claims and _gate_due
+        self._claims: list[PromotionClaim] = []  # `model.promoted` hints not yet checked
+        self._gate_due = True
         self._coalescer = _Coalescer(self)
         self._alias_scanned = 0
-        self.refresh()
+        self.refresh(gate=True)
 
     @classmethod
     def open(
@@ -256,55 +316,125 @@ class DecisionService:
     def close(self) -> None:
         self.logger.close()
         with contextlib.suppress(Exception):
-            self.refresh()  # record the watermark so the next start scans less
+            self.refresh(gate=False)  # record the watermark so the next start scans less
         self.ledger.close()
         self.index.close()
 
     # -- reading the log -----------------------------------------------------------
 
-    def refresh(self, *, preload: bool = False) -> None:
-        """Scan entries appended since the last scan: aliases, thresholds, decision IDs.
+    def refresh(self, *, preload: bool = False, gate: bool | None = None) -> None:
+        """Scan entries appended since the last scan (decision IDs, promotion hints), then
+        read the gate if `gate`, or (None) if a hint arrived or an earlier read failed.
 
-        With `preload`, a model newly promoted under an alias is loaded before the alias
-        switches to it, so requests keep using the previous model until it is ready.
+        Requests call it with `gate=False`: consensus stays out of the request path. With
+        `preload`, a model newly allowed under an alias is loaded before the alias switches
+        to it, so requests keep using the previous model until it is ready.
         """
         with self._scan_lock:
-            aliases = dict(self.aliases)
             start = min(self.index.scanned, self._alias_scanned)
             size = self.ledger.size()
             found: list[tuple[str, int]] = []
-            wanted = ("decision.recorded", "model.promoted", "evaluation.recorded")
-            for idx, entry in self.ledger.entries_of_type(*wanted, start=start):
+            claims: list[PromotionClaim] = []
+            for idx, entry in self.ledger.entries_of_type(
+                "decision.recorded", "model.promoted", start=start
+            ):
                 if idx >= size:
                     break
-                kind, body = entry["type"], entry["body"]
-                if kind == "decision.recorded":
+                body = entry["body"]
+                if entry["type"] == "decision.recorded":
                     if idx >= self.index.scanned:
                         found.append((body["decision_id"], idx))
-                elif kind == "model.promoted":
-                    aliases[body["alias"]] = body["model_cid"]
-                else:
-                    t = body.get("metrics", {}).get("threshold_at_80_recall")
-                    if isinstance(t, int | float) and 0 < t < 1:
-                        self.thresholds[body["model_cid"]] = float(t)
-            if preload:
-                for cid in set(aliases.values()) - set(self.aliases.values()):
-                    self._load(cid)
-            self.aliases = aliases
+                elif idx >= self._alias_scanned:
+                    claims.append(_claim(idx, body))
             self.index.add(found, scanned=size)
             self._alias_scanned = size
+            with self._claims_lock:
+                self._claims += claims
+                due = self._gate_due or bool(self._claims)
+        if gate or (gate is None and due):
+            self.read_gate(preload=preload)
+
+    def read_gate(self, *, preload: bool = False) -> None:
+        """Take aliases and thresholds from the ModelRegistry contract (read-only calls).
+
+        Pending promotion hints are checked against their transactions; the ones the chain
+        does not show are ignored and counted. A failed read keeps what was confirmed before
+        and is retried on the next refresh.
+        """
+        from ledgerml.mlops import has_deployment, read_gate
+
+        with self._gate_lock:
+            with self._claims_lock:
+                claims, st = list(self._claims), self.gate
+            st.deployed = has_deployment(self.paths)
+            if st.deployed:
+                try:
+                    got = read_gate(
+                        self.paths,
+                        [DEFAULT_ALIAS, *self.aliases],
+                        claims,
+                        lock_timeout_s=GATE_LOCK_WAIT_S,
+                    )
+                except Exception as exc:  # chain busy or unreachable: keep serving, retry later
+                    st.failures += 1
+                    st.last_error = f"{type(exc).__name__}: {exc}"
+                    with self._claims_lock:
+                        self._gate_due = True
+                    return
+                denied = [
+                    (c, "not confirmed by the gate (no such Promoted event)")
+                    for c in got.unconfirmed
+                ]
+                allowed = {a: (g.model_cid, g.threshold) for a, g in got.aliases.items()}
+                st.reads += 1
+                st.last_read_at = time.time()
+                st.last_read_ms = round(got.seconds * 1000, 3)
+                st.last_error, st.contract = None, got.contract
+            else:
+                denied = [(c, "no chain deployment: no gate to confirm it") for c in claims]
+                allowed = {}
+            for c, reason in denied:
+                st.ignore(c.index, c.alias, reason)
+            with self._claims_lock:
+                self._claims = [c for c in self._claims if c not in claims]
+                self._gate_due = False
+            self._apply(allowed, preload)
+
+    def _apply(self, allowed: dict[str, tuple[str, float | None]], preload: bool) -> None:
+        """Switch to what the gate allows; a model is loaded before its alias points at it."""
+        served: dict[str, dict[str, Any]] = {}
+        for alias, (cid, threshold) in allowed.items():
+            on_chain = threshold is not None
+            self.thresholds[cid] = threshold if threshold is not None else UNGOVERNED_THRESHOLD
+            served[alias] = {
+                "model_cid": cid,
+                "threshold": self.thresholds[cid],
+                "threshold_source": "on chain (threshold_at_80_recall)"
+                if on_chain
+                else f"none on chain: fail-closed default {UNGOVERNED_THRESHOLD} (all review)",
+            }
+            cached = self._models.get(cid)
+            if cached is not None and cached.threshold != self.thresholds[cid]:
+                self._models[cid] = replace(cached, threshold=self.thresholds[cid])
+            elif cached is None and preload:
+                self._load(cid)
+        self.aliases = {a: cid for a, (cid, _) in allowed.items()}
+        self.gate.served = served
 
     def model_for(self, alias: str) -> ModelEntry:
-        """The model promoted under `alias` (latest promotion wins), loaded once."""
+        """The model the gate allows under `alias`, loaded once (no chain read here)."""
         cid = self.aliases.get(alias)
         if cid is None:
-            self.refresh()
+            self.refresh(gate=False)
             cid = self.aliases.get(alias)
         if cid is None:
-            known = ", ".join(sorted(self.aliases)) or "none"
-            raise InputError(
-                f"no model is promoted as {alias!r} (promoted: {known})", field="alias"
-            )
+            if not self.gate.deployed:
+                why = f"no chain deployment — {NO_GATE}"
+            elif self.gate.last_error and not self.gate.reads:
+                why = f"the gate could not be read: {self.gate.last_error}"
+            else:
+                why = "promoted on chain: " + (", ".join(sorted(self.aliases)) or "none")
+            raise InputError(f"no model is promoted as {alias!r} ({why})", field="alias")
         return self._models.get(cid) or self._load(cid)
 
     def _load(self, cid: str) -> ModelEntry:
@@ -313,14 +443,14 @@ class DecisionService:
 
         model = load_model(self.paths, cid)
         model.predict_proba(np.zeros((1, len(model.features))))
-        entry = ModelEntry(cid, model, self.thresholds.get(cid, DEFAULT_THRESHOLD))
+        entry = ModelEntry(cid, model, self.thresholds.get(cid, UNGOVERNED_THRESHOLD))
         self._models[cid] = entry
         return entry
 
     def lookup(self, decision_id: str) -> int | None:
         idx = self.index.map.get(decision_id)
         if idx is None and self.ledger.size() > self.index.scanned:
-            self.refresh()  # appended by another process, e.g. `ledgerml score`
+            self.refresh(gate=False)  # appended by another process, e.g. `ledgerml score`
             idx = self.index.map.get(decision_id)
         return idx
 
@@ -461,3 +591,16 @@ class _Coalescer:
 
 def _with_index(d: Decision, index: int) -> Decision:
     return replace(d, index=index)
+
+
+def _claim(index: int, body: dict[str, Any]) -> PromotionClaim:
+    """A `model.promoted` body as a claim; odd values just make a claim the chain denies."""
+    from ledgerml.mlops.governance import PromotionClaim
+
+    tx = body.get("tx_hash")
+    return PromotionClaim(
+        index,
+        str(body.get("alias", "")),
+        str(body.get("model_cid", "")),
+        tx if isinstance(tx, str) else None,
+    )
