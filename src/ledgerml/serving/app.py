@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
+import hmac
 import json
 import sqlite3
 import threading
@@ -62,14 +64,35 @@ def load_api_keys(
     return out
 
 
-def _key_roles(api_keys: Mapping[str, Sequence[str] | str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for role, keys in api_keys.items():
-        if role not in ROLES:
-            raise InputError(f"unknown role {role!r}", field="api_keys")
-        for key in [keys] if isinstance(keys, str) else keys:
-            out[key] = role
-    return out
+class KeyRing:
+    """API keys held as SHA-256 digests and matched in constant time.
+
+    A dict lookup on the presented key would leak, through timing, how much of a guess
+    matches a stored key. Here the presented key is hashed, and its digest is compared with
+    `hmac.compare_digest` against every stored digest, without stopping at a match.
+    """
+
+    def __init__(self, api_keys: Mapping[str, Sequence[str] | str]) -> None:
+        entries: list[tuple[bytes, str]] = []
+        for role, keys in api_keys.items():
+            if role not in ROLES:
+                raise InputError(f"unknown role {role!r}", field="api_keys")
+            for key in [keys] if isinstance(keys, str) else keys:
+                entries.append((_digest(key), role))
+        self._entries = tuple(entries)
+
+    def role_of(self, key: str) -> str | None:
+        """The role of `key`, or None; the time taken does not depend on which key matched."""
+        presented = _digest(key)
+        found: str | None = None
+        for digest, role in self._entries:
+            if hmac.compare_digest(presented, digest) and found is None:
+                found = role
+        return found
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
 
 
 def _problem(status: int, message: str, field: str | None = None) -> JSONResponse:
@@ -78,6 +101,24 @@ def _problem(status: int, message: str, field: str | None = None) -> JSONRespons
 
 def _nan_ok(name: str) -> float:
     return float(name)  # keep NaN/Infinity so validation can name the field
+
+
+#: A score request holds at most MAX_BATCH records of numbers: a few hundred KiB at most.
+MAX_BODY_BYTES = 4 * 1024 * 1024
+
+
+def _parse_json(body: bytes) -> Any:
+    """A request body as JSON; oversized, too deeply nested or malformed -> InputError.
+
+    json's C scanner raises RecursionError (a 500 if uncaught) for a body nested 100,000
+    deep; it unwinds cleanly, so it is caught here and named like any other bad JSON.
+    """
+    if len(body) > MAX_BODY_BYTES:
+        raise InputError(f"is over {MAX_BODY_BYTES:,} bytes", field="body")
+    try:
+        return json.loads(body, parse_constant=_nan_ok)
+    except (ValueError, RecursionError) as exc:  # ValueError covers UnicodeDecodeError
+        raise InputError(f"invalid JSON: {exc}", field="body") from None
 
 
 def create_app(
@@ -98,7 +139,7 @@ def create_app(
     """
     paths.require_initialised()
     serving = _serving_config(paths)  # read once: keys, tiles access, anchor period
-    key_roles = _key_roles(load_api_keys(paths, serving) if api_keys is None else api_keys)
+    key_ring = KeyRing(load_api_keys(paths, serving) if api_keys is None else api_keys)
     state: dict[str, DecisionService] = {}
     jobs: dict[str, BackgroundJobs] = {}
     anchor_every = _anchor_every(serving) if anchor_every_s is None else anchor_every_s
@@ -156,7 +197,7 @@ def create_app(
                     "an API key is required (Authorization: Bearer KEY)",
                     headers={"WWW-Authenticate": "Bearer"},
                 )
-            r = key_roles.get(key)
+            r = key_ring.role_of(key)
             if r is None:
                 raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
             if r not in ok:
@@ -204,10 +245,7 @@ def create_app(
         commit; 503 when the queue is full. Keep the returned `salt`: it is the
         only way to open the input commitment later.
         """
-        try:
-            doc = json.loads(body, parse_constant=_nan_ok)
-        except ValueError as exc:
-            raise InputError(f"invalid JSON: {exc}", field="body") from None
+        doc = _parse_json(body)
         alias = doc.get("alias", DEFAULT_ALIAS) if isinstance(doc, dict) else DEFAULT_ALIAS
         if not isinstance(alias, str):
             raise InputError("must be a string", field="alias")
@@ -272,8 +310,13 @@ def create_app(
 
     @app.get("/tile/{path:path}", dependencies=tiles_access, tags=["tlog-tiles"])
     def tile(path: str) -> Response:
-        """C2SP tlog-tiles: `/tile/<L>/<N>[.p/<W>]` and `/tile/entries/<N>[.p/<W>]`."""
-        tp = parse_tile_path(path)
+        """C2SP tlog-tiles: `/tile/<L>/<N>[.p/<W>]` and `/tile/entries/<N>[.p/<W>]`.
+
+        400 names the part of a malformed path (ASCII digits only, as the spec says)."""
+        try:
+            tp = parse_tile_path(path)
+        except InputError as exc:
+            return _problem(400, str(exc), exc.field)
         conn = ledger_conn()
         conn.execute("BEGIN")
         try:
@@ -288,12 +331,14 @@ def create_app(
 
     @app.get("/v1/models", dependencies=[reader], tags=["models"])
     def models() -> dict[str, Any]:
-        """Aliases and the model each one serves (from `model.promoted` entries in the log)."""
+        """Aliases and the model each one serves, as the gate (ModelRegistry) allows them.
+
+        No chain read here: the service reads the gate on refresh (see /healthz `gate`)."""
         s = svc()
-        s.refresh()
+        s.refresh(gate=False)
         out = {}
         for alias, cid in sorted(s.aliases.items()):
-            item: dict[str, Any] = {"model_cid": cid, "threshold": s.thresholds.get(cid, 0.5)}
+            item: dict[str, Any] = dict(s.gate.served.get(alias) or {"model_cid": cid})
             try:
                 item["features"] = list(s.model_for(alias).model.features)
             except InputError as exc:
@@ -309,6 +354,7 @@ def create_app(
             "mode": mode,
             "tree_size": s.ledger.size(),
             "queue_depth": s.logger.depth,
+            "gate": s.gate.to_json(),
             "background": {name: st.to_json() for name, st in _job_status().items()},
         }
 
@@ -382,6 +428,15 @@ def _prometheus(s: DecisionService, background: Mapping[str, JobStatus]) -> str:
         "# HELP ledgerml_tree_size Entries in the ledger.",
         "# TYPE ledgerml_tree_size gauge",
         f"ledgerml_tree_size {s.ledger.size()}",
+        "# HELP ledgerml_promotions_ignored_total model.promoted entries the gate did not confirm.",
+        "# TYPE ledgerml_promotions_ignored_total counter",
+        f"ledgerml_promotions_ignored_total {s.gate.ignored_total}",
+        "# HELP ledgerml_gate_reads_total Read-only looks at the ModelRegistry contract.",
+        "# TYPE ledgerml_gate_reads_total counter",
+        f"ledgerml_gate_reads_total {s.gate.reads}",
+        "# HELP ledgerml_gate_read_failures_total Gate reads that failed (retried later).",
+        "# TYPE ledgerml_gate_read_failures_total counter",
+        f"ledgerml_gate_read_failures_total {s.gate.failures}",
         "# HELP ledgerml_background_failures_total Failed runs of a background job.",
         "# TYPE ledgerml_background_failures_total counter",
         *(

@@ -55,7 +55,10 @@ def validate_record(record: Any, features: Sequence[str], where: str) -> dict[st
         value = record[name]
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise InputError(f"must be a number, not {type(value).__name__}", field=field)
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:  # an integer of hundreds of digits: no float holds it
+            raise InputError("is too large for a number", field=field) from None
         if not math.isfinite(value):
             raise InputError(
                 "must be a finite number (NaN and Infinity are not allowed)", field=field

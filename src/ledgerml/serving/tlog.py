@@ -18,7 +18,14 @@ from ledgerml.errors import InputError
 from ledgerml.ledger.merkle import HASH_SIZE
 
 TILE_WIDTH = 256
-_ELEM = re.compile(r"^x\d{3}$")
+#: tlog-tiles path elements are ASCII only: `\d` and `$` would also take Arabic-Indic
+#: digits and a trailing newline (`000%0A`), so the patterns spell out [0-9] and fullmatch.
+_ELEM = re.compile(r"x[0-9]{3}", re.ASCII)
+_LAST = re.compile(r"[0-9]{3}", re.ASCII)
+_NUMBER = re.compile(r"0|[1-9][0-9]{0,2}", re.ASCII)
+#: No tree of up to 2^63 entries has a tile (or entry bundle) index this large; bounding it
+#: keeps every SQLite integer in range (an unbounded index raised OverflowError, a 500).
+MAX_INDEX = 2**55
 
 
 @dataclass(frozen=True)
@@ -42,18 +49,18 @@ def parse_tile_path(path: str) -> TilePath:
     head, rest = parts[0], parts[1:]
     if head == "entries":
         level = None
-    elif head.isdigit() and len(head) <= 2 and int(head) <= 63 and str(int(head)) == head:
+    elif _NUMBER.fullmatch(head) and int(head) <= 63:
         level = int(head)
     else:
         raise InputError("tile level must be 0..63 or `entries`", field="L")
     width = TILE_WIDTH
     if len(rest) >= 2 and rest[-2].endswith(".p"):
         w = rest[-1]
-        if not w.isdigit() or str(int(w)) != w or not 1 <= int(w) <= 255:
+        if not _NUMBER.fullmatch(w) or not 1 <= int(w) <= 255:
             raise InputError("partial width must be 1..255", field="W")
         width = int(w)
         rest = [*rest[:-2], rest[-2][:-2]]
-    if not rest or not all(_ELEM.match(e) for e in rest[:-1]) or not re.match(r"^\d{3}$", rest[-1]):
+    if not rest or not all(_ELEM.fullmatch(e) for e in rest[:-1]) or not _LAST.fullmatch(rest[-1]):
         raise InputError(
             "tile index must be 3-digit groups, all but the last x-prefixed", field="N"
         )
@@ -62,6 +69,8 @@ def parse_tile_path(path: str) -> TilePath:
         index = index * 1000 + int(e.lstrip("x"))
     if len(rest) > 1 and rest[0] == "x000":
         raise InputError("tile index has a leading zero group", field="N")
+    if index >= MAX_INDEX:
+        raise InputError("tile index is beyond any possible tree", field="N")
     return TilePath(level, index, width)
 
 
