@@ -105,6 +105,25 @@ def test_verify_exits_1_naming_the_corrupt_cid(home: Path, tmp_path: Path) -> No
     assert cat.code == 1 and cid in cat.err and cat.out == b""
 
 
+def test_cat_writes_nothing_when_a_later_block_is_corrupt(home: Path, tmp_path: Path) -> None:
+    """Two chunks, the second corrupt: the first, good, chunk must not reach stdout either."""
+    from ledgerml.storage import BlockStore
+    from ledgerml.storage.cid import cid_str, decode_file_node
+
+    src = tmp_path / "two-chunks"
+    src.write_bytes(b"A" * CHUNK_SIZE + b"B" * 1000)
+    cid = json.loads(run_store(home, "add", str(src), "--json").out)["cid"]
+    store = BlockStore(home / "blocks")
+    links = decode_file_node(store.get_block(cid)).links
+    assert len(links) == 2
+    second = cid_str(links[1].cid)
+    block = home / "blocks" / second[-3:-1] / second
+    block.write_bytes(b"C" * 1000)  # same size, other bytes
+    cat = run_store(home, "cat", cid)
+    assert cat.code == 1 and second in cat.err
+    assert cat.out == b""  # not the verified first 256 KiB either
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [

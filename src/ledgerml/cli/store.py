@@ -62,11 +62,8 @@ def add(
 
 @app.command("cat")
 def cat(ctx: typer.Context, cid: CidArg) -> None:
-    """Write a stored file's bytes to stdout, every block verified first."""
-    out = sys.stdout.buffer
-    for piece in _store(ctx).cat(cid):
-        out.write(piece)
-    out.flush()
+    """Write a stored file's bytes to stdout, only after every block of it verified."""
+    _store(ctx).write_verified(cid, sys.stdout.buffer)
 
 
 @app.command("verify")

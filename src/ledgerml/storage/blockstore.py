@@ -29,13 +29,14 @@ import hashlib
 import io
 import json
 import os
+import tempfile
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 from ledgerml.errors import InputError, IntegrityError
 from ledgerml.storage.cid import (
@@ -59,6 +60,9 @@ SyncMode = Literal["block", "batch"]
 
 #: In "batch" mode, start a background filesystem flush after this many new bytes.
 FLUSH_EVERY = 128 << 20
+
+#: `write_verified` holds a file this big in memory before spilling to a temporary file.
+SPOOL_MAX = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -391,6 +395,26 @@ class BlockStore:
             raise IntegrityError(
                 f"block {parsed.cid} declares {node.filesize} bytes but its DAG holds {produced}"
             )
+
+    def write_verified(self, cid: str, out: BinaryIO, *, spool_max: int = SPOOL_MAX) -> int:
+        """Copy a file to `out` only once every block of it has verified; returns its size.
+
+        `cat` verifies block by block, so a consumer that writes as it goes has
+        already passed on the good first chunk when the second turns out corrupt
+        (`store cat` did). Here nothing reaches `out` before the whole DAG checked:
+        the bytes wait in memory up to `spool_max`, beyond that in an unlinked
+        temporary file (owner-only), never all in memory.
+        """
+        size = 0
+        with tempfile.SpooledTemporaryFile(max_size=spool_max) as spool:
+            for piece in self.cat(cid):
+                spool.write(piece)
+                size += len(piece)
+            spool.seek(0)
+            while piece := spool.read(CHUNK_SIZE):
+                out.write(piece)
+        out.flush()
+        return size
 
     def open(self, cid: str) -> io.BufferedReader:
         """A read-only binary file object over `cat` (for loaders that want `.read()`)."""
