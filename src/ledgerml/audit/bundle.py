@@ -32,6 +32,7 @@ from ledgerml.audit.trace import trace_model
 from ledgerml.audit.view import AuditView
 from ledgerml.crypto.note import SIG_ED25519, NoteVerifier, sign_note, verify_note
 from ledgerml.errors import InputError, LedgerMLError, VerificationError
+from ledgerml.faults import crash_point
 from ledgerml.ledger import merkle
 from ledgerml.ledger.log import Checkpoint
 from ledgerml.ledger.project import log_keys
@@ -294,6 +295,7 @@ def export_bundle(
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
             for name in sorted(files):
                 zf.writestr(zipfile.ZipInfo(name, (2026, 1, 1, 0, 0, 0)), files[name])
+                crash_point("bundle.export.partial")
         tmp.replace(out)
     else:  # written beside, then renamed: a failed export leaves no half-written bundle
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -58,6 +58,7 @@ from ledgerml.crypto.note import (
     verify_note,
 )
 from ledgerml.errors import InputError, VerificationError
+from ledgerml.faults import crash_point
 from ledgerml.ledger import merkle
 from ledgerml.ledger._scan import RawProblem, _hash_rows
 from ledgerml.ledger.tiles import (
@@ -834,6 +835,8 @@ class Ledger:
             conn.execute("UPDATE meta SET value=? WHERE key='size'", (str(edge.size),))
             if unsaved is not None:  # the previous batch's, signed while this one queued
                 conn.execute(_INSERT_CHECKPOINT, unsaved)
+            crash_point("ledger.append.before_commit")
+        crash_point("ledger.append.after_commit")
         for req, start in zip(batch, starts, strict=True):
             if req.entries:  # barriers are answered by the write loop
                 req.future.set_result(start)
@@ -841,6 +844,7 @@ class Ledger:
 
     def _sign_checkpoint(self, size: int, root: bytes) -> _SignedCheckpoint:
         note = sign_note(Checkpoint(self.origin, size, root).body(), self.signers)
+        crash_point("ledger.checkpoint.signed")
         return (size, root, note, utc_now())
 
     def _store_checkpoint(self, conn: sqlite3.Connection, size: int, root: bytes) -> str:
@@ -861,6 +865,7 @@ class Ledger:
         try:
             with _write_transaction(conn):
                 conn.execute(_INSERT_CHECKPOINT, signed)
+            crash_point("ledger.checkpoint.saved")
         finally:
             conn.execute("PRAGMA synchronous=FULL")
         return None

@@ -19,6 +19,7 @@ import orjson
 
 from ledgerml.config import ProjectPaths
 from ledgerml.errors import InputError, LedgerMLError, VerificationError
+from ledgerml.faults import crash_point
 from ledgerml.ledger.log import Checkpoint, TrustedRoot, count_of_type
 from ledgerml.ledger.project import log_keys, open_ledger
 from ledgerml.mlops._chain import has_deployment, project_chain, require_deployment
@@ -99,6 +100,7 @@ def anchor(paths: ProjectPaths) -> AnchorResult:
                         block_number=latest.block_number,
                     )
             tx = log.anchor_checkpoint(cp.origin, cp.size, cp.root, bytes.fromhex(note_sha))
+            crash_point("anchor.tx_sent")
             body = {k: v for k, v in base.items() if k != "origin"}
             body |= {"tx_hash": tx.tx_hash, "block_number": tx.block_number}
             try:

@@ -44,6 +44,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ledgerml.errors import InputError, IntegrityError
+from ledgerml.faults import crash_point
 
 _VALUE_TAG = b"ledgerml/vault/v1/value\x00"
 _SUBJECT_TAG = b"ledgerml/vault/v1/subject\x00"
@@ -316,6 +317,7 @@ class Vault:
             # ...then delete (secure_delete zeroes the freed cells).
             con.execute("DELETE FROM pii WHERE subject = ?", (subject,))
             con.execute("DELETE FROM subjects WHERE subject = ?", (subject,))
+            crash_point("vault.erase.before_commit")
         # Rebuild the file so no free page or stale copy survives; outside any transaction.
         con2 = sqlite3.connect(self.path, isolation_level=None)
         try:
@@ -323,4 +325,5 @@ class Vault:
             con2.execute("VACUUM")
         finally:
             con2.close()
+        crash_point("vault.erase.committed")
         return commitment
