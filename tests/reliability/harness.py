@@ -8,15 +8,20 @@ down exactly what a user's process would be.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -367,6 +372,328 @@ def kill_bundle_export(home: Path, rounds: int) -> KillReport:
         rerun_failures=rerun_bad,
         verify_final_exit=verify_exit(home, notes),
         detail=" | ".join(notes)[:2000],
+    )
+
+
+# ----------------------------------------------------------------------------- faults
+
+
+def traceback_in(result: subprocess.CompletedProcess[str]) -> bool:
+    return "Traceback (most recent call last)" in (result.stdout + result.stderr)
+
+
+def can_mount() -> str | None:
+    """None when this process may mount a tmpfs, else the reason it may not."""
+    if os.geteuid() != 0:
+        return "not root: cannot mount a small tmpfs to fill"
+    probe = Path(tempfile.mkdtemp(prefix="ledgerml-mount-probe-"))
+    try:
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(probe)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            return f"mount refused here: {done.stderr.strip()[:200]}"
+        subprocess.run(["umount", str(probe)], check=True)
+        return None
+    finally:
+        probe.rmdir()
+
+
+@contextmanager
+def small_tmpfs(where: Path, size: str = "8m") -> Iterator[Path]:
+    """A tmpfs of `size` mounted at `where` for the block; always unmounted after."""
+    where.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], check=True)
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def fill(folder: Path) -> Path:
+    """Write a file in `folder` until the filesystem is full (ENOSPC); returns it."""
+    filler = folder / "filler.bin"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for size in (65536, 512, 1):
+            with contextlib.suppress(OSError):
+                while os.write(fd, b"\0" * size):
+                    pass
+    finally:
+        os.close(fd)
+    return filler
+
+
+def jsonl_runs(path: Path, prefix: str, n: int, pad: int = 0) -> Path:
+    """A JSONL file of `n` run.started entries (`pad` extra bytes each, to need space)."""
+    lines = [
+        json.dumps(
+            {
+                "type": "run.started",
+                "body": {
+                    "run_id": f"{prefix}-{i}",
+                    "dataset_cids": [],
+                    "model_type": "x" * max(1, pad),
+                },
+            }
+        )
+        for i in range(n)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@dataclass(frozen=True)
+class FaultReport:
+    """One fault against the real CLI: what the user saw and what the log holds after."""
+
+    fault: str
+    acknowledged: int
+    acknowledged_present: int
+    failed_exit: int  # exit code of the command that met the fault
+    failed_message: str  # its last words (no traceback expected)
+    traceback: bool
+    failed_entries_present: int  # entries of the refused command visible afterwards
+    failed_entries_total: int
+    verify_during_exit: int  # `verify` while the fault is still there
+    rerun_exit: int  # the same command once the fault is gone
+    verify_final_exit: int
+    detail: str = ""
+
+
+def disk_full(root: Path, batch: int = 400) -> FaultReport:
+    """`log append --jsonl` of `batch` entries into a project on a full tmpfs."""
+    with small_tmpfs(root / "mnt") as mnt:
+        home = mnt / "p"
+        _init(home)
+        acked = [f"df-{i}" for i in range(3) if append_run(home, f"df-{i}").returncode == 0]
+        src = jsonl_runs(root / "batch.jsonl", "full", batch, pad=200)
+        filler = fill(mnt)
+        failed = run_cli(home, "log", "append", "--jsonl", str(src))
+        notes: list[str] = []
+        during = verify_exit(home, notes)
+        filler.unlink()
+        present = set(run_ids(home))
+        failed_present = sum(f"full-{i}" in present for i in range(batch))
+        again = run_cli(home, "log", "append", "--jsonl", str(src))
+        present = set(run_ids(home))
+        return FaultReport(
+            fault="disk full (tmpfs 8 MiB filled to ENOSPC)",
+            acknowledged=len(acked),
+            acknowledged_present=sum(a in present for a in acked),
+            failed_exit=failed.returncode,
+            failed_message=failed.stderr.strip()[-300:],
+            traceback=traceback_in(failed),
+            failed_entries_present=failed_present,
+            failed_entries_total=batch,
+            verify_during_exit=during,
+            rerun_exit=again.returncode,
+            verify_final_exit=verify_exit(home, notes),
+            detail=" | ".join(notes)[:1000],
+        )
+
+
+SHIM_C = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+/* fsync/fdatasync fail with EIO for files under $LEDGERML_EIO_UNDER: what a dying disk
+   reports. Writes still land in the page cache; only the durability call fails. */
+static int under(int fd) {
+    const char *prefix = getenv("LEDGERML_EIO_UNDER");
+    char link[64], target[4096];
+    ssize_t n;
+    if (!prefix || !*prefix) return 0;
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    n = readlink(link, target, sizeof target - 1);
+    if (n < 0) return 0;
+    target[n] = 0;
+    return strncmp(target, prefix, strlen(prefix)) == 0;
+}
+int fsync(int fd) {
+    static int (*real)(int);
+    if (under(fd)) { errno = EIO; return -1; }
+    if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+    return real(fd);
+}
+int fdatasync(int fd) {
+    static int (*real)(int);
+    if (under(fd)) { errno = EIO; return -1; }
+    if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
+    return real(fd);
+}
+"""
+
+
+def build_eio_shim(folder: Path) -> Path | str:
+    """Compile the fsync-EIO shim with gcc (test-only); the reason when that is impossible."""
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        return "gcc not installed: cannot build the fsync-EIO shim"
+    src, lib = folder / "eio_shim.c", folder / "eio_shim.so"
+    src.write_text(SHIM_C)
+    done = subprocess.run(
+        [gcc, "-shared", "-fPIC", "-O2", "-o", str(lib), str(src), "-ldl"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return lib if done.returncode == 0 else f"gcc failed: {done.stderr[-200:]}"
+
+
+def fsync_eio(root: Path, shim: Path, batch: int = 50) -> FaultReport:
+    """`log append --jsonl` while every fsync/fdatasync under the project fails with EIO."""
+    home = root / "p"
+    _init(home)
+    acked = [f"io-{i}" for i in range(3) if append_run(home, f"io-{i}").returncode == 0]
+    src = jsonl_runs(root / "batch.jsonl", "eio", batch)
+    env = cli_env(LD_PRELOAD=str(shim), LEDGERML_EIO_UNDER=str(home.resolve()))
+    failed = subprocess.run(
+        cli_argv(home, "log", "append", "--jsonl", str(src)),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    during = subprocess.run(
+        cli_argv(home, "verify"), capture_output=True, text=True, env=env, check=False
+    ).returncode
+    present = set(run_ids(home))
+    failed_present = sum(f"eio-{i}" in present for i in range(batch))
+    again = run_cli(home, "log", "append", "--jsonl", str(src))
+    present = set(run_ids(home))
+    return FaultReport(
+        fault="fsync/fdatasync -> EIO under the project (LD_PRELOAD shim, test-only)",
+        acknowledged=len(acked),
+        acknowledged_present=sum(a in present for a in acked),
+        failed_exit=failed.returncode,
+        failed_message=failed.stderr.strip()[-300:],
+        traceback=traceback_in(failed),
+        failed_entries_present=failed_present,
+        failed_entries_total=batch,
+        verify_during_exit=during,
+        rerun_exit=again.returncode,
+        verify_final_exit=verify_exit(home),
+    )
+
+
+ANVIL = REPO / "tools" / "solc" / "node_modules" / ".bin" / "anvil"
+
+
+def _rpc(url: str, method: str, params: list[Any] | None = None) -> Any:
+    import httpx
+
+    r = httpx.post(
+        url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}, timeout=5
+    )
+    return r.json().get("result")
+
+
+@contextmanager
+def anvil_node(state: Path, port: int) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Our own anvil on `port`, its state kept in `state` across restarts; stopped after
+    (SIGTERM to the process group we started, so the binary under the npm wrapper too)."""
+    proc = subprocess.Popen(
+        [str(ANVIL), "--host", "127.0.0.1", "--port", str(port), "--silent", "--state", str(state)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if _rpc(url, "eth_chainId"):
+                    break
+            except Exception:  # not listening yet
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("anvil did not start")
+            time.sleep(0.1)
+        yield url, proc
+    finally:
+        stop_group(proc)
+
+
+def stop_group(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    """Stop a process we started in its own session, and everything in its group."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def chain_stops_mid_anchor(root: Path) -> FaultReport:
+    """`chain anchor` against anvil with mining paused; anvil is stopped while the anchor
+    transaction waits in its pool. Then anvil restarts from its saved state and the
+    anchor is run again."""
+    if not ANVIL.exists():
+        raise FileNotFoundError(f"{ANVIL} (npm ci in tools/solc)")
+    home, state, port = root / "p", root / "anvil-state.json", free_port()
+    _init(home)
+    config = home / "config.toml"
+    with anvil_node(state, port) as (url, node):
+        text = config.read_text()
+        config.write_text(text.replace("# rpc_url = ", f'rpc_url = "{url}"\n# was: ', 1))
+        if run_cli(home, "chain", "deploy").returncode != 0:
+            raise RuntimeError("chain deploy on anvil failed")
+        acked = [f"cs-{i}" for i in range(3) if append_run(home, f"cs-{i}").returncode == 0]
+        _rpc(url, "evm_setAutomine", [False])  # the next transaction waits in the pool
+        anchoring = subprocess.Popen(
+            cli_argv(home, "chain", "anchor"),
+            env=cli_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 60
+        while int(str((_rpc(url, "txpool_status") or {}).get("pending", "0x0")), 16) == 0:
+            if anchoring.poll() is not None or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        pending = anchoring.poll() is None
+        stop_group(node)  # the node goes away mid-transaction
+        out, err = anchoring.communicate(timeout=180)
+    failed = subprocess.CompletedProcess(anchoring.args, anchoring.returncode, out, err)
+    mirrored = count_type(home, "checkpoint.anchored")
+    during = verify_exit(home)  # the chain is down: fail closed
+    skip = run_cli(home, "verify", "--skip-anchors").returncode
+    with anvil_node(state, port):
+        again = run_cli(home, "chain", "anchor")
+        final = verify_exit(home)
+        on_chain = chain_anchor_count(home)
+    present = set(run_ids(home))
+    return FaultReport(
+        fault="chain node (anvil) stopped while the anchor tx is pending",
+        acknowledged=len(acked),
+        acknowledged_present=sum(a in present for a in acked),
+        failed_exit=failed.returncode,
+        failed_message=failed.stderr.strip()[-300:],
+        traceback=traceback_in(failed),
+        failed_entries_present=mirrored,
+        failed_entries_total=1,
+        verify_during_exit=during,
+        rerun_exit=again.returncode,
+        verify_final_exit=final,
+        detail=(
+            f"tx was pending when the node stopped: {pending}; verify --skip-anchors during "
+            f"the outage exit {skip}; after restart {on_chain} anchor(s) on chain, "
+            f"{count_type(home, 'checkpoint.anchored')} mirrored"
+        ),
     )
 
 

@@ -16,9 +16,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from ledgerml.config import ProjectPaths, resolve_home
 from ledgerml.errors import InputError
 
-#: Human-readable output goes to stdout; errors and progress to stderr.
+#: Human-readable output goes to stdout; errors and progress to stderr. Neither wraps
+#: lines: a path or a `chmod` in a message must stay copyable and greppable.
 console = Console(soft_wrap=True)
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 EXIT_OK = 0
 EXIT_VERIFY = 1

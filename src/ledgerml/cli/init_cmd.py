@@ -31,6 +31,7 @@ def register(app: typer.Typer) -> None:
             "origin": keys.origin,
             "post_quantum": pq,
             "verifier_keys": [v.vkey() for v in keys.note_verifiers],
+            "api_keys_file": str(paths.api_keys_file),
         }
         if as_json:
             print_json(info)
@@ -39,3 +40,9 @@ def register(app: typer.Typer) -> None:
             console.print(f"log origin: {keys.origin}")
             for v in info["verifier_keys"]:
                 console.print(f"verifier key: {v}", soft_wrap=True, highlight=False)
+            console.print(
+                f"API keys (scorer, auditor, admin) for `ledgerml serve`: {paths.api_keys_file} "
+                "(0600); print one with `ledgerml keys api --role scorer`",
+                soft_wrap=True,
+                highlight=False,
+            )

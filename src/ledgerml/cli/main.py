@@ -2,18 +2,34 @@
 
 Exit codes (DESIGN.md): 0 success, 1 verification or policy failure, 2 usage or
 input error. Every `LedgerMLError` is mapped here, so command modules just raise.
+So are the operating system's refusals a user can fix (full disk, permissions,
+read-only media, a folder where a file is due, …): exit 2 with the path and what
+to do; any other I/O error (EIO, …) is exit 1 — whatever was under way is not
+assumed to have succeeded.
+
+The global option `--home` is accepted before the command (`ledgerml --home X
+serve`) and after it (`ledgerml serve --home X`), as users type it.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import sqlite3
 import sys
-from typing import Annotated
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
 
+import click
 import typer
+from rich.markup import escape
 
 from ledgerml import __version__
 from ledgerml.cli._common import EXIT_USAGE, EXIT_VERIFY, err_console
+from ledgerml.config import ConfigWarning
+from ledgerml.crypto.files import LoosePermissionsWarning
 from ledgerml.errors import InputError, LedgerMLError, VerificationError
 
 app = typer.Typer(
@@ -79,11 +95,114 @@ app.add_typer(store.app, name="store")
 # -------------------------------------------------------------------------------
 
 
+HOME_HELP = "Project folder (default ./.ledgerml)."
+
+
+def _set_home(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    """`--home` given after a command: the same setting as on the root command."""
+    if value is not None:
+        root = ctx.find_root()
+        root.obj = {**(root.obj or {}), "home": value}
+
+
+def _with_home_everywhere(command: click.Command, *, root: bool = True) -> click.Command:
+    """Give every group and command below the root its own `--home` (a click option,
+    so values of other options are never mistaken for it)."""
+    if not root and not any("--home" in p.opts for p in command.params):
+        command.params.append(
+            click.Option(
+                ["--home"], metavar="PATH", expose_value=False, callback=_set_home, help=HOME_HELP
+            )
+        )
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _with_home_everywhere(sub, root=False)
+    return command
+
+
+_COMMAND: click.Command | None = None
+
+
+def cli_command() -> click.Command:
+    """The click command behind `ledgerml`, with `--home` accepted after any command."""
+    global _COMMAND
+    if _COMMAND is None:
+        _COMMAND = _with_home_everywhere(typer.main.get_command(app))
+    return _COMMAND
+
+
+#: OS errors a user can fix, with what to do; exit 2. Any other OSError is exit 1.
+_FIXES = {
+    errno.ENOSPC: "free space on that file system (or use a --home on another disk) and retry",
+    errno.EDQUOT: "free space within your disk quota and retry",
+    errno.EACCES: "check its owner and mode (ls -ld); run as the user who owns the project",
+    errno.EPERM: "check its owner and mode (ls -ld); run as the user who owns the project",
+    errno.EROFS: "this command writes there; run it on a writable copy of the project",
+    errno.EISDIR: "give a file there, not a folder",
+    errno.ENOTDIR: "part of that path is a file, not a folder",
+    errno.ENOENT: "check the path",
+    errno.EEXIST: "something already exists there; move it away or choose another path",
+    errno.ENAMETOOLONG: "use a shorter path",
+    errno.ELOOP: "the path has a symbolic-link loop",
+    errno.EMFILE: "raise the open-files limit (ulimit -n) and retry",
+}
+
+#: SQLite reports these without a path or errno; same advice, exit 2.
+_SQLITE_FIXES = {
+    "database or disk is full": "free space on the disk that holds the project and retry",
+    "attempt to write a readonly database": (
+        "the project is read-only here; run this command on a writable copy"
+    ),
+    "unable to open database file": (
+        "check that the project folder exists, is writable, and that its disk is not full"
+    ),
+}
+
+
+def _os_error(exc: OSError) -> int:
+    """One clear line for an OS error, naming the path when known; the exit code."""
+    paths = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)
+    what = exc.strerror or type(exc).__name__
+    where = f"{what}: {paths}" if paths else what
+    fix = _FIXES.get(exc.errno or -1)
+    if fix is None:
+        err_console.print(
+            f"[bold red]I/O error:[/] {escape(where)} (nothing under way is assumed done)",
+            highlight=False,
+        )
+        return EXIT_VERIFY
+    err_console.print(f"[bold red]error:[/] {escape(where)}; {fix}", highlight=False)
+    return EXIT_USAGE
+
+
+@contextmanager
+def _loud_warnings() -> Iterator[None]:
+    """Our warnings (loose folder modes, unknown config keys) as one `warning:` line each."""
+    with warnings.catch_warnings():
+        original = warnings.showwarning
+
+        def show(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+            if issubclass(category, LoosePermissionsWarning | ConfigWarning):
+                err_console.print(f"[bold yellow]warning:[/] {escape(str(message))}")
+            else:
+                original(message, category, *args, **kwargs)
+
+        warnings.showwarning = show
+        warnings.simplefilter("default", LoosePermissionsWarning)
+        warnings.simplefilter("default", ConfigWarning)
+        yield
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI, turning LedgerML errors into messages and exit codes."""
+    with _loud_warnings():
+        return _run(argv)
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         # In non-standalone mode click returns the code of `typer.Exit(code)`.
-        result = app(args=argv, standalone_mode=False)
+        result = cli_command().main(args=argv, prog_name="ledgerml", standalone_mode=False)
         if isinstance(result, int):
             return result
     except InputError as exc:
@@ -102,14 +221,20 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         err_console.print("aborted")
         return 130
+    except OSError as exc:
+        if os.environ.get("LEDGERML_DEBUG"):
+            raise
+        return _os_error(exc)
     except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
         if isinstance(exc, click.exceptions.ClickException):
             exc.show()
             return EXIT_USAGE
         if os.environ.get("LEDGERML_DEBUG"):
             raise
+        fix = _SQLITE_FIXES.get(str(exc)) if isinstance(exc, sqlite3.OperationalError) else None
+        if fix is not None:
+            err_console.print(f"[bold red]error:[/] {exc}; {fix}", highlight=False)
+            return EXIT_USAGE
         # Fail closed: an unexpected error is never a success.
         err_console.print(
             f"[bold red]internal error:[/] {type(exc).__name__}: {exc} "

@@ -8,12 +8,12 @@ cosignature (C2SP tlog-cosignature, type 0x06) that verification then demands.
 
 from __future__ import annotations
 
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 from ledgerml.crypto.errors import ProjectError
+from ledgerml.crypto.files import read_private, write_private
 from ledgerml.crypto.note import NoteSigner, NoteVerifier
 from ledgerml.crypto.signers import Ed25519Signer, MLDSASigner, load_private_pem
 
@@ -23,17 +23,9 @@ CHAIN_SEED = "chain.seed"
 
 
 def write_secret(path: Path, data: bytes) -> None:
-    """Create a file readable by its owner only, atomically, never overwriting."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.link(tmp, path)  # fails if the key already exists: never clobber a key
-    os.unlink(tmp)
+    """Create a file readable by its owner only (0600, folder 0700, umask-independent),
+    atomically, never overwriting."""
+    write_private(path, data)
 
 
 @dataclass(frozen=True)
@@ -73,13 +65,13 @@ def generate_log_keys(keys_dir: Path, *, post_quantum: bool) -> None:
 def load_log_keys(keys_dir: Path, origin: str, *, post_quantum: bool) -> LogKeys:
     """Load the signing keys; a missing key named in the config fails closed."""
     try:
-        ed = load_private_pem((keys_dir / LOG_ED25519).read_bytes())
+        ed = load_private_pem(read_private(keys_dir / LOG_ED25519))  # refused if group/other
     except FileNotFoundError as exc:
         raise ProjectError(f"missing signing key {keys_dir / LOG_ED25519}", field="keys") from exc
     pq = None
     if post_quantum:
         try:
-            pq = load_private_pem((keys_dir / LOG_MLDSA44).read_bytes())
+            pq = load_private_pem(read_private(keys_dir / LOG_MLDSA44))
         except FileNotFoundError as exc:
             raise ProjectError(
                 f"post-quantum signing is on but {keys_dir / LOG_MLDSA44} is missing",
@@ -91,6 +83,6 @@ def load_log_keys(keys_dir: Path, origin: str, *, post_quantum: bool) -> LogKeys
 
 def load_chain_seed(keys_dir: Path) -> bytes:
     try:
-        return (keys_dir / CHAIN_SEED).read_bytes()
+        return read_private(keys_dir / CHAIN_SEED)
     except FileNotFoundError as exc:
         raise ProjectError(f"missing {keys_dir / CHAIN_SEED}", field="keys") from exc

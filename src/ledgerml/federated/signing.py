@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ledgerml.config import ProjectPaths
 from ledgerml.crypto.canonical import canonical_json
+from ledgerml.crypto.files import read_private
 from ledgerml.crypto.keys import write_secret
 from ledgerml.crypto.signers import Ed25519Signer, Ed25519Verifier, key_id, load_private_pem
 from ledgerml.errors import InputError
@@ -51,7 +52,7 @@ def bank_signer(paths: ProjectPaths, bank: str, *, create: bool = True) -> Ed255
 
 
 def load_signer(path: Path) -> Ed25519Signer:
-    signer = load_private_pem(path.read_bytes())
+    signer = load_private_pem(read_private(path))  # refused when group/other may read it
     if not isinstance(signer, Ed25519Signer):
         raise InputError(f"{path}: expected an Ed25519 key", field="key")
     return signer

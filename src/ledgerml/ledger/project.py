@@ -12,6 +12,8 @@ import secrets
 from pathlib import Path
 
 from ledgerml.config import ProjectPaths, load_config
+from ledgerml.crypto.api_keys import generate_api_keys
+from ledgerml.crypto.files import PRIVATE_DIR, make_private_dir, write_private
 from ledgerml.crypto.keys import LogKeys, generate_log_keys, load_log_keys
 from ledgerml.crypto.note import NoteVerifier
 from ledgerml.errors import InputError
@@ -34,6 +36,10 @@ post_quantum = {pq}
 # "embedded" (a py-evm chain persisted in chain/) or set rpc_url for any EVM node.
 backend = "embedded"
 # rpc_url = "http://127.0.0.1:8545"
+
+# [serving] — the decision service's API keys are in keys/api-keys.toml (0600), one per
+# role; print one with `ledgerml keys api --role scorer`. A role set here under
+# [serving.api_keys] replaces the generated key. All settings: docs/configuration.md.
 """
 
 
@@ -48,19 +54,27 @@ def init_project(
 ) -> ProjectPaths:
     """Create the project folder, its keys and an empty ledger; refuses to overwrite."""
     paths = ProjectPaths(home)
+    if home.exists() and not home.is_dir():
+        raise InputError(f"{home} exists and is not a folder", field="home")
     if paths.config_toml.exists():
         raise InputError(f"a project already exists at {home}", field="home")
     origin = _valid_origin(origin or f"ledgerml.local/{secrets.token_hex(6)}")
-    home.mkdir(parents=True, exist_ok=True)
-    for sub in (paths.keys, paths.blocks, paths.chain, paths.reports):
+    try:  # the project folder and keys/ are 0700 whatever the umask (crypto/files.py)
+        if not make_private_dir(home) and not any(home.iterdir()):
+            os.chmod(home, PRIVATE_DIR)  # an empty folder made ready for us: ours now
+    except OSError as exc:  # a parent that is a file, a read-only or full disk, ...
+        raise InputError(f"cannot create {home}: {exc.strerror}", field="home") from None
+    make_private_dir(paths.keys)
+    os.chmod(paths.keys, PRIVATE_DIR)
+    for sub in (paths.blocks, paths.chain, paths.reports):
         sub.mkdir(exist_ok=True)
-    os.chmod(paths.keys, 0o700)
     generate_log_keys(paths.keys, post_quantum=post_quantum)
+    generate_api_keys(paths.keys)
     keys = load_log_keys(paths.keys, origin, post_quantum=post_quantum)
     Ledger(paths.ledger_db, origin=origin, signers=keys.note_signers).close()
-    tmp = paths.config_toml.with_suffix(".tmp")
-    tmp.write_text(_CONFIG_TEMPLATE.format(origin=origin, pq=str(post_quantum).lower()))
-    tmp.replace(paths.config_toml)  # the config appears last: a half-made project is not one
+    config = _CONFIG_TEMPLATE.format(origin=origin, pq=str(post_quantum).lower())
+    # 0600; the config appears last: a half-made project is not one
+    write_private(paths.config_toml, config.encode())
     return paths
 
 

@@ -27,6 +27,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from ledgerml.config import ProjectPaths, load_config
+from ledgerml.crypto.api_keys import API_ROLES, read_api_keys
 from ledgerml.errors import InputError, VerificationError
 from ledgerml.ledger.log import Checkpoint
 from ledgerml.serving.background import BackgroundJobs, JobStatus
@@ -34,7 +35,7 @@ from ledgerml.serving.decisions import Backpressure, DecisionService, Mode
 from ledgerml.serving.scoring import DEFAULT_ALIAS, MAX_BATCH, parse_request
 from ledgerml.serving.tlog import parse_tile_path, read_entry_bundle, read_tile
 
-ROLES = ("scorer", "auditor", "admin")
+ROLES = API_ROLES  # ("scorer", "auditor", "admin")
 SCORE_ROLES = frozenset({"scorer", "admin"})
 READ_ROLES = frozenset({"auditor", "admin"})
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -46,7 +47,8 @@ def load_api_keys(
     """`[serving.api_keys]`: role = "key" or ["key", ...]; unknown roles are refused."""
     if serving is None:
         serving = _serving_config(paths)
-    cfg = serving.get("api_keys", {})
+    # keys/api-keys.toml (made by `ledgerml init`, 0600); a role set in config.toml replaces it
+    cfg = {**read_api_keys(paths.keys), **serving.get("api_keys", {})}
     out: dict[str, list[str]] = {}
     for role, keys in cfg.items():
         if role not in ROLES:

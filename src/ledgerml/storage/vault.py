@@ -9,7 +9,10 @@ commitments on the ledger can no longer be linked to a value by guessing.
 
 File: `<project>/vault.db` (SQLite, `journal_mode=DELETE`, `secure_delete=ON`,
 and `VACUUM` after every erase, so erased bytes do not linger in the file or in
-a WAL).
+a WAL). It holds every subject's key, so it is created 0600 whatever the umask
+(SQLite gives its journal the same mode) and opening one that group or other may
+read is refused, naming the `chmod` that fixes it (`ledgerml.crypto.files`).
+Messages never quote a subject id or a value: they may end up in logs.
 
 Exact formats (stable; an auditor can recompute commitments with `hashlib`):
 
@@ -43,6 +46,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from ledgerml.crypto.files import check_private_file, create_private_file, make_private_dir
 from ledgerml.errors import InputError, IntegrityError
 from ledgerml.faults import crash_point
 
@@ -66,6 +70,12 @@ CREATE TABLE IF NOT EXISTS pii (
     PRIMARY KEY (subject, col)
 );
 """
+
+
+#: SQLite's companion files, which hold pages of the database (so its keys) too.
+_SIDE_FILES = ("-journal", "-wal", "-shm")
+
+_UNKNOWN = "no data for this subject (unknown or erased)"
 
 
 def _lp(data: bytes) -> bytes:
@@ -158,9 +168,7 @@ class VaultBatch:
         _check_id(subject, "subject")
         secrets = self._secrets(subject, create=False)
         if secrets is None:
-            raise InputError(
-                f"no data for subject {subject!r} (unknown or erased)", field="subject"
-            )
+            raise InputError(_UNKNOWN, field="subject")
         return subject_commitment_of(secrets[1], subject)
 
 
@@ -169,7 +177,11 @@ class Vault:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.parent.is_dir():
+            make_private_dir(self.path.parent)
+        if not create_private_file(self.path):  # new: 0600 before SQLite writes a byte
+            for suffix in ("", *_SIDE_FILES):
+                check_private_file(f"{self.path}{suffix}")  # InputError when group/other may read
         con = sqlite3.connect(self.path, isolation_level=None)
         try:
             con.execute("PRAGMA journal_mode=DELETE")
@@ -232,21 +244,19 @@ class Vault:
         with self._db() as con:
             secrets = self._secrets(con, subject)
             if secrets is None:
-                raise InputError(
-                    f"no data for subject {subject!r} (unknown or erased)", field="subject"
-                )
+                raise InputError(_UNKNOWN, field="subject")
             row = con.execute(
                 "SELECT kind, nonce, ciphertext FROM pii WHERE subject = ? AND col = ?",
                 (subject, column),
             ).fetchone()
         if row is None:
-            raise InputError(f"subject {subject!r} has no value {column!r}", field="column")
+            raise InputError(f"the subject has no value in column {column!r}", field="column")
         kind, nonce, ct = row
         try:
             plain = AESGCM(secrets[0]).decrypt(bytes(nonce), bytes(ct), _aad(subject, column))
         except InvalidTag:
             raise IntegrityError(
-                f"vault value {subject!r}/{column!r} fails authentication (tampered)"
+                f"a vault value in column {column!r} fails authentication (tampered)"
             ) from None
         return plain.decode("utf-8") if kind == "text" else plain
 
@@ -275,9 +285,7 @@ class Vault:
         with self._db() as con:
             secrets = self._secrets(con, subject)
         if secrets is None:
-            raise InputError(
-                f"no data for subject {subject!r} (unknown or erased)", field="subject"
-            )
+            raise InputError(_UNKNOWN, field="subject")
         return secrets[1]
 
     def subjects(self) -> list[str]:
@@ -300,9 +308,7 @@ class Vault:
         with self._db() as con:
             secrets = self._secrets(con, subject)
             if secrets is None:
-                raise InputError(
-                    f"no data for subject {subject!r} (unknown or erased)", field="subject"
-                )
+                raise InputError(_UNKNOWN, field="subject")
             commitment = subject_commitment_of(secrets[1], subject)
             # Overwrite in place first, so no page ever holds the old key after commit...
             con.execute(
