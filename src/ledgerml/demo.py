@@ -136,9 +136,9 @@ def run_demo(
     from ledgerml.mlops.evaluation import evaluate_model
     from ledgerml.mlops.model_card import build_model_card
     from ledgerml.mlops.monitor import monitor
-    from ledgerml.mlops.training import load_model, train_model
+    from ledgerml.mlops.training import train_model
     from ledgerml.serving.batch import score_records, table_records, write_decisions
-    from ledgerml.serving.decisions import DecisionService, ModelEntry
+    from ledgerml.serving.decisions import DecisionService
 
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -216,13 +216,14 @@ def run_demo(
         label="Class",
         source="later 20% of card-transactions by Time",
     )
-    # The same path as `POST /v1/score` and `ledgerml score`: salted commitments,
+    # The same path as `POST /v1/score` and `ledgerml score`: the champion and its threshold
+    # as the gate holds them (ModelRegistry state, never a ledger entry), salted commitments,
     # TreeSHAP reasons for alerts, durable appends; the salts go to a file of ours.
     with DecisionService.open(paths, mode="sync") as svc:
-        entry = ModelEntry(
-            trained.model_cid,
-            load_model(paths, trained.model_cid),
-            float(m.get("threshold_at_80_recall", 0.5)),
+        entry = svc.model_for("champion")
+        say(
+            f"champion on chain: {entry.cid}, decision threshold {entry.threshold} "
+            f"({svc.gate.served['champion']['threshold_source']})"
         )
         records = table_records(pq.read_table(window_path), entry.model.features)
         made = score_records(svc, "champion", records, entry)

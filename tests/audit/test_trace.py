@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from ledgerml.audit.report import write_report
+from ledgerml.config import ProjectPaths
 from ledgerml.crypto.note import NoteVerifier, verify_note
 from ledgerml.ledger import init_project, merkle, open_ledger
 from ledgerml.ledger.index import LedgerIndex
 from ledgerml.ledger.log import Checkpoint
-from tests.audit.conftest import Demo
+from tests.audit.conftest import Demo, copy_demo
 from tests.conftest import run_cli
 
 EMPTY_FILE_CID = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"  # no such model
@@ -154,3 +156,58 @@ def test_trace_signs_a_checkpoint_when_the_newest_is_behind(tmp_path: Path) -> N
     doc = json.loads(r.stdout)
     assert doc["ok"] and doc["checkpoint"]["size"] == 2
     assert [s["step"] for s in doc["steps"]] == ["decision", "model"]
+
+
+def _registered(paths: ProjectPaths) -> list[str]:
+    with open_ledger(paths) as ledger:
+        return [e["body"]["cid"] for _, e in ledger.entries_of_type("model.registered")]
+
+
+def test_a_forged_promotion_neither_resolves_nor_counts_as_in_use(
+    demo: Demo, tmp_path: Path
+) -> None:
+    """Issue 17: `model.promoted` appended with the log key (here: naming the retrained model
+    the gate refused) does not move `champion` for trace or report, and the trace flags it."""
+    paths = copy_demo(demo, tmp_path / "proj")
+    refused = next((c for c in _registered(paths) if c != demo.model_cid), None)
+    with open_ledger(paths) as ledger:
+        if refused is None:  # the synthetic demo may retrain nothing: forge that part too
+            refused = EMPTY_FILE_CID
+            ledger.append("model.registered", {"name": "m", "cid": refused, "framework": "xgboost"})
+        forged = ledger.append("model.promoted", {"model_cid": refused, "alias": "champion"})
+    by_alias = json.loads(run_cli(paths.home, "audit", "trace", "--model", "champion",
+                                  "--json").stdout)  # fmt: skip
+    assert by_alias["model_cid"] == demo.model_cid and by_alias["unconfirmed_promotions"] == []
+    r = run_cli(paths.home, "audit", "trace", "--model", refused, "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["unconfirmed_promotions"] == [forged]
+    step = next(s for s in doc["steps"] if s["index"] == forged)
+    assert "NOT confirmed by the gate" in step["summary"]
+    _, data = write_report(paths, tmp_path / "report.html")
+    in_use = {m.cid: m.aliases for m in data.models}
+    assert in_use[demo.model_cid] == ("champion",) and in_use[refused] == ()
+
+
+def test_the_served_threshold_is_the_one_the_check_put_on_chain(demo: Demo, tmp_path: Path) -> None:
+    """`ledgerml check` submits the evaluated threshold with the rule metrics; the service
+    reads it from the contract (and a forged evaluation entry changes nothing)."""
+    from ledgerml.serving.decisions import DecisionService
+
+    paths = copy_demo(demo, tmp_path / "proj")
+    with open_ledger(paths) as ledger:
+        evaluated = [
+            e["body"]["metrics"]["threshold_at_80_recall"]
+            for _, e in ledger.entries_of_type("evaluation.recorded")
+            if e["body"]["model_cid"] == demo.model_cid
+        ][-1]
+        ledger.append(
+            "evaluation.recorded",
+            {"model_cid": demo.model_cid, "metrics": {"threshold_at_80_recall": 0.999999}},
+        )
+    with DecisionService.open(paths) as svc:
+        champion = svc.model_for("champion")
+        served = svc.gate.served["champion"]
+    assert champion.cid == demo.model_cid
+    assert champion.threshold == pytest.approx(evaluated, abs=1e-6)
+    assert served["threshold_source"].startswith("on chain")

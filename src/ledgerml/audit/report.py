@@ -227,21 +227,28 @@ def _entry_json(e: Any) -> dict[str, Any]:
     }
 
 
-def _model_facts(view: AuditView, cid: str) -> ModelFacts:
+def _gated_aliases(view: AuditView) -> dict[str, str]:
+    """alias -> model CID as the ModelRegistry contract holds them ({} without a gate).
+
+    `model.promoted` entries only name the aliases to ask about: they can be appended by
+    anyone with the log key, so they never decide which model is in use."""
+    from ledgerml.mlops import has_deployment, read_gate
+
+    if not has_deployment(view.paths):
+        return {}
+    names = {str(view.prove(i).body.get("alias", "")) for i in view.index.by_type("model.promoted")}
+    got = read_gate(view.paths, sorted(n for n in names if n))
+    return {a: g.model_cid for a, g in got.aliases.items()}
+
+
+def _model_facts(view: AuditView, cid: str, gated: dict[str, str]) -> ModelFacts:
     t = trace_model(view, cid)
     by: dict[str, list[dict[str, Any]]] = {}
     for s in t.steps:
         by.setdefault(s.step, []).append(_entry_json(s.entry))
     reg = by["model"][0]["body"]
-    aliases: dict[str, bool] = {}
-    for p in by.get("promotion", []):
-        aliases[p["body"]["alias"]] = True
-    # an alias counts as current only if its newest promotion is this model
-    current = []
-    for alias in aliases:
-        newest = view.index.find(alias, "model.promoted")
-        if newest and view.prove(newest[-1]).body.get("model_cid") == cid:
-            current.append(alias)
+    # an alias counts as current only if the gate (the contract) points it at this model
+    current = sorted(a for a, c in gated.items() if c == cid)
     card = by.get("model card", [])
     evals = by.get("evaluation", [])
     decisions = None
@@ -303,7 +310,11 @@ def collect_report(view: AuditView) -> ReportData:
         cid = view.prove(i).body.get("cid")
         if isinstance(cid, str) and cid not in cids:
             cids.append(cid)
-    models = tuple(_model_facts(view, c) for c in cids)
+    try:
+        gated = _gated_aliases(view)
+    except LedgerMLError as exc:  # the chain could not be read: no alias is shown in use
+        gated, on_chain = {}, {**on_chain, "aliases_error": str(exc)}
+    models = tuple(_model_facts(view, c, gated) for c in cids)
     anchors = tuple(_entry_json(view.prove(i)) for i in view.index.by_type("checkpoint.anchored"))
     plots: dict[str, str] = {"lineage": _lineage_plot(models)} if models else {}
     for m in models:

@@ -5,18 +5,23 @@
         t = trace_decision(view, "dec-000000042")
         t.ok                      # checkpoint signature and every proof verify
         [s.step for s in t.steps] # ["decision", "model", "training run started", ...]
-    trace_model(view, "champion")  # a CID or a promoted alias
+    trace_model(view, "champion")  # a CID or an alias, as the gate (the contract) holds it
 
 No scan: every hop is an index lookup (`ledgerml.ledger.index`), and the content of
 each hop is read from the ledger and proved, so a stale or forged index can make a
 trace incomplete but never wrong.
+
+An alias is resolved by the ModelRegistry contract, never by `model.promoted` entries:
+anyone with the log key can append one. Each promotion step in a trace is checked against
+its transaction (`Promoted` event of the registry) and flagged when the chain does not
+show it (`unconfirmed_promotions`).
 """
 
 from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ledgerml.audit.view import AuditView, ProvenEntry, SignedCheckpoint
@@ -60,6 +65,8 @@ class Trace:
     checkpoint: SignedCheckpoint
     steps: tuple[TraceStep, ...]
     seconds: float
+    #: ledger indices of promotion steps the gate does not confirm (forged or foreign)
+    unconfirmed_promotions: tuple[int, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -73,6 +80,7 @@ class Trace:
             "model_cid": self.model_cid,
             "checkpoint": self.checkpoint.to_json(),
             "steps": [s.to_json() for s in self.steps],
+            "unconfirmed_promotions": list(self.unconfirmed_promotions),
             "seconds": round(self.seconds, 6),
         }
 
@@ -140,19 +148,68 @@ def _hits(view: AuditView, key: str, event_type: str) -> list[ProvenEntry]:
     return out
 
 
+#: An auditor's read of the gate waits this long for the embedded chain's lock.
+GATE_LOCK_WAIT_S = 5.0
+NO_GATE = "promotion goes through the gate (ledgerml chain deploy, check, approve, promote)"
+
+
 def resolve_model(view: AuditView, model: str) -> str:
-    """A model CID from a CID or a promoted alias; InputError when unknown."""
+    """A model CID from a CID or an alias the gate holds; InputError when unknown."""
     if not model:
         raise InputError("give a model CID or alias", field="--model")
     if CID_RE.match(model):
         if not view.index.find(model, "model.registered"):
             raise InputError(f"no model.registered entry for {model}", field="--model")
         return model
-    promoted = _hits(view, model, "model.promoted")
-    promoted = [p for p in promoted if p.body.get("alias") == model]
-    if not promoted:
-        raise InputError(f"{model!r} is neither a model CID nor a promoted alias", field="--model")
-    return str(promoted[-1].body["model_cid"])
+    from ledgerml.mlops import has_deployment, read_gate
+
+    if not has_deployment(view.paths):
+        raise InputError(
+            f"{model!r} is not a model CID, and no model is promoted as {model!r} "
+            f"(no chain deployment — {NO_GATE})",
+            field="--model",
+        )
+    gated = read_gate(view.paths, [model], lock_timeout_s=GATE_LOCK_WAIT_S).aliases.get(model)
+    if gated is None:
+        raise InputError(
+            f"{model!r} is neither a model CID nor an alias promoted on chain", field="--model"
+        )
+    return gated.model_cid
+
+
+def unconfirmed_promotions(view: AuditView, steps: list[TraceStep]) -> tuple[int, ...]:
+    """Indices of promotion steps whose transaction holds no matching `Promoted` event."""
+    from ledgerml.mlops import PromotionClaim, has_deployment, read_gate
+
+    claims = [
+        PromotionClaim(
+            s.entry.index,
+            str(s.entry.body.get("alias", "")),
+            str(s.entry.body.get("model_cid", "")),
+            s.entry.body.get("tx_hash") if isinstance(s.entry.body.get("tx_hash"), str) else None,
+        )
+        for s in steps
+        if s.entry.type == "model.promoted"
+    ]
+    if not claims:
+        return ()
+    if not has_deployment(view.paths):
+        return tuple(c.index for c in claims)
+    got = read_gate(view.paths, [], claims, lock_timeout_s=GATE_LOCK_WAIT_S)
+    return tuple(c.index for c in got.unconfirmed)
+
+
+def _flagged(
+    view: AuditView, steps: list[TraceStep]
+) -> tuple[tuple[TraceStep, ...], tuple[int, ...]]:
+    """The steps, with each promotion the gate does not confirm saying so."""
+    bad = unconfirmed_promotions(view, steps)
+    return tuple(
+        replace(s, summary=f"{s.summary} — NOT confirmed by the gate (no such Promoted event)")
+        if s.entry.index in bad
+        else s
+        for s in steps
+    ), bad
 
 
 def _model_steps(view: AuditView, model_cid: str) -> list[TraceStep]:
@@ -220,13 +277,15 @@ def trace_decision(view: AuditView, decision_id: str) -> Trace:
     steps = [TraceStep("decision", summarize(decision), decision)]
     steps += _model_steps(view, model_cid)
     steps += _anchor_steps(view, decision.index)
+    flagged, bad = _flagged(view, steps)
     return Trace(
         "decision",
         decision_id,
         model_cid,
         view.checkpoint,
-        tuple(steps),
+        flagged,
         time.perf_counter() - started,
+        bad,
     )
 
 
@@ -238,6 +297,7 @@ def trace_model(view: AuditView, model: str) -> Trace:
     steps = _model_steps(view, model_cid)
     last = max((s.entry.index for s in steps), default=0)
     steps += _anchor_steps(view, last)
+    flagged, bad = _flagged(view, steps)
     return Trace(
-        "model", model, model_cid, view.checkpoint, tuple(steps), time.perf_counter() - started
+        "model", model, model_cid, view.checkpoint, flagged, time.perf_counter() - started, bad
     )
