@@ -32,7 +32,7 @@ def _events(n: int) -> str:
             "outcome": "approve",
             "reasons": [],
         }
-        lines.append(json.dumps({"type": "decision.recorded", "body": body}))
+        lines.append(json.dumps({"type": "x.decision", "body": body}))
     return "\n".join(lines) + "\n"
 
 
@@ -62,7 +62,7 @@ def _verify(home: Path) -> tuple[int, dict]:
 def test_untouched_log_verifies(project: Path) -> None:
     code, report = _verify(project)
     assert code == 0 and report["ok"] and report["tree_size"] == 30
-    assert report["checkpoints_checked"] == 3
+    assert report["checkpoints_checked"] == 4  # init signs the empty tree too
 
 
 def test_one_changed_byte_is_found(project: Path) -> None:

@@ -13,10 +13,64 @@ import typer
 from ledgerml.cli._common import console, parse_json, print_json, project
 from ledgerml.errors import InputError
 from ledgerml.ledger import merkle
-from ledgerml.ledger.log import Checkpoint
-from ledgerml.ledger.project import open_ledger
+from ledgerml.ledger.events import refuse_reserved
+from ledgerml.ledger.log import MAX_INDEX, Checkpoint
+from ledgerml.ledger.project import open_ledger, restore_head_copy
+
+#: Deepest JSON nesting `log append` accepts (deeper input would exhaust the recursion
+#: of the JSON parser and canonicaliser; no event body needs more than a few levels).
+MAX_DEPTH = 64
 
 log_app = typer.Typer(help="Append to and read the ledger.", no_args_is_help=True)
+
+
+def _depth(text: str) -> int:
+    """Deepest bracket nesting of a JSON text (brackets inside strings do not count)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def _parse(text: str, field: str) -> Any:
+    """Strict JSON, refused up front when nested deeper than `MAX_DEPTH`."""
+    if _depth(text) > MAX_DEPTH:
+        raise InputError(f"JSON nested deeper than {MAX_DEPTH} levels", field=field)
+    return parse_json(text, field=field)
+
+
+def read_input_text(path: Path, field: str, limit: int | None = None) -> str:
+    """A user's input file as UTF-8 text; every way it cannot be read is an `InputError`
+    naming `field` (exit 2), never a traceback."""
+    try:
+        with path.open("rb") as fh:
+            data = fh.read() if limit is None else fh.read(limit + 1)
+    except FileNotFoundError:
+        raise InputError(f"no such file {path}", field=field) from None
+    except IsADirectoryError:
+        raise InputError(f"{path} is a folder, not a file", field=field) from None
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}", field=field) from None
+    if limit is not None and len(data) > limit:
+        raise InputError(f"{path} is larger than {limit:,} bytes", field=field)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{path} is not UTF-8 text", field=field) from None
 
 
 def _read_jsonl(path: str) -> list[tuple[str, Any]]:
@@ -24,17 +78,12 @@ def _read_jsonl(path: str) -> list[tuple[str, Any]]:
     if path == "-":
         lines = sys.stdin.read().splitlines()
     else:
-        try:
-            lines = Path(path).read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            raise InputError(f"no such file {path}", field="--jsonl") from None
-        except UnicodeDecodeError:
-            raise InputError(f"{path} is not UTF-8 text", field="--jsonl") from None
+        lines = read_input_text(Path(path), "--jsonl").splitlines()
     items = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        obj = parse_json(line, field=f"line {number}")
+        obj = _parse(line, field=f"line {number}")
         if not isinstance(obj, dict) or set(obj) - {"type", "body"} or "type" not in obj:
             raise InputError(
                 'each line must be {"type": ..., "body": {...}}', field=f"line {number}"
@@ -42,6 +91,8 @@ def _read_jsonl(path: str) -> list[tuple[str, Any]]:
         items.append((obj["type"], obj.get("body", {}), number))
     if not items:
         raise InputError("no entries in the file", field="--jsonl")
+    for event_type, _, number in items:  # before anything is written
+        refuse_reserved([(event_type, None)], field=f"--jsonl line {number}")
     return [(t, b) for t, b, _ in items]
 
 
@@ -66,7 +117,8 @@ def append(
     else:
         if event_type is None:
             raise InputError("missing --type (or use --jsonl)", field="--type")
-        items = [(event_type, parse_json(body if body is not None else "{}", field="--body"))]
+        refuse_reserved([(event_type, None)], field="--type")
+        items = [(event_type, _parse(body if body is not None else "{}", field="--body"))]
     with open_ledger(paths) as ledger:
         if len(items) == 1:
             # validate before opening a transaction; the index is durable on return
@@ -90,12 +142,14 @@ def append(
 @log_app.command("show")
 def show(
     ctx: typer.Context,
-    start: Annotated[int, typer.Option("--from", min=0, help="First index.")] = 0,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="How many entries.")] = 20,
+    start: Annotated[int, typer.Option("--from", min=0, max=MAX_INDEX, help="First index.")] = 0,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=MAX_INDEX, help="How many entries.")
+    ] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show entries from the ledger."""
-    with open_ledger(project(ctx)) as ledger:
+    with open_ledger(project(ctx), read_only=True) as ledger:
         rows = list(ledger.entries(start, limit))
         size = ledger.size()
     if as_json:
@@ -125,12 +179,12 @@ def export(
     output: Annotated[
         str | None, typer.Option("-o", "--output", help="File (default stdout).")
     ] = None,
-    start: Annotated[int, typer.Option("--from", min=0)] = 0,
+    start: Annotated[int, typer.Option("--from", min=0, max=MAX_INDEX)] = 0,
 ) -> None:
     """Export entries as {"index", "entry": base64 of the exact bytes, "leaf_hash"} lines."""
     out = open(output, "wb") if output else sys.stdout.buffer  # noqa: SIM115
     try:
-        with open_ledger(project(ctx)) as ledger:
+        with open_ledger(project(ctx), read_only=True) as ledger:
             for i, e in ledger.entries(start):
                 line = {
                     "index": i,
@@ -150,8 +204,10 @@ def checkpoint(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Print the signed checkpoint (C2SP signed note) of the current tree."""
-    with open_ledger(project(ctx)) as ledger:
+    """Print the signed checkpoint (C2SP signed note) of the current tree.
+
+    On read-only media, the newest stored checkpoint (nothing can be signed there)."""
+    with open_ledger(project(ctx), read_only=None) as ledger:
         note = ledger.checkpoint()
     if as_json:
         cp = Checkpoint.from_note(note)
@@ -163,14 +219,15 @@ def checkpoint(
 @log_app.command("prove")
 def prove(
     ctx: typer.Context,
-    index: Annotated[int, typer.Argument(min=0, help="Leaf index.")],
+    index: Annotated[int, typer.Argument(min=0, max=MAX_INDEX, help="Leaf index.")],
     size: Annotated[
-        int | None, typer.Option("--size", min=1, help="Tree size (default: current).")
+        int | None,
+        typer.Option("--size", min=1, max=MAX_INDEX, help="Tree size (default: current)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = True,
 ) -> None:
     """Inclusion proof of entry INDEX in the tree of --size (RFC 9162)."""
-    with open_ledger(project(ctx)) as ledger:
+    with open_ledger(project(ctx), read_only=True) as ledger:
         proof = ledger.inclusion_proof(index, size)
     print_json(proof.to_json())
 
@@ -178,14 +235,28 @@ def prove(
 @log_app.command("consistency")
 def consistency(
     ctx: typer.Context,
-    old: Annotated[int, typer.Argument(min=0, help="Older tree size.")],
-    new: Annotated[int, typer.Argument(min=0, help="Newer tree size.")],
+    old: Annotated[int, typer.Argument(min=0, max=MAX_INDEX, help="Older tree size.")],
+    new: Annotated[int, typer.Argument(min=0, max=MAX_INDEX, help="Newer tree size.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = True,
 ) -> None:
     """Consistency proof between two tree sizes (RFC 9162)."""
-    with open_ledger(project(ctx)) as ledger:
+    with open_ledger(project(ctx), read_only=True) as ledger:
         proof = ledger.consistency_proof(old, new)
     print_json(proof.to_json())
+
+
+@log_app.command("restore-head")
+def restore_head(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Write a missing head copy from the newest stored checkpoint, once the whole log
+    verifies (logs created before head copies existed, or a new `[ledger] head_copy`)."""
+    path, report = restore_head_copy(project(ctx))
+    if as_json:
+        print_json({"head_copy": str(path), "tree_size": report.tree_size})
+    else:
+        console.print(f"head copy written to {path} (tree size {report.tree_size})")
 
 
 def register(app: typer.Typer) -> None:

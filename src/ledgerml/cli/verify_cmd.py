@@ -1,5 +1,6 @@
 """`ledgerml verify`: recompute the whole log, check every checkpoint, and check the log
-against every checkpoint anchored on chain (a rewritten, re-signed log fails there)."""
+against every checkpoint anchored on chain (a rewritten, re-signed log fails there), the
+head copy kept outside ledger.db, and checkpoints auditors kept (`--since`)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ import typer
 
 from ledgerml.cli._common import (
     EXIT_VERIFY,
+    as_path,
     console,
     err_console,
     print_json,
     progress_bar,
     project,
 )
+from ledgerml.cli.log_cmd import read_input_text
 from ledgerml.ledger.project import log_verifiers, open_ledger
 from ledgerml.mlops import has_deployment, trusted_roots
 
@@ -30,22 +33,33 @@ def register(app: typer.Typer) -> None:
                 "--skip-anchors", help="Verify the local log only, not the on-chain anchors."
             ),
         ] = False,
+        since: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--since",
+                help="A checkpoint (signed note file) you kept: the log must extend it.",
+            ),
+        ] = None,
     ) -> None:
         """Verify the ledger: every entry, subtree hash, signed checkpoint and on-chain anchor."""
+        kept = [read_input_text(as_path(f), "--since", 64 * 1024) for f in since or []]
         paths = project(ctx)
         verifiers = log_verifiers(paths)
         deployed = has_deployment(paths)
-        if skip_anchors:
-            trusted = []
-        else:
-            if deployed and not as_json:
-                err_console.print("reading anchored checkpoints from the chain…", highlight=False)
-            trusted = trusted_roots(paths)  # fails closed: VerificationError, exit 1
-        with open_ledger(paths) as ledger:
+        # the ledger first: a missing or emptied ledger.db fails here, before anything reads it
+        with open_ledger(paths, read_only=True) as ledger:
+            if skip_anchors:
+                trusted = []
+            else:
+                if deployed and not as_json:
+                    err_console.print(
+                        "reading anchored checkpoints from the chain…", highlight=False
+                    )
+                trusted = trusted_roots(paths)  # fails closed: VerificationError, exit 1
             total = ledger.size()
             with progress_bar("verifying", total, enabled=not as_json) as update:
-                report = ledger.verify(verifiers, trusted=trusted, progress=update)
-        anchors = {
+                report = ledger.verify(verifiers, trusted=trusted, progress=update, since=kept)
+        anchors: dict[str, object] = {
             "checked": report.trusted_checked,
             "skipped": skip_anchors,
             "deployment": deployed,

@@ -34,6 +34,7 @@ KNOWN_TYPES = frozenset(
         "model.documented",
         "fl.bank_enrolled",
         "fl.update_rejected",
+        "key.rotated",
     }
 )
 CUSTOM_TYPE = re.compile(r"^x\.[a-z0-9][a-z0-9_.-]{0,62}$")
@@ -68,7 +69,8 @@ def check_entry(data: bytes) -> str | None:
 def scan_range(db_path: str, lo: int, hi: int | None) -> tuple[bytes, list[RawProblem], int]:
     """Leaf hashes (concatenated) of entries lo ≤ idx < hi, their problems, and
     the index after the last entry seen. Gaps are reported as `missing`."""
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, isolation_level=None)
+    uri = db_path if db_path.startswith("file:") else f"file:{db_path}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None)
     try:
         conn.execute("BEGIN")
         sql = "SELECT idx, entry FROM entries WHERE idx >= ?"

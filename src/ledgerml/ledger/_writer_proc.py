@@ -52,6 +52,8 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
         signers=signers,
         actor=header.get("actor", ""),
         checkpoint_every_batch=bool(header["checkpoint_every_batch"]),
+        create=False,
+        head_copy=header.get("head_copy"),
     )
     conn = ledger._connect()
     edge: _Edge | None = None
@@ -72,6 +74,7 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
                     row = conn.execute("SELECT value FROM meta WHERE key='size'").fetchone()
                     size = int(row[0])
                     if edge is None or edge.size != size:
+                        ledger._check_extension(conn, size)
                         edge = _Edge(size, _read_tiles(conn, _Edge.needed_tiles(size)))
                     first = index = size
                 except Exception as exc:  # reported at E/A, so the stream stays in step
@@ -104,10 +107,13 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
                             [(lv, ix, h) for (lv, ix), h in dirty.items()],
                         )
                         conn.execute("UPDATE meta SET value=? WHERE key='size'", (str(edge.size),))
+                        signed = None
                         if ledger.checkpoint_every_batch:
-                            ledger._store_checkpoint(conn, edge.size, edge.root())
+                            signed = ledger._store_checkpoint(conn, edge.size, edge.root())
                         conn.execute("COMMIT")
                         in_tx = False
+                        if signed is not None:
+                            ledger._advance_head(signed)
                         out.write(b"K" + struct.pack(">QQ", first, edge.size))
                         out.flush()
                         continue

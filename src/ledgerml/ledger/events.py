@@ -235,6 +235,20 @@ class CheckpointAnchored(Body):
 
 
 Address = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{40}$", description="EVM address")]
+#: A C2SP signed-note verifier key string `name+hex(key ID)+base64(type ‖ public key)`.
+VerifierKey = Annotated[
+    str, Field(min_length=10, max_length=4096, pattern=r"^[^+\s]+\+[0-9a-f]{8}\+[A-Za-z0-9+/=]+$")
+]
+
+
+class KeyRotated(Body):
+    """The log's signing key changed (`ledgerml keys rotate`). The entry's `sigs` carry the
+    old keys' signatures over `crypto.keys.rotation_message`: checkpoints of a tree that
+    does not contain this entry verify with `old_verifiers`, later ones with `new_verifiers`."""
+
+    old_verifiers: Annotated[list[VerifierKey], Field(min_length=1, max_length=4)]
+    new_verifiers: Annotated[list[VerifierKey], Field(min_length=1, max_length=4)]
+    reason: Annotated[str, Field(max_length=500)] | None = None
 
 
 class PolicyRule(Body):
@@ -292,7 +306,50 @@ EVENT_TYPES: dict[str, type[Body]] = {
     "model.documented": ModelDocumented,
     "fl.bank_enrolled": FlBankEnrolled,
     "fl.update_rejected": FlUpdateRejected,
+    "key.rotated": KeyRotated,
 }
+
+#: Types only their owning component may write (its gate or signature stands behind them):
+#: `ledgerml log append` refuses them, naming the owner. `Ledger.append` stays open.
+RESERVED_TYPES: dict[str, str] = {
+    "evaluation.recorded": "`ledgerml evaluate` (ledgerml.mlops.evaluation)",
+    "compliance.checked": "`ledgerml check` (the ModelRegistry contract)",
+    "approval.granted": "`ledgerml approve` (the ModelRegistry contract)",
+    "model.promoted": "`ledgerml promote` (the ModelRegistry contract)",
+    "model.enrolled": "`ledgerml chain register` (the ModelRegistry contract)",
+    "policy.registered": "`ledgerml chain policy` (the ModelRegistry contract)",
+    "decision.recorded": "the decision service (`ledgerml serve` / `ledgerml score`)",
+    "drift.detected": "`ledgerml monitor` (the ModelRegistry contract)",
+    "retrain.requested": "`ledgerml monitor` (the ModelRegistry contract)",
+    "checkpoint.anchored": "`ledgerml chain anchor` (the AuditAnchor contract)",
+    "subject.erased": "`ledgerml data erase` (the vault)",
+    "key.rotated": "`ledgerml keys rotate`",
+}
+#: Type prefixes reserved as a group, with their owner.
+RESERVED_PREFIXES: dict[str, str] = {"fl.": "`ledgerml fl run` (ledgerml.federated)"}
+
+
+def reserved_owner(event_type: object) -> str | None:
+    """Who alone may write `event_type`, or None when anyone may append it."""
+    if not isinstance(event_type, str):
+        return None
+    owner = RESERVED_TYPES.get(event_type)
+    if owner is None:
+        owner = next((o for p, o in RESERVED_PREFIXES.items() if event_type.startswith(p)), None)
+    return owner
+
+
+def refuse_reserved(items: Sequence[tuple[str, Any]], field: str = "type") -> None:
+    """Raise `InputError` for the first reserved type among `items` (before any write)."""
+    for n, (event_type, _) in enumerate(items):
+        owner = reserved_owner(event_type)
+        if owner is not None:
+            where = f"item {n}: " if len(items) > 1 else ""
+            raise InputError(
+                f"{where}{event_type!r} is a reserved type: only {owner} writes it",
+                field=field,
+            )
+
 
 assert frozenset(EVENT_TYPES) == KNOWN_TYPES, "events.py and _scan.py must list the same types"
 

@@ -19,6 +19,14 @@ Design (Tessera-like, embedded):
   process has appended.
 - A checkpoint (signed note) is signed for every committed batch, in the same
   transaction, and kept: verification checks all of them.
+- Only `create=True` makes a database: a vanished or emptied `ledger.db` is an
+  error, never a fresh empty log. `read_only=True` opens it with `mode=ro` (or
+  `immutable=1` when there is no -wal file), for copies on read-only media.
+- Integrity of the writer (fail closed): the log records its verifier keys in
+  `meta`; a writer whose keys differ is refused. Whenever a writer (re)reads the
+  tree edge it checks that the tree extends the newest signed checkpoint it can
+  verify (stored, and the head copy outside `ledger.db`, see `head.py`): roots
+  recomputed from the tiles in O(log n) reads. Otherwise nothing is written.
 """
 
 from __future__ import annotations
@@ -61,6 +69,7 @@ from ledgerml.errors import InputError, VerificationError
 from ledgerml.faults import crash_point
 from ledgerml.ledger import merkle
 from ledgerml.ledger._scan import RawProblem, _hash_rows
+from ledgerml.ledger.head import HeadCopy
 from ledgerml.ledger.tiles import (
     HEIGHT,
     TILE_BYTES,
@@ -71,6 +80,12 @@ from ledgerml.ledger.tiles import (
 )
 
 MAX_ENTRY_BYTES = 1 << 20
+#: Largest index or size SQLite can hold (a signed 64-bit integer).
+MAX_INDEX = (1 << 63) - 1
+#: Entries not covered by a signed checkpoint (and head copy) this long after they were
+#: appended fail `verify` (`uncovered`). A writer signs within 50 ms; a crashed one
+#: leaves its last batch unsigned until `ledgerml log checkpoint` or the next append.
+UNCOVERED_GRACE_S = 60.0
 FORMAT_VERSION = 1
 _HS = merkle.HASH_SIZE
 
@@ -184,6 +199,73 @@ def utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+_VKEYS = "verifier_keys"  # meta: the current verifier key strings, one per line
+
+
+def _short_keys(vkeys: str) -> str:
+    """`name+keyid` of each verifier key string (no public key bytes in messages)."""
+    return ", ".join("+".join(v.split("+", 2)[:2]) for v in vkeys.split("\n") if v)
+
+
+def _file_uri(path: Path) -> str:
+    from urllib.parse import quote
+
+    return "file:" + quote(str(path.absolute()))
+
+
+def _require_database(path: Path) -> None:
+    """A ledger that should exist must exist and be non-empty: never silently a new log."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise VerificationError(
+            f"the ledger {path} is missing; only `ledgerml init` creates a ledger: restore it "
+            "from a backup"
+        ) from None
+    if not path.is_file():
+        raise VerificationError(f"the ledger {path} is not a file")
+    if st.st_size == 0:
+        raise VerificationError(
+            f"the ledger {path} is empty (0 bytes); only `ledgerml init` creates a ledger: "
+            "restore it from a backup"
+        )
+
+
+def connect_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection to a ledger file, also on read-only media (see below)."""
+    return sqlite3.connect(_read_only_uri(path), uri=True, isolation_level=None)
+
+
+def _read_only_uri(path: Path) -> str:
+    """How to open a ledger for reading only, also on read-only media.
+
+    `mode=ro` first; SQLite cannot open a WAL database that way where it may not create
+    the -shm file, so then `immutable=1`, which is only sound when no -wal file holds
+    committed pages (else refuse: reading without it would miss entries).
+    """
+    base = _file_uri(path)
+    uri = f"{base}?mode=ro"
+    try:
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as conn:
+            conn.execute("SELECT 1 FROM meta LIMIT 1")
+        return uri
+    except sqlite3.OperationalError as exc:
+        first = exc
+    wal = path.with_name(path.name + "-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        raise VerificationError(
+            f"cannot open the ledger {path} read-only ({first}) and its -wal file holds "
+            "committed pages: copy the project to writable storage"
+        )
+    uri = f"{base}?immutable=1"
+    try:
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as conn:
+            conn.execute("SELECT 1 FROM meta LIMIT 1")
+    except sqlite3.DatabaseError as exc:
+        raise VerificationError(f"cannot open the ledger {path} read-only: {exc}") from None
+    return uri
+
+
 # --- values ---------------------------------------------------------------------
 
 
@@ -286,6 +368,8 @@ class VerifyReport:
     problems: tuple[Problem, ...]
     seconds: float = 0.0
     trusted_checked: int = 0
+    #: tree size of the head copy checked (None: no head copy configured)
+    head_copy_size: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -298,6 +382,7 @@ class VerifyReport:
             "root": self.root.hex(),
             "checkpoints_checked": self.checkpoints_checked,
             "trusted_roots_checked": self.trusted_checked,
+            "head_copy_size": self.head_copy_size,
             "problems": [p.to_json() for p in self.problems],
             "seconds": round(self.seconds, 3),
         }
@@ -425,6 +510,7 @@ class _ProcessWriter:
             "actor": ledger.actor,
             "keys": keys,
             "checkpoint_every_batch": ledger.checkpoint_every_batch,
+            "head_copy": str(ledger.head_copy.path) if ledger.head_copy is not None else None,
         }
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ledgerml.ledger._writer_proc"],
@@ -521,10 +607,17 @@ class Ledger:
         max_batch: int = 50_000,
         busy_timeout_s: float = 60.0,
         use_writer_process: bool = True,
+        create: bool = True,
+        read_only: bool = False,
+        head_copy: str | os.PathLike[str] | None = None,
     ) -> None:
         if not origin or "\n" in origin:
             raise InputError("must be a non-empty single line", field="origin")
         self.path = Path(path)
+        self.read_only = read_only
+        self.head_copy = HeadCopy(Path(head_copy)) if head_copy is not None else None
+        #: notes this process signed or verified with its keys: not verified again
+        self._trusted_notes: set[str] = set()
         self.origin = origin
         self.signers = list(signers)
         if actor is None and signers:
@@ -544,15 +637,30 @@ class Ledger:
         self._closed = False
         self._process: _ProcessWriter | None = None
         self.use_writer_process = use_writer_process
-        with self._connect() as conn:
-            conn.executescript(_SCHEMA)
-            conn.execute(
-                "INSERT OR IGNORE INTO meta(key, value) VALUES ('format', ?), ('size', '0'),"
-                " ('origin', ?)",
-                (str(FORMAT_VERSION), origin),
-            )
-            stored = conn.execute("SELECT value FROM meta WHERE key='origin'").fetchone()[0]
-            fmt = conn.execute("SELECT value FROM meta WHERE key='format'").fetchone()[0]
+        if not create or read_only:
+            _require_database(self.path)
+        self._ro_uri = _read_only_uri(self.path) if read_only else ""
+        conn = self._connect(create=create and not read_only)
+        try:
+            if create and not read_only:
+                conn.executescript(_SCHEMA)
+                conn.execute(
+                    "INSERT OR IGNORE INTO meta(key, value) VALUES ('format', ?), ('size', '0'),"
+                    " ('origin', ?)",
+                    (str(FORMAT_VERSION), origin),
+                )
+            try:
+                meta = dict(conn.execute("SELECT key, value FROM meta"))
+            except sqlite3.DatabaseError as exc:
+                raise VerificationError(
+                    f"{self.path} is not a LedgerML ledger ({exc}); only `ledgerml init` "
+                    "creates one: restore it from a backup"
+                ) from None
+            fmt, stored = meta.get("format"), meta.get("origin")
+            if self.signers and not read_only:
+                self._check_keys(conn, meta.get(_VKEYS))
+        finally:
+            conn.close()
         if fmt != str(FORMAT_VERSION):
             raise InputError(
                 f"{self.path} has ledger format {fmt}; this version reads {FORMAT_VERSION}",
@@ -563,12 +671,137 @@ class Ledger:
 
     # -- connections ---------------------------------------------------------------
 
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+    def _connect(self, *, create: bool = False) -> sqlite3.Connection:
+        """A connection; only `create` may make the file (mode=rwc), else it must exist."""
+        if self.read_only:
+            conn = sqlite3.connect(
+                self._ro_uri, uri=True, isolation_level=None, check_same_thread=False
+            )
+            conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
+            return conn
+        uri = f"{_file_uri(self.path)}?mode={'rwc' if create else 'rw'}"
+        try:
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        except sqlite3.OperationalError as exc:
+            raise VerificationError(f"cannot open the ledger {self.path}: {exc}") from None
         conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         return conn
+
+    # -- integrity of the writer ---------------------------------------------------
+
+    @property
+    def verifiers(self) -> list[NoteVerifier]:
+        return [s.verifier for s in self.signers]
+
+    def _check_keys(self, conn: sqlite3.Connection, recorded: str | None) -> None:
+        """Refuse signing keys other than the verifier keys this log records.
+
+        A log made before keys were recorded adopts the loaded keys only if they verify
+        its newest stored checkpoint.
+        """
+        mine = "\n".join(v.vkey() for v in self.verifiers)
+        if recorded == mine:
+            return
+        if recorded is not None:
+            raise VerificationError(
+                f"the signing key in use ({_short_keys(mine)}) is not this log's key "
+                f"({_short_keys(recorded)}): was keys/ replaced? Refusing to write"
+            )
+        row = conn.execute(
+            "SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1"
+        ).fetchone()
+        if row is not None:
+            try:
+                verify_note(str(row[1]), self.verifiers)
+            except VerificationError as exc:
+                raise VerificationError(
+                    f"the signing key does not verify this log's newest checkpoint "
+                    f"(size {row[0]}): {exc}. Refusing to write"
+                ) from None
+        conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)", (_VKEYS, mine))
+
+    def _check_extension(self, conn: sqlite3.Connection, size: int) -> None:
+        """Refuse to write unless the tree of `size` extends every signed head we can prove.
+
+        Checked whenever the tree edge is (re)read: the recorded verifier keys (another
+        process may have rotated them), the newest stored checkpoint and the head copy
+        (each signature-verified, each root recomputed from the tiles: O(log n) reads).
+        """
+        recorded = conn.execute("SELECT value FROM meta WHERE key=?", (_VKEYS,)).fetchone()
+        mine = "\n".join(v.vkey() for v in self.verifiers)
+        if recorded is not None and recorded[0] != mine:
+            raise VerificationError(
+                "this log's key was rotated or replaced since this writer loaded its keys "
+                f"(now {_short_keys(recorded[0])}); restart the writer. Refusing to write"
+            )
+        heads: list[tuple[str, str]] = []
+        row = conn.execute(
+            "SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1"
+        ).fetchone()
+        if row is not None:
+            heads.append(("the newest stored checkpoint", str(row[1])))
+        if self.head_copy is not None:
+            note = self.head_copy.read()
+            if note is None:
+                if size > 0 or row is not None:
+                    raise VerificationError(
+                        f"the head copy {self.head_copy.path} is missing for a log of {size} "
+                        "entries; if this log predates head copies, run `ledgerml log "
+                        "restore-head` after `ledgerml verify`. Refusing to write"
+                    )
+            else:
+                heads.append((f"the head copy {self.head_copy.path}", note))
+        newest_stored = int(row[0]) if row is not None else -1
+        rh: merkle.RangeHash | None = None
+        for source, note in heads:
+            try:
+                if note not in self._trusted_notes:
+                    verify_note(note, self.verifiers)
+                cp = Checkpoint.from_note(note)
+            except VerificationError as exc:
+                raise VerificationError(
+                    f"{source} does not verify with this log's key ({exc}). Refusing to write"
+                ) from None
+            if cp.origin != self.origin:
+                raise VerificationError(f"{source} is for origin {cp.origin!r}. Refusing to write")
+            if cp.size > size:
+                raise VerificationError(
+                    f"{source} covers {cp.size} entries but the log has {size}: entries were "
+                    "removed. Refusing to write"
+                )
+            if rh is None:
+                rh = self._range_hasher(conn)
+            root = merkle.EMPTY_ROOT if cp.size == 0 else rh(0, cp.size)
+            if root != cp.root:
+                raise VerificationError(
+                    f"the log's first {cp.size} entries no longer hash to the root signed in "
+                    f"{source}: the log was changed. Refusing to write"
+                )
+            if source.startswith("the head copy") and cp.size > newest_stored:
+                newest = "none" if newest_stored < 0 else newest_stored
+                raise VerificationError(
+                    f"{source} (size {cp.size}) is newer than every stored checkpoint "
+                    f"(newest: {newest}): checkpoints were deleted. Refusing to write"
+                )
+            self._trust(note)
+
+    def _trust(self, note: str) -> None:
+        if len(self._trusted_notes) >= 8:
+            self._trusted_notes.clear()
+        self._trusted_notes.add(note)
+
+    def _advance_head(self, signed: _SignedCheckpoint) -> None:
+        """Move the head copy to a stored checkpoint (after its commit, never before).
+
+        A failure to write it is not an append failure (the entries are durable): the copy
+        lags, and `verify` reports entries it does not cover once the grace window ends.
+        """
+        self._trust(signed[2])
+        if self.head_copy is not None:
+            with contextlib.suppress(OSError):
+                self.head_copy.advance(signed[2], signed[0])
 
     def _reader(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -638,6 +871,7 @@ class Ledger:
         items = list(items)
         if not items:
             return []
+        self._writable()
         if self.use_writer_process and len(items) >= PROCESS_WRITER_MIN and self.signers:
             # Stream chunks to the writer process: it inserts chunk k while this
             # thread prepares chunk k+1. A bad item aborts the whole transaction.
@@ -698,9 +932,14 @@ class Ledger:
         instead of parking a thread per request on `commit`.
         """
         request = _Request(entries)
+        self._writable()
         self._ensure_writer()
         self._queue.put(request)
         return request.future
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise InputError(f"{self.path} was opened read-only", field="ledger")
 
     def _flush(self) -> None:
         """Wait until this ledger's writer has stored the checkpoint of its last batch."""
@@ -761,6 +1000,8 @@ class Ledger:
                 if len(barriers) < len(batch):
                     try:
                         edge = self._write_batch(conn, edge, batch, unsaved)
+                        if unsaved is not None:
+                            self._advance_head(unsaved)
                         unsaved = None
                         self.commits += 1
                     except BaseException as exc:  # every waiter learns why
@@ -816,6 +1057,7 @@ class Ledger:
         with _write_transaction(conn):
             size = int(conn.execute("SELECT value FROM meta WHERE key='size'").fetchone()[0])
             if edge is None or edge.size != size:  # first batch, or another process wrote
+                self._check_extension(conn, size)
                 edge = _Edge(size, _read_tiles(conn, _Edge.needed_tiles(size)))
             starts = []
             entries: list[PreparedEntry] = []
@@ -847,28 +1089,99 @@ class Ledger:
         crash_point("ledger.checkpoint.signed")
         return (size, root, note, utc_now())
 
-    def _store_checkpoint(self, conn: sqlite3.Connection, size: int, root: bytes) -> str:
+    def _store_checkpoint(
+        self, conn: sqlite3.Connection, size: int, root: bytes
+    ) -> _SignedCheckpoint:
+        """Sign and insert inside the caller's transaction; `_advance_head` after COMMIT."""
         signed = self._sign_checkpoint(size, root)
         conn.execute(_INSERT_CHECKPOINT, signed)
-        return signed[2]
+        return signed
 
-    @staticmethod
-    def _save_checkpoint(conn: sqlite3.Connection, signed: _SignedCheckpoint) -> None:
+    def _save_checkpoint(self, conn: sqlite3.Connection, signed: _SignedCheckpoint) -> None:
         """Store a checkpoint in its own transaction, without an fsync of its own.
 
         The entries it covers are already durable, and so is the tree head it signs: if a
         power loss drops the note, `checkpoint()` signs the same tree head again (the same
         bytes with Ed25519; an ML-DSA cosignature carries a fresh timestamp). WAL order
-        makes it durable with the next FULL commit.
+        makes it durable with the next FULL commit. With a head copy the commit is FULL:
+        the copy, written next, must never name a checkpoint a power loss could drop.
         """
-        conn.execute("PRAGMA synchronous=NORMAL")
+        lazy = self.head_copy is None
+        if lazy:
+            conn.execute("PRAGMA synchronous=NORMAL")
         try:
             with _write_transaction(conn):
                 conn.execute(_INSERT_CHECKPOINT, signed)
             crash_point("ledger.checkpoint.saved")
         finally:
-            conn.execute("PRAGMA synchronous=FULL")
+            if lazy:
+                conn.execute("PRAGMA synchronous=FULL")
+        self._advance_head(signed)
         return None
+
+    # -- key rotation ---------------------------------------------------------------
+
+    def recorded_verifier_keys(self) -> list[str] | None:
+        """The verifier keys the log records as its current ones (None: an older log)."""
+        row = self._reader().execute("SELECT value FROM meta WHERE key=?", (_VKEYS,)).fetchone()
+        return None if row is None else str(row[0]).split("\n")
+
+    def rotate_keys(self, new_signers: Sequence[NoteSigner], *, reason: str | None = None) -> int:
+        """Append `key.rotated` (signed by the current keys) and switch to `new_signers`.
+
+        One transaction holds the entry at index r, the new verifier keys in `meta` and a
+        checkpoint of size r + 1 signed by the new keys; a checkpoint of size r is signed
+        by the old keys first. Other writers notice at their next batch and stop (their
+        keys are no longer the log's). Returns r.
+        """
+        from ledgerml.crypto.keys import rotation_message, sign_rotation
+
+        self._writable()
+        if not self.signers or not new_signers:
+            raise InputError("rotation needs the current and the new keys", field="keys")
+        process, self._process = self._process, None
+        if process is not None:  # a bulk writer process holds the old keys
+            process.close()
+        self.checkpoint()  # the tree before the rotation, signed by the old keys
+        old_v = [v.vkey() for v in self.verifiers]
+        new_v = [s.verifier.vkey() for s in new_signers]
+        if set(old_v) & set(new_v):
+            raise InputError("the new keys must differ from the current ones", field="keys")
+        body: dict[str, Any] = {"old_verifiers": old_v, "new_verifiers": new_v}
+        if reason:
+            body["reason"] = reason
+        sigs = sign_rotation(self.signers, rotation_message(self.origin, old_v, new_v))
+        prepared = self.prepare("key.rotated", body, sigs=sigs)
+        old_signers = self.signers
+        conn = self._connect()
+        try:
+            with _write_transaction(conn):
+                size = int(conn.execute("SELECT value FROM meta WHERE key='size'").fetchone()[0])
+                self._check_extension(conn, size)
+                edge = _Edge(size, _read_tiles(conn, _Edge.needed_tiles(size)))
+                conn.execute("INSERT INTO entries(idx, entry) VALUES (?, ?)", (size, prepared[0]))
+                dirty = edge.append([prepared[1]])
+                conn.executemany(
+                    "INSERT OR REPLACE INTO tiles(level, idx, hashes) VALUES (?, ?, ?)",
+                    [(lv, ix, h) for (lv, ix), h in dirty.items()],
+                )
+                conn.execute("UPDATE meta SET value=? WHERE key='size'", (str(edge.size),))
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                    (_VKEYS, "\n".join(new_v)),
+                )
+                self.signers = list(new_signers)
+                signed = self._store_checkpoint(conn, edge.size, edge.root())
+        except BaseException:
+            self.signers = old_signers
+            raise
+        finally:
+            conn.close()
+        first = self.signers[0].verifier
+        self.actor = f"{first.name}+{first.key_id.hex()}"
+        self._trusted_notes.clear()
+        self._advance_head(signed)
+        return size
 
     # -- reading ------------------------------------------------------------------
 
@@ -877,12 +1190,18 @@ class Ledger:
         return int(row[0])
 
     def entry(self, index: int) -> bytes:
+        if not 0 <= index <= MAX_INDEX:
+            raise InputError(f"no entry {index} (tree size {self.size()})", field="index")
         row = self._reader().execute("SELECT entry FROM entries WHERE idx=?", (index,)).fetchone()
         if row is None:
             raise InputError(f"no entry {index} (tree size {self.size()})", field="index")
         return bytes(row[0])
 
     def entries(self, start: int = 0, limit: int | None = None) -> Iterator[tuple[int, bytes]]:
+        if not 0 <= start <= MAX_INDEX:
+            raise InputError(f"must be between 0 and {MAX_INDEX}", field="from")
+        if limit is not None and not 0 <= limit <= MAX_INDEX:
+            raise InputError(f"must be between 0 and {MAX_INDEX}", field="limit")
         sql = "SELECT idx, entry FROM entries WHERE idx >= ? ORDER BY idx"
         args: tuple[int, ...] = (start,)
         if limit is not None:
@@ -987,6 +1306,8 @@ class Ledger:
 
     def checkpoint(self) -> str:
         """The signed note for the current tree; signs a fresh one if needed."""
+        if self.read_only:
+            return self.newest_checkpoint()
         if not self.signers:
             raise InputError("this ledger was opened without signing keys", field="keys")
         self._flush()
@@ -994,13 +1315,31 @@ class Ledger:
         try:
             with _write_transaction(conn):
                 size = int(conn.execute("SELECT value FROM meta WHERE key='size'").fetchone()[0])
-                row = conn.execute("SELECT note FROM checkpoints WHERE size=?", (size,)).fetchone()
+                self._check_extension(conn, size)
+                row = conn.execute(
+                    "SELECT size, root, note, created FROM checkpoints WHERE size=?", (size,)
+                ).fetchone()
                 if row is not None:
-                    return str(row[0])
-                root = merkle.EMPTY_ROOT if size == 0 else self._range_hasher(conn)(0, size)
-                return self._store_checkpoint(conn, size, root)
+                    signed: _SignedCheckpoint = (int(row[0]), bytes(row[1]), str(row[2]), row[3])
+                else:
+                    root = merkle.EMPTY_ROOT if size == 0 else self._range_hasher(conn)(0, size)
+                    signed = self._sign_checkpoint(size, root)
+                    conn.execute(_INSERT_CHECKPOINT, signed)
         finally:
             conn.close()
+        self._advance_head(signed)  # also catches up a head copy a crash left behind
+        return signed[2]
+
+    def newest_checkpoint(self) -> str:
+        """The newest stored signed note, without signing (works read-only)."""
+        row = (
+            self._reader()
+            .execute("SELECT note FROM checkpoints ORDER BY size DESC LIMIT 1")
+            .fetchone()
+        )
+        if row is None:
+            raise VerificationError(f"{self.path} holds no signed checkpoint")
+        return str(row[0])
 
     def checkpoints(self) -> list[tuple[int, str]]:
         self._flush()
@@ -1016,8 +1355,15 @@ class Ledger:
         trusted: Sequence[TrustedRoot] = (),
         progress: Any = None,
         workers: int | None = None,
+        since: Sequence[str] = (),
+        grace_s: float = UNCOVERED_GRACE_S,
     ) -> VerifyReport:
         """Recompute every leaf, every stored subtree hash and every checkpoint.
+
+        `verifiers` are the log's current keys; older checkpoints verify with the keys the
+        log's `key.rotated` entries name for their size. Also checked: the head copy (when
+        configured), each signed note in `since` (checkpoints an auditor kept), and that no
+        entry older than `grace_s` is left uncovered by a signed checkpoint.
 
         Fails closed: a problem anywhere is reported with the first bad index or
         checkpoint and what is wrong; nothing that could not be checked passes.
@@ -1026,11 +1372,19 @@ class Ledger:
         self._flush()
         if workers is None:
             workers = min(4, os.cpu_count() or 1)
+        head: _HeadState | None = None
+        if self.head_copy is not None:
+            try:
+                head = _HeadState(str(self.head_copy.path), self.head_copy.read(), None)
+            except VerificationError as exc:
+                head = _HeadState(str(self.head_copy.path), None, str(exc))
+        db = self._ro_uri or str(self.path)
+        checks = _Checks(head, tuple(since), grace_s, time.time())
         conn = self._connect()
         try:
             conn.execute("BEGIN")
             return _verify(
-                conn, str(self.path), self.origin, verifiers, trusted, progress, started, workers
+                conn, db, self.origin, verifiers, trusted, progress, started, workers, checks
             )
         finally:
             conn.close()
@@ -1100,6 +1454,125 @@ def _levels(leaves: bytes) -> list[bytes]:
     return levels
 
 
+@dataclass(frozen=True)
+class _HeadState:
+    """The head copy as `verify` read it: its note, or why it could not be read."""
+
+    path: str
+    note: str | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class _Checks:
+    """What `verify` checks beyond the database: head copy, auditors' notes, coverage."""
+
+    head: _HeadState | None
+    since: tuple[str, ...]
+    grace_s: float
+    now: float
+
+
+@dataclass(frozen=True)
+class _KeySchedule:
+    """Which keys sign which checkpoints, from the log's own `key.rotated` entries:
+    a checkpoint of size <= r (r = the index of a rotation) verifies with that
+    rotation's old keys, a later one with the next keys."""
+
+    rotations: tuple[tuple[int, tuple[NoteVerifier, ...]], ...]  # (r, old keys), by r
+    current: tuple[NoteVerifier, ...]
+
+    def keys_for(self, size: int) -> tuple[NoteVerifier, ...]:
+        for r, old in self.rotations:
+            if size <= r:
+                return old
+        return self.current
+
+    def verify(self, note: str, size_hint: int | None = None) -> Checkpoint:
+        """Verify `note` with the keys of its size; a retired key's signature says so."""
+        cp = Checkpoint.from_note(note)
+        size = cp.size if size_hint is None else size_hint
+        try:
+            verify_note(note, self.keys_for(size))
+        except VerificationError as exc:
+            retired_at = [r for r, old in self.rotations if r < size and _signs(note, old)]
+            if retired_at:
+                raise VerificationError(
+                    f"signed by a retired key (retired by the key.rotated entry at index "
+                    f"{retired_at[0]}, before this tree of size {size})"
+                ) from None
+            raise exc
+        return cp
+
+
+def _signs(note: str, verifiers: Sequence[NoteVerifier]) -> bool:
+    try:
+        verify_note(note, verifiers)
+    except VerificationError:
+        return False
+    return True
+
+
+def _key_schedule(
+    conn: sqlite3.Connection, origin: str, verifiers: Sequence[NoteVerifier]
+) -> tuple[_KeySchedule, list[Problem]]:
+    """The key schedule of the log and any problem with its `key.rotated` entries."""
+    from ledgerml.crypto.keys import rotation_message, verify_rotation
+
+    suffix = type_suffix("key.rotated")
+    rows = conn.execute(
+        "SELECT idx, entry FROM entries WHERE substr(entry, -?) = ? ORDER BY idx",
+        (len(suffix), suffix),
+    ).fetchall()
+    problems: list[Problem] = []
+    rotations: list[tuple[int, tuple[NoteVerifier, ...]]] = []
+    previous_new: tuple[str, ...] | None = None
+    for idx, data in rows:
+        try:
+            obj = orjson.loads(data)
+            body = obj["body"]
+            old_v, new_v = tuple(body["old_verifiers"]), tuple(body["new_verifiers"])
+            old = tuple(NoteVerifier.from_vkey(v) for v in old_v)
+            tuple(NoteVerifier.from_vkey(v) for v in new_v)
+        except (orjson.JSONDecodeError, KeyError, TypeError, InputError) as exc:
+            problems.append(Problem("key_schedule", f"unreadable key.rotated entry: {exc}", idx))
+            continue
+        why = verify_rotation(obj.get("sigs"), old, rotation_message(origin, old_v, new_v))
+        if why is not None:
+            problems.append(Problem("key_schedule", f"key.rotated: {why}", index=idx))
+        if previous_new is not None and set(old_v) != set(previous_new):
+            problems.append(
+                Problem(
+                    "key_schedule",
+                    "key.rotated names old keys other than the previous rotation's new keys",
+                    index=idx,
+                )
+            )
+        previous_new = new_v
+        rotations.append((int(idx), old))
+    current = tuple(verifiers)
+    if previous_new is not None and set(previous_new) != {v.vkey() for v in current}:
+        problems.append(
+            Problem(
+                "key_schedule",
+                f"the log's newest key.rotated names {_short_keys(chr(10).join(previous_new))}"
+                f", but the keys given are {_short_keys(chr(10).join(v.vkey() for v in current))}",
+                index=rotations[-1][0],
+            )
+        )
+    return _KeySchedule(tuple(rotations), current), problems
+
+
+def _entry_age_s(data: bytes, now: float) -> float | None:
+    """Seconds since an entry's envelope `time`; None when it cannot be read."""
+    try:
+        stamp = orjson.loads(data)["time"]
+        when = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
+    return now - when.timestamp()
+
+
 def _verify(
     conn: sqlite3.Connection,
     db_path: str,
@@ -1109,6 +1582,7 @@ def _verify(
     progress: Any,
     started: float,
     workers: int,
+    checks: _Checks,
 ) -> VerifyReport:
     problems: list[Problem] = []
     size = int(conn.execute("SELECT value FROM meta WHERE key='size'").fetchone()[0])
@@ -1184,15 +1658,18 @@ def _verify(
             root = merkle.node_hash(peak, root)
         return root
 
-    # 4. Every stored checkpoint: signature, fields, and consistency with the log.
+    # 4. Every stored checkpoint: signature (with the keys of its size), fields, and
+    #    consistency with the log.
+    schedule, key_problems = _key_schedule(conn, origin, verifiers)
+    problems += key_problems
     checked = 0
+    stored: dict[int, bytes] = {}  # size -> root of every valid, consistent checkpoint
     for cp_size, cp_root, note in conn.execute(
         "SELECT size, root, note FROM checkpoints ORDER BY size"
     ):
         checked += 1
         try:
-            verify_note(note, verifiers)
-            cp = Checkpoint.from_note(note)
+            cp = schedule.verify(note, cp_size)
         except VerificationError as exc:
             problems.append(Problem("bad_signature", str(exc), checkpoint=cp_size))
             continue
@@ -1219,29 +1696,105 @@ def _verify(
                     checkpoint=cp.size,
                 )
             )
+        else:
+            stored[cp.size] = cp.root
+
+    def extends(tree_size: int, root: bytes, source: str, kind: str) -> bool:
+        """Is the log an extension of the tree head (`tree_size`, `root`) `source` holds?
+        Otherwise records `truncated`, or `kind` when the roots differ."""
+        if tree_size > n:
+            detail = f"{source} holds tree size {tree_size}, only {n} entries remain"
+            problems.append(Problem("truncated", detail, checkpoint=tree_size, index=n))
+            return False
+        if root_at(tree_size) != root:
+            detail = (
+                f"the log's first {tree_size} entries do not hash to the root "
+                f"{root.hex()[:16]}… held by {source}"
+            )
+            problems.append(Problem(kind, detail, checkpoint=tree_size))
+            return False
+        return True
+
     # 5. Tree heads held by others (e.g. anchored on a chain): consistency with
     #    each one, so a log rewritten and re-signed with the operator's key fails.
     for head in trusted:
-        if head.tree_size > n:
+        extends(head.tree_size, head.root, head.source, "anchor_mismatch")
+    # 6. Signed heads kept outside ledger.db (head copy, auditors' notes), the sequence
+    #    of checkpoints, and entries no signed checkpoint covers.
+    covered = max(stored, default=0)
+    head_size_: int | None = None
+    signed_heads: list[tuple[str, str]] = [
+        (f"--since note {k + 1}", s) for k, s in enumerate(checks.since)
+    ]
+    if checks.head is not None:
+        head = checks.head
+        if head.error is not None:
+            problems.append(Problem("head_copy", head.error))
+            covered = 0
+        elif head.note is None:
+            if n > 0 or checked > 0:
+                problems.append(
+                    Problem(
+                        "head_copy",
+                        f"the head copy {head.path} is missing (a log created before head "
+                        "copies: `ledgerml log restore-head` writes it once verify passes)",
+                    )
+                )
+            covered = 0
+        else:
+            signed_heads.insert(0, (f"the head copy {head.path}", head.note))
+    for source, note in signed_heads:
+        try:
+            cp = schedule.verify(note)
+        except VerificationError as exc:
+            kind = "head_copy" if source.startswith("the head") else "since"
+            problems.append(Problem(kind, f"{source}: {exc}"))
+            if kind == "head_copy":
+                covered = 0
+            continue
+        if cp.origin != origin:
+            kind = "head_copy" if source.startswith("the head") else "since"
+            problems.append(Problem(kind, f"{source} is for origin {cp.origin!r}, not {origin!r}"))
+            continue
+        if source.startswith("the head"):
+            head_size_ = cp.size
+            covered = min(covered, cp.size)
+        if not extends(cp.size, cp.root, source, "inconsistent"):
+            continue
+        if source.startswith("the head") and stored.get(cp.size) != cp.root:
+            newest = max(stored, default=0)
             problems.append(
                 Problem(
-                    "truncated",
-                    f"{head.source} holds tree size {head.tree_size}, only {n} entries remain",
-                    checkpoint=head.tree_size,
-                    index=n,
+                    "checkpoint_gap",
+                    f"{source} holds the checkpoint of size {cp.size}, which is not among the "
+                    f"stored checkpoints (newest valid: {newest}): stored checkpoints were "
+                    "deleted",
+                    checkpoint=cp.size,
                 )
             )
-        elif root_at(head.tree_size) != head.root:
+    if covered < n:
+        row = conn.execute("SELECT entry FROM entries WHERE idx=?", (covered,)).fetchone()
+        age = _entry_age_s(bytes(row[0]), checks.now) if row is not None else None
+        if age is None or age > checks.grace_s:
+            when = "of unknown age" if age is None else f"appended {age:,.0f} s ago"
             problems.append(
                 Problem(
-                    "anchor_mismatch",
-                    f"the log's first {head.tree_size} entries do not hash to the root "
-                    f"{head.root.hex()[:16]}… held by {head.source}",
-                    checkpoint=head.tree_size,
+                    "uncovered",
+                    f"entries {covered}..{n - 1} are not covered by a signed checkpoint"
+                    f"{' and the head copy' if checks.head is not None else ''}; entry "
+                    f"{covered} is {when} (grace {checks.grace_s:g} s). `ledgerml log "
+                    "checkpoint` signs the current tree if nothing was changed",
+                    index=covered,
                 )
             )
     root = root_at(n) if n and n <= size else merkle.EMPTY_ROOT
     problems.sort(key=lambda p: (p.index if p.index is not None else 1 << 62, p.kind))
     return VerifyReport(
-        n, root, checked, tuple(problems), time.perf_counter() - started, len(trusted)
+        n,
+        root,
+        checked,
+        tuple(problems),
+        time.perf_counter() - started,
+        len(trusted),
+        head_size_,
     )

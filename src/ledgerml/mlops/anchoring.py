@@ -20,7 +20,7 @@ import orjson
 from ledgerml.config import ProjectPaths
 from ledgerml.errors import InputError, LedgerMLError, VerificationError
 from ledgerml.faults import crash_point
-from ledgerml.ledger.log import Checkpoint, TrustedRoot, count_of_type
+from ledgerml.ledger.log import Checkpoint, TrustedRoot, connect_read_only, count_of_type
 from ledgerml.ledger.project import log_keys, open_ledger
 from ledgerml.mlops._chain import has_deployment, project_chain, require_deployment
 
@@ -139,9 +139,7 @@ def anchored(paths: ProjectPaths) -> list[AnchorRecord]:
 
 def _recorded_anchor_count(paths: ProjectPaths) -> int:
     """How many `checkpoint.anchored` entries the local log holds."""
-    import sqlite3
-
-    conn = sqlite3.connect(f"file:{paths.ledger_db}?mode=ro", uri=True)
+    conn = connect_read_only(paths.ledger_db)  # also on read-only media
     try:
         return count_of_type(conn, "checkpoint.anchored")
     finally:
