@@ -70,9 +70,10 @@ from pathlib import Path
 sys.path.insert(0, {bench!r})
 from bench_ledger import _items, ORIGIN, BATCH
 from ledgerml.crypto.note import NoteSigner
-from ledgerml.crypto.signers import Ed25519Signer
+from ledgerml.crypto.signers import load_private_pem
 from ledgerml.ledger.log import Ledger
-signer = NoteSigner.ed25519(ORIGIN, Ed25519Signer.generate())
+# one log, one key: a ledger refuses a writer whose key is not the one it records
+signer = NoteSigner.ed25519(ORIGIN, load_private_pem(Path(sys.argv[5]).read_bytes()))
 ledger = Ledger(Path(sys.argv[1]), origin=ORIGIN, signers=[signer], checkpoint_every_batch=False)
 k, n, batch = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 items = _items(k * n, n)
@@ -86,9 +87,20 @@ ledger.close()
 def _processes_rate(path: Path, producers: int, per_producer: int, batch: int) -> float:
     code = _PRODUCER.format(bench=str(Path(__file__).parent))
     Ledger(path, origin=ORIGIN).close()
+    key = path.with_suffix(".pem")
+    key.write_bytes(Ed25519Signer.generate().private_pem())
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", code, str(path), str(k), str(per_producer), str(batch)],
+            [
+                sys.executable,
+                "-c",
+                code,
+                str(path),
+                str(k),
+                str(per_producer),
+                str(batch),
+                str(key),
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
