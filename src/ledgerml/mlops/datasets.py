@@ -24,7 +24,10 @@ Usage::
     rec.cid, rec.rows, rec.ledger_index
     erase_subject(paths, "C-1042")          # -> subject commitment (hex)
 
-All validation happens before anything is written. The vault writes are one
+All validation happens before anything is written. No error names a cell's
+value, of any column: a message says the line, row or column number instead,
+because it may end up in a terminal log or a ticket (the PII rule of
+docs/threat-model.md). The vault writes are one
 transaction that commits only after the CAS add and the ledger append
 succeeded; blocks left in the CAS by a failed ledger append are harmless
 (content-addressed, idempotent).
@@ -32,10 +35,12 @@ succeeded; blocks left in the CAS by a failed ledger append are harmless
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -118,11 +123,41 @@ class DatasetRecord:
 # -- reading ------------------------------------------------------------------------
 
 
-def _sha256_file(path: Path) -> str:
+def _sha256_file(path: Path, *, utf8: bool = False) -> str:
+    """SHA-256 of the file; with `utf8`, also refuse bytes that are not UTF-8 (naming the line).
+
+    One pass: pyarrow would otherwise turn such a column into binary silently, or
+    fail later with a message that quotes the bytes.
+    """
     h = hashlib.sha256()
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0  # bytes of the file before `piece`
+    lines = 0  # newlines before `piece`
     with path.open("rb") as fh:
         while piece := fh.read(1 << 20):
             h.update(piece)
+            if utf8:
+                pending = len(decoder.getstate()[0])
+                try:
+                    decoder.decode(piece)
+                except UnicodeDecodeError as exc:
+                    at = offset - pending + exc.start
+                    line = lines + piece[: max(0, at - offset)].count(b"\n") + 1
+                    raise InputError(
+                        f"{path} is not UTF-8 text: line {line} (byte {at}) has an invalid "
+                        "byte; re-encode the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)",
+                        field="path",
+                    ) from None
+                lines += piece.count(b"\n")
+            offset += len(piece)
+        if utf8:
+            try:
+                decoder.decode(b"", final=True)
+            except UnicodeDecodeError:
+                raise InputError(
+                    f"{path} is not UTF-8 text: it ends inside a multi-byte character",
+                    field="path",
+                ) from None
     return h.hexdigest()
 
 
@@ -155,8 +190,55 @@ def _read_csv(path: Path) -> pa.Table:
             return csv.read_csv(path, read_options=read_opts, parse_options=parse_opts)
         except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError) as exc:
             first_error = first_error or exc
-    reason = str(first_error).splitlines()[0] if first_error else "unknown error"
-    raise InputError(f"{path} does not parse as CSV: {reason}", field="path")
+    raise InputError(
+        f"{path} does not parse as CSV: {_csv_problem(path, first_error)}", field="path"
+    )
+
+
+#: pyarrow messages known to quote no cell, shown as they are.
+_SAFE_CSV_MESSAGES = ("Empty CSV file", "CSV parse error: Empty CSV file or block")
+
+
+def _csv_problem(path: Path, error: Exception | None) -> str:
+    """Where the CSV is broken, by line and column numbers only.
+
+    pyarrow's messages quote the offending row (`Expected 5 columns, got 6: C-2077,
+    <name>,<IBAN>,…`) or value, so they are never shown; a second, single-threaded
+    read with a row handler gives the line number and the field counts instead.
+    """
+    import pyarrow as pa
+    from pyarrow import csv
+
+    found: list[tuple[int, int, int | None]] = []
+
+    def first_bad_row(row: Any) -> str:
+        found.append((row.expected_columns, row.actual_columns, row.number))
+        return "error"
+
+    with suppress(pa.ArrowException, UnicodeDecodeError):
+        csv.read_csv(
+            path,
+            read_options=csv.ReadOptions(use_threads=False),
+            parse_options=csv.ParseOptions(invalid_row_handler=first_bad_row),
+        )
+    if found:
+        expected, actual, number = found[0]
+        where = f"line {number}" if number is not None else "a row"
+        return f"{where} has {actual} fields where the header has {expected}"
+    message = str(error or "").splitlines()[0] if error else ""
+    if message.startswith(_SAFE_CSV_MESSAGES):
+        return message
+    parts = [
+        f"{label} {m.group(1)}"
+        for label, pattern in (
+            ("column", r"In CSV column #(\d+)"),
+            ("line", r"Row #(\d+)"),
+            ("cannot convert to", r"conversion error to ([\w\[\], ]+?):"),
+        )
+        if (m := re.search(pattern, message))
+    ]
+    detail = ", ".join(parts) if parts else type(error).__name__ if error else "unknown error"
+    return f"{detail} (the reader's own message is not shown: it may quote personal data)"
 
 
 def _read_table(path: Path) -> pa.Table:
@@ -168,8 +250,11 @@ def _read_table(path: Path) -> pa.Table:
         try:
             table = pq.read_table(path)
         except (pa.ArrowException, OSError) as exc:
+            # pyarrow's message may quote bytes of the file: only its kind is shown
             raise InputError(
-                f"{path} is not a readable Parquet file: {exc}", field="path"
+                f"{path} is not a readable Parquet file ({type(exc).__name__}: truncated, "
+                "damaged or an unsupported encoding)",
+                field="path",
             ) from None
     else:
         table = _read_csv(path)
@@ -233,7 +318,8 @@ def _plan(
     if not source_path.is_file():
         raise InputError(f"not a regular file: {source_path}", field="path")
     try:
-        source_sha = _sha256_file(source_path)
+        is_parquet = _is_parquet(source_path)
+        source_sha = _sha256_file(source_path, utf8=not is_parquet)
         table = _read_table(source_path)
     except OSError as exc:
         raise InputError(f"cannot read {source_path}: {exc.strerror}", field="path") from None
@@ -414,7 +500,16 @@ def register_dataset(
     pii_cols = _split_columns(pii)
     src = Path(source_path).expanduser()
     say(f"reading {src.name}")
-    plan = _plan(src, pii_cols, subject_col, label)
+    import pyarrow as pa
+
+    try:
+        plan = _plan(src, pii_cols, subject_col, label)
+    except (pa.ArrowException, UnicodeDecodeError) as exc:  # unforeseen: may quote a value
+        raise InputError(
+            f"{src} could not be read as a table ({type(exc).__name__}; the reader's message "
+            "is not shown: it may quote personal data)",
+            field="path",
+        ) from None
     source_note = source if source is not None else src.name
 
     # Shape of the entry, checked now (the CID and schema are filled in below).
