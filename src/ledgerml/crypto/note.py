@@ -53,7 +53,7 @@ def parse_checkpoint_head(text: str) -> tuple[str, int, bytes]:
         raise VerificationError(f"checkpoint tree size {size_text!r} is not a decimal number")
     try:
         root = base64.b64decode(root_text, validate=True)
-    except binascii.Error as exc:
+    except ValueError as exc:  # binascii.Error, or a non-ASCII character (found by fuzzing)
         raise VerificationError("checkpoint root hash is not base64") from exc
     return origin, int(size_text), root
 
@@ -229,7 +229,7 @@ def parse_note(note: str) -> SignedNote:
             raise VerificationError(f"malformed signature line {line[:40]!r}")
         try:
             blob = base64.b64decode(b64, validate=True)
-        except binascii.Error as exc:
+        except ValueError as exc:  # binascii.Error, or a non-ASCII character (found by fuzzing)
             raise VerificationError(f"signature of {name} is not base64") from exc
         if len(blob) < 5:
             raise VerificationError(f"signature of {name} is too short")
