@@ -82,6 +82,8 @@ class ProjectPaths:
 
     def require_initialised(self) -> None:
         """Fail with a clear message when `ledgerml init` has not been run here."""
+        if self.config_toml.is_dir():
+            raise InputError(f"{self.config_toml} is a folder, not a file", field="config.toml")
         if not self.config_toml.is_file():
             raise ProjectError(
                 f"no LedgerML project at {self.home} (run `ledgerml init`, or pass --home / "

@@ -20,6 +20,7 @@ import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 import click
@@ -28,7 +29,7 @@ from rich.markup import escape
 
 from ledgerml import __version__
 from ledgerml.cli._common import EXIT_USAGE, EXIT_VERIFY, err_console
-from ledgerml.config import ConfigWarning
+from ledgerml.config import ConfigWarning, resolve_home
 from ledgerml.crypto.files import LoosePermissionsWarning
 from ledgerml.errors import InputError, LedgerMLError, VerificationError
 
@@ -158,12 +159,46 @@ _SQLITE_FIXES = {
     ),
 }
 
+#: Below this many free bytes the project's disk counts as full (SQLite may report a
+#: full disk as a plain "disk I/O error", e.g. when its journal cannot grow).
+_NEARLY_FULL = 1 << 20
 
-def _os_error(exc: OSError) -> int:
+
+def _home_hint(argv: list[str] | None) -> Path:
+    """The project folder this run was about, for messages only (best effort)."""
+    args = sys.argv[1:] if argv is None else argv
+    home: str | None = None
+    for i, arg in enumerate(args):
+        if arg == "--home" and i + 1 < len(args):
+            home = args[i + 1]
+        elif arg.startswith("--home="):
+            home = arg.split("=", 1)[1]
+    return resolve_home(home)
+
+
+def _disk_of(path: Path) -> os.statvfs_result | None:
+    """The file system holding `path` (or its nearest existing parent)."""
+    for p in (path, *path.parents):
+        try:
+            return os.statvfs(p)
+        except OSError:
+            continue
+    return None
+
+
+def _disk_note(home: Path) -> str:
+    st = _disk_of(home)
+    free = None if st is None else st.f_bavail * st.f_frsize
+    return "" if free is None else f" (the disk holding {home} has {free:,} bytes free)"
+
+
+def _os_error(exc: OSError, home: Path) -> int:
     """One clear line for an OS error, naming the path when known; the exit code."""
     paths = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)
     what = exc.strerror or type(exc).__name__
     where = f"{what}: {paths}" if paths else what
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        where += _disk_note(home)
     fix = _FIXES.get(exc.errno or -1)
     if fix is None:
         err_console.print(
@@ -172,6 +207,30 @@ def _os_error(exc: OSError) -> int:
         )
         return EXIT_VERIFY
     err_console.print(f"[bold red]error:[/] {escape(where)}; {fix}", highlight=False)
+    return EXIT_USAGE
+
+
+def _sqlite_error(exc: sqlite3.Error, home: Path) -> int | None:
+    """A clear line for SQLite's environment errors (it names no path or errno); None when
+    the error is not one of those."""
+    message = str(exc)
+    fix = _SQLITE_FIXES.get(message)
+    if fix is None and message != "disk I/O error":
+        return None
+    st = _disk_of(home)
+    if st is not None and st.f_flag & os.ST_RDONLY:
+        fix, message = _FIXES[errno.EROFS], f"{message}: {home} is on a read-only file system"
+    elif st is not None and st.f_bavail * st.f_frsize < _NEARLY_FULL:
+        fix = _SQLITE_FIXES["database or disk is full"]
+        message += _disk_note(home)
+    elif fix is None:  # a disk I/O error with room to spare: the disk itself, fail closed
+        err_console.print(
+            f"[bold red]I/O error:[/] SQLite: disk I/O error in {escape(str(home))}; check "
+            "the disk (dmesg) — nothing under way is assumed done",
+            highlight=False,
+        )
+        return EXIT_VERIFY
+    err_console.print(f"[bold red]error:[/] SQLite: {escape(message)}; {fix}", highlight=False)
     return EXIT_USAGE
 
 
@@ -224,17 +283,17 @@ def _run(argv: list[str] | None) -> int:
     except OSError as exc:
         if os.environ.get("LEDGERML_DEBUG"):
             raise
-        return _os_error(exc)
+        return _os_error(exc, _home_hint(argv))
     except Exception as exc:  # click usage errors arrive here in non-standalone mode
         if isinstance(exc, click.exceptions.ClickException):
             exc.show()
             return EXIT_USAGE
         if os.environ.get("LEDGERML_DEBUG"):
             raise
-        fix = _SQLITE_FIXES.get(str(exc)) if isinstance(exc, sqlite3.OperationalError) else None
-        if fix is not None:
-            err_console.print(f"[bold red]error:[/] {exc}; {fix}", highlight=False)
-            return EXIT_USAGE
+        if isinstance(exc, sqlite3.OperationalError):
+            code = _sqlite_error(exc, _home_hint(argv))
+            if code is not None:
+                return code
         # Fail closed: an unexpected error is never a success.
         err_console.print(
             f"[bold red]internal error:[/] {type(exc).__name__}: {exc} "
