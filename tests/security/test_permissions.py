@@ -157,3 +157,20 @@ def test_write_private_ignores_the_umask(tmp_path: Path) -> None:
     write_private(tmp_path / "s" / "secret", b"y", replace=True)
     assert (tmp_path / "s" / "secret").read_bytes() == b"y"
     assert mode(tmp_path / "s" / "secret") == 0o600
+
+
+@pytest.mark.parametrize("name", ["out.decisions.jsonl", "out.csv"])
+def test_score_output_holding_the_salts_is_owner_only(tmp_path: Path, name: str) -> None:
+    from ledgerml.serving.batch import write_decisions
+    from ledgerml.serving.decisions import Decision
+
+    out = tmp_path / name
+    out.write_text("an older, world-readable output\n")
+    os.chmod(out, 0o644)
+    made = Decision("d-1", 7, "bafkrei-model", 0.9, 0.5, "decline", ("v14",), "ab" * 32, "cd" * 16)
+    old = os.umask(0o000)
+    try:
+        write_decisions(out, [made])
+    finally:
+        os.umask(old)
+    assert mode(out) == 0o600 and "cd" * 16 in out.read_text()

@@ -26,6 +26,7 @@ import os
 import stat
 import warnings
 from pathlib import Path
+from typing import TextIO
 
 from ledgerml.crypto.errors import InputError
 
@@ -114,6 +115,18 @@ def create_private_file(path: str | os.PathLike[str]) -> bool:
     finally:
         os.close(fd)
     return True
+
+
+def open_private(path: str | os.PathLike[str], *, newline: str | None = None) -> TextIO:
+    """Open a text file for writing as 0600 (created or truncated; an existing one tightened),
+    for outputs that hold secrets, such as the per-decision salts `ledgerml score` writes."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
+    try:
+        os.fchmod(fd, PRIVATE_FILE)
+    except BaseException:
+        os.close(fd)
+        raise
+    return open(fd, "w", encoding="utf-8", newline=newline)  # the caller closes it
 
 
 def write_private(path: str | os.PathLike[str], data: bytes, *, replace: bool = False) -> None:

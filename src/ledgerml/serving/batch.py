@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ledgerml.crypto.files import open_private
 from ledgerml.errors import InputError
 from ledgerml.serving.decisions import Decision, DecisionService, ModelEntry
 from ledgerml.serving.scoring import MAX_BATCH, ScoreRequest
@@ -80,7 +81,7 @@ def write_decisions(path: Path, decisions: Sequence[Decision]) -> None:
     """The decisions with their salts: JSON lines, or CSV when `path` ends in .csv."""
     rows = [{"row": i, **d.to_json()} for i, d in enumerate(decisions)]
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as fh:
+    with open_private(path, newline="") as fh:  # 0600: the salts open the commitments
         if path.suffix.lower() == ".csv":
             w = csv.DictWriter(fh, fieldnames=list(rows[0]))
             w.writeheader()
