@@ -7,14 +7,12 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from ledgerml.ledger import init_project
+from tests.reliability.harness import can_mount, fill, small_tmpfs
 
 
 def ledgerml(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -86,33 +84,8 @@ def test_a_folder_or_a_file_where_the_other_is_due(tmp_path: Path) -> None:
     assert "internal error" not in run.stderr and str(home / "blocks") in run.stderr
 
 
-def _mount_problem() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root to mount a small tmpfs"
-    probe = Path(tempfile.mkdtemp(prefix="ledgerml-probe-"))
-    try:
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(probe)],
-                              capture_output=True, text=True, check=False)  # fmt: skip
-        if done.returncode != 0:
-            return f"mount refused here: {done.stderr.strip()}"
-        subprocess.run(["umount", str(probe)], check=True)
-        return None
-    finally:
-        probe.rmdir()
-
-
-@contextmanager
-def tmpfs(where: Path, size: str) -> Iterator[Path]:
-    where.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], check=True)
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
 def test_full_disk_is_exit_2_saying_what_to_free(tmp_path: Path) -> None:
-    problem = _mount_problem()
+    problem = can_mount()
     if problem:
         pytest.skip(problem)
     big = tmp_path / "big.bin"
@@ -122,21 +95,14 @@ def test_full_disk_is_exit_2_saying_what_to_free(tmp_path: Path) -> None:
         json.dumps({"type": "x.note", "body": {"text": "y" * 300, "i": i}}) + "\n"
         for i in range(500)
     ))  # fmt: skip
-    with tmpfs(tmp_path / "mnt", "2m") as mnt:
+    with small_tmpfs(tmp_path / "mnt", "2m") as mnt:
         home = mnt / "proj"
         ok(ledgerml(tmp_path, "--home", str(home), "init"))
         add = ledgerml(tmp_path, "store", "add", str(big), "--home", str(home))
         assert add.returncode == 2, add.stderr
         assert "No space left on device" in add.stderr and "free space" in add.stderr
         assert str(home) in add.stderr  # which disk
-        filler = mnt / "filler"
-        with filler.open("wb") as fh:  # fill what is left, to the last block
-            try:
-                while True:
-                    fh.write(b"\0" * 65536)
-                    fh.flush()
-            except OSError:
-                pass
+        filler = fill(mnt)  # what is left, to the last byte
         append = ledgerml(tmp_path, "--home", str(home), "log", "append", "--jsonl", str(batch))
         assert append.returncode == 2, append.stderr
         assert "free space" in append.stderr and "internal error" not in append.stderr
@@ -145,10 +111,10 @@ def test_full_disk_is_exit_2_saying_what_to_free(tmp_path: Path) -> None:
 
 
 def test_read_only_media_is_exit_2_for_a_write(tmp_path: Path) -> None:
-    problem = _mount_problem()
+    problem = can_mount()
     if problem:
         pytest.skip(problem)
-    with tmpfs(tmp_path / "mnt", "8m") as mnt:
+    with small_tmpfs(tmp_path / "mnt", "8m") as mnt:
         home = mnt / "proj"
         ok(ledgerml(tmp_path, "--home", str(home), "init"))
         subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
