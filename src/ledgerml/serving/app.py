@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import re
 import sqlite3
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -109,14 +110,28 @@ def _nan_ok(name: str) -> float:
 MAX_BODY_BYTES = 4 * 1024 * 1024
 
 
+#: A score body nests at most 4 deep (body, records, record, features); leave room, no more.
+MAX_DEPTH = 32
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+
+
 def _parse_json(body: bytes) -> Any:
     """A request body as JSON; oversized, too deeply nested or malformed -> InputError.
 
-    json's C scanner raises RecursionError (a 500 if uncaught) for a body nested 100,000
-    deep; it unwinds cleanly, so it is caught here and named like any other bad JSON.
+    Nesting is bounded before parsing: json's C parser recurses once per level and relies on
+    the recursion limit, which importing py-evm raises to 100,000 for the whole process, so
+    a body nested 100,000 deep crashed the server (SIGSEGV) instead of raising. The check
+    costs nothing for ordinary bodies (fewer brackets than the limit) and is linear otherwise.
     """
     if len(body) > MAX_BODY_BYTES:
         raise InputError(f"is over {MAX_BODY_BYTES:,} bytes", field="body")
+    if body.count(b"[") + body.count(b"{") > MAX_DEPTH:
+        depth = 0
+        for ch in _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKET):
+            depth += 1 if ch in b"[{" else -1
+            if depth > MAX_DEPTH:
+                raise InputError(f"is nested deeper than {MAX_DEPTH} levels", field="body")
     try:
         return json.loads(body, parse_constant=_nan_ok)
     except (ValueError, RecursionError) as exc:  # ValueError covers UnicodeDecodeError
@@ -311,12 +326,15 @@ def create_app(
         return svc().ledger.consistency_proof(first, second).to_json()
 
     @app.get("/tile/{path:path}", dependencies=tiles_access, tags=["tlog-tiles"])
-    def tile(path: str) -> Response:
+    def tile(path: str, request: Request) -> Response:
         """C2SP tlog-tiles: `/tile/<L>/<N>[.p/<W>]` and `/tile/entries/<N>[.p/<W>]`.
 
-        400 names the part of a malformed path (ASCII digits only, as the spec says)."""
+        400 names the part of a malformed path (ASCII digits only, as the spec says). The
+        path is read from the request itself: the router's `{path:path}` match silently
+        drops a trailing newline (`000%0A` arrived here as `000`)."""
+        whole = str(request.scope.get("path", ""))
         try:
-            tp = parse_tile_path(path)
+            tp = parse_tile_path(whole[whole.index("/tile/") + 6 :] if "/tile/" in whole else path)
         except InputError as exc:
             return _problem(400, str(exc), exc.field)
         conn = ledger_conn()

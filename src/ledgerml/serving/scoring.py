@@ -76,7 +76,10 @@ def parse_request(
     allowed = {"features", "records", "alias"}
     for key in body:
         if key not in allowed:
-            raise InputError(f"unknown field (expected one of {sorted(allowed)})", field=key)
+            raise InputError(
+                f"unknown field {key!r} (expected one of {sorted(allowed)})",
+                field=key if isinstance(key, str) and key.strip() else "body",
+            )
     alias = body.get("alias", DEFAULT_ALIAS)
     if not isinstance(alias, str) or not 1 <= len(alias) <= 200:
         raise InputError("must be a non-empty string", field="alias")
