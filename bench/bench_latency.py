@@ -3,8 +3,9 @@
     ledgerml bench latency [--quick]          # writes bench/results/latency.json + latency.png
     .venv/bin/python bench/bench_latency.py [--quick]
 
-One small XGBoost model (trained and promoted through the ledger here), one fixed list of
-requests, the same for every scenario; each scenario gets a fresh copy of the project:
+One small XGBoost model (trained here, promoted through the gate: the ModelRegistry
+contract), one fixed list of requests, the same for every scenario; each scenario gets a
+fresh copy of the project:
 
   (a) scoring alone: validate, predict, TreeSHAP reasons for alerts, salted commitment,
       decision ID; no `ledger.prepare`, no commit;
@@ -126,11 +127,13 @@ def _free_port() -> int:
 def _trained_project(root: Path) -> tuple[Path, float]:
     """A promoted model and its operating threshold (80% recall on the held-out window,
     recorded by the real evaluation), so the alert rate is the model's own, not chosen."""
+    from ledgerml.chain import Rule, deploy
     from ledgerml.datasets.synthetic import fraud_csv
     from ledgerml.ledger import init_project
-    from ledgerml.ledger.project import open_ledger
+    from ledgerml.mlops import project_chain
     from ledgerml.mlops.datasets import register_dataset
     from ledgerml.mlops.evaluation import evaluate_model
+    from ledgerml.mlops.governance import THRESHOLD_METRIC, GovernanceService
     from ledgerml.mlops.training import train_model
 
     paths = init_project(root / "proj")
@@ -138,9 +141,22 @@ def _trained_project(root: Path) -> tuple[Path, float]:
     result = train_model(
         paths, rec.cid, "Class", params={"num_boost_round": 50, "early_stopping_rounds": 0}
     )
-    threshold = float(evaluate_model(paths, result.model_cid).metrics["threshold_at_80_recall"])
-    with open_ledger(paths) as ledger:
-        ledger.append("model.promoted", {"model_cid": result.model_cid, "alias": "champion"})
+    metrics = evaluate_model(paths, result.model_cid).metrics
+    # Promoted through the gate, as the service only serves what the ModelRegistry allows;
+    # the threshold goes on chain with the metrics (as `ledgerml check` submits it).
+    with project_chain(paths) as chain:
+        deploy(chain, chain_dir=paths.chain)
+    with GovernanceService.open(paths) as gov:
+        gov.set_policy("bench-v1", [Rule("auprc", ">=", 0.0)], ["risk_approver"], 1.0)
+        gov.register(result.model_cid, "bench-v1")
+        gov.submit_metrics(
+            result.model_cid,
+            {"auprc": metrics["auprc"], THRESHOLD_METRIC: metrics[THRESHOLD_METRIC]},
+        )
+        gov.approve(result.model_cid, "risk_approver")
+        gov.promote(result.model_cid, "champion")
+        threshold = gov.gov.metric(result.model_cid, THRESHOLD_METRIC)
+    assert threshold is not None
     return paths.home, threshold
 
 
