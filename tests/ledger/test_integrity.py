@@ -436,3 +436,15 @@ def test_broken_key_files_exit_2_naming_the_file(home: Path, kind: str) -> None:
     assert r.returncode == 2, r.stderr
     assert "log-ed25519.pem" in r.stderr and "Traceback" not in r.stderr
     assert base64.b64encode(good[40:80]).decode() not in r.stderr
+
+
+def test_bulk_appends_through_the_writer_process_advance_the_head_copy(home: Path) -> None:
+    _append(home, 600, start=10)  # >= 512 lines: streamed to the writer process
+    note = (home / "head.checkpoint").read_text()
+    assert Checkpoint.from_note(note).size == 610
+    assert _verify(home)[0] == 0
+    with _db(home) as db:
+        _rewrite_entry(db, 300, b'"approve"', b'"decline"')
+        db.execute("DELETE FROM checkpoints WHERE size > 10")
+    r = run_cli(home, "log", "append", "--jsonl", "-", input_='{"type":"x.n","body":{}}\n' * 600)
+    assert r.returncode == 1 and "Refusing to write" in r.stderr

@@ -113,7 +113,7 @@ class AuditView:
         if not isinstance(origin, str):
             raise InputError("[log] origin is missing from config.toml", field="log.origin")
         verifiers = log_verifiers(paths)
-        ledger = Ledger(paths.ledger_db, origin=origin, use_writer_process=False)
+        ledger = Ledger(paths.ledger_db, origin=origin, use_writer_process=False, create=False)
         index = LedgerIndex.open(paths.home / INDEX_FILE, paths.ledger_db)
         return cls(paths, ledger, index, verifiers, progress)
 
