@@ -127,38 +127,39 @@ def _sha256_file(path: Path, *, utf8: bool = False) -> str:
     """SHA-256 of the file; with `utf8`, also refuse bytes that are not UTF-8 (naming the line).
 
     One pass: pyarrow would otherwise turn such a column into binary silently, or
-    fail later with a message that quotes the bytes.
+    fail later with a message that quotes the bytes. ASCII chunks skip the decoder.
     """
     h = hashlib.sha256()
     decoder = codecs.getincrementaldecoder("utf-8")()
     offset = 0  # bytes of the file before `piece`
-    lines = 0  # newlines before `piece`
+    pending = 0  # bytes of an unfinished character the decoder holds
     with path.open("rb") as fh:
         while piece := fh.read(1 << 20):
             h.update(piece)
-            if utf8:
-                pending = len(decoder.getstate()[0])
+            if utf8 and (pending or not piece.isascii()):
                 try:
                     decoder.decode(piece)
                 except UnicodeDecodeError as exc:
-                    at = offset - pending + exc.start
-                    line = lines + piece[: max(0, at - offset)].count(b"\n") + 1
-                    raise InputError(
-                        f"{path} is not UTF-8 text: line {line} (byte {at}) has an invalid "
-                        "byte; re-encode the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)",
-                        field="path",
-                    ) from None
-                lines += piece.count(b"\n")
+                    raise _not_utf8(path, offset - pending + exc.start) from None
+                pending = len(decoder.getstate()[0])
             offset += len(piece)
-        if utf8:
-            try:
-                decoder.decode(b"", final=True)
-            except UnicodeDecodeError:
-                raise InputError(
-                    f"{path} is not UTF-8 text: it ends inside a multi-byte character",
-                    field="path",
-                ) from None
+    if pending:
+        raise _not_utf8(path, offset - pending)
     return h.hexdigest()
+
+
+def _not_utf8(path: Path, at: int) -> InputError:
+    """Where the first invalid byte is, by line and offset (never the bytes themselves)."""
+    line, left = 1, at
+    with path.open("rb") as fh:
+        while left > 0 and (piece := fh.read(min(1 << 20, left))):
+            line += piece.count(b"\n")
+            left -= len(piece)
+    return InputError(
+        f"{path} is not UTF-8 text: line {line} (byte {at}) has an invalid byte; re-encode "
+        "the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)",
+        field="path",
+    )
 
 
 def _is_parquet(path: Path) -> bool:
