@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import zipfile
 from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout, suppress
@@ -34,7 +35,7 @@ from tests.conftest import uvicorn_thread
 from tests.serving.conftest import KEYS, Trained, copy_project, trained  # noqa: F401
 
 FUZZ = settings(
-    max_examples=60,
+    max_examples=int(os.environ.get("LEDGERML_FUZZ_EXAMPLES", "60")),  # longer runs: raise it
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -450,3 +451,25 @@ def test_non_ascii_in_a_checkpoint_is_a_verification_failure(bundle: Path, tmp_p
                 zf.writestr(n, forged.encode() if n == name else content)
         code, output = cli("audit", "verify-bundle", str(out))
         assert_clean_refusal(code, output, allowed=(1,))
+
+
+def _forged_version(raw: bytes) -> bytes:
+    at = raw.index(b"PK\x01\x02") + 6  # central directory: "version needed to extract"
+    return raw[:at] + (148).to_bytes(2, "little") + raw[at + 2 :]
+
+
+def _empty_name(raw: bytes) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr(zipfile.ZipInfo(""), b"x")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("forge", [_forged_version, _empty_name])
+def test_hostile_zip_headers_are_refused_cleanly(bundle: Path, tmp_path: Path, forge: Any) -> None:
+    """Found by atheris (fuzz/): a forged "version needed" field (NotImplementedError) or
+    an empty member name (IndexError) in the zip made `verify-bundle` an internal error."""
+    out = tmp_path / "hostile.zip"
+    out.write_bytes(forge(bundle.read_bytes()))
+    code, output = cli("audit", "verify-bundle", str(out))
+    assert_clean_refusal(code, output, allowed=(1, 2))

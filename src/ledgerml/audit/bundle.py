@@ -18,8 +18,10 @@ import hashlib
 import json
 import re
 import shutil
+import struct
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -377,6 +379,12 @@ class _Failed(Exception):
         self.file, self.detail = file, detail
 
 
+#: What zipfile raises on a malformed or hostile archive (forged version or method fields,
+#: encryption flag, truncated deflate stream); found by fuzzing, each was an "internal error".
+_ZIP_ERRORS = (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, RuntimeError,
+               EOFError, LookupError, ArithmeticError, struct.error, zlib.error)  # fmt: skip
+
+
 def read_bundle(path: Path) -> dict[str, bytes]:
     """All files of a bundle directory or zip; InputError when it is not a bundle at all."""
     files: dict[str, bytes] = {}
@@ -392,11 +400,11 @@ def read_bundle(path: Path) -> dict[str, bytes]:
                         continue
                     try:
                         files[info.filename] = zf.read(info)
-                    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+                    except _ZIP_ERRORS as exc:
                         raise _Failed(
                             info.filename, f"cannot be read from the zip: {exc}"
                         ) from None
-        except (zipfile.BadZipFile, OSError) as exc:
+        except _ZIP_ERRORS as exc:
             raise InputError(
                 f"{path} is not a bundle (zip or directory): {exc}", field="PATH"
             ) from None
