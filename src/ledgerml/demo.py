@@ -282,6 +282,11 @@ def run_demo(
         f"{'verifies' if proof_ok else 'DOES NOT VERIFY'}"
     )
     lap("anchor+verify", t)
+    say(
+        f"to serve it: ledgerml --home {home} serve; its API keys (one per role, in "
+        f"{paths.api_keys_file}, mode 0600): ledgerml --home {home} keys api --role scorer "
+        "(or auditor, admin)"
+    )
     return DemoResult(
         home=home,
         real_data=real,

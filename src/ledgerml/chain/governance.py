@@ -358,6 +358,11 @@ class Governance:
         mid = bytes(self._call("modelForAlias", alias))
         return None if mid == b"\x00" * 32 else "0x" + mid.hex()
 
+    def cid_and_status(self, model: str | bytes) -> tuple[str, str]:
+        """A registered model's CID and status in one call (`model_status` makes several)."""
+        m = self._call("getModel", model_id(model))
+        return str(m[1]), STATUS_NAMES[int(m[7])]
+
     def metric(self, model: str | bytes, name: str) -> float | None:
         """Any metric submitted for the model (rule or not), or None if none was."""
         present, value = self._call("metricOf", model_id(model), text_id(name, field="metric"))

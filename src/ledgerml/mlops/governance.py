@@ -485,10 +485,10 @@ def read_gate(
             mid = gov.model_for_alias(alias)
             if mid is None:
                 continue
-            st = gov.model_status(mid)
+            cid, status = gov.cid_and_status(mid)
             t = gov.metric(mid, THRESHOLD_METRIC)
             found[alias] = GatedModel(
-                alias, st.cid, mid, st.status, t if t is not None and 0 < t < 1 else None
+                alias, cid, mid, status, t if t is not None and 0 < t < 1 else None
             )
         return GateRead(
             found, tuple(denied), gov.address, chain.chain_id, time.perf_counter() - started

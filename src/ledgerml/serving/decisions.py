@@ -361,13 +361,15 @@ class DecisionService:
         does not show are ignored and counted. A failed read keeps what was confirmed before
         and is retried on the next refresh.
         """
-        from ledgerml.mlops import has_deployment, read_gate
+        from ledgerml.mlops import has_deployment
 
         with self._gate_lock:
             with self._claims_lock:
                 claims, st = list(self._claims), self.gate
             st.deployed = has_deployment(self.paths)
             if st.deployed:
+                from ledgerml.mlops import read_gate  # loads web3 and py-evm: only when needed
+
                 try:
                     got = read_gate(
                         self.paths,
