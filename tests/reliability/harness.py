@@ -22,7 +22,7 @@ import time
 import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -699,14 +699,175 @@ def chain_stops_mid_anchor(root: Path) -> FaultReport:
 
 # ----------------------------------------------------------------------------- bench rows
 
+KILL_EXPECTED = (
+    "every acknowledged operation present; nothing half-written visible (verify passes "
+    "right after the kill); an unarmed re-run succeeds; verify passes"
+)
+
+
+def _kill_row(rep: KillReport) -> dict[str, Any]:
+    observed = (
+        f"{rep.kills}/{rep.rounds} runs killed; acknowledged {rep.acknowledged}, present "
+        f"{rep.acknowledged_present}; killed operation visible after the kill "
+        f"{rep.killed_present}; verify failed right after a kill {rep.verify_after_kill_failures}"
+        f"x; re-run failures {rep.rerun_failures}; final verify exit {rep.verify_final_exit}"
+    )
+    extra_ok = rep.killed_present == 0 or rep.point.startswith("ledger.")
+    return {
+        "fault": f"SIGKILL at {rep.point} ({rep.command})",
+        "expected": KILL_EXPECTED,
+        "observed": observed + (f" ({rep.detail})" if rep.detail else ""),
+        "ok": rep.ok and extra_ok and rep.verify_after_kill_failures == 0,
+        "figures": asdict(rep),
+    }
+
 
 def kill_point_rows(rounds: int, progress: Callable[[str], None]) -> list[dict[str, Any]]:
-    return []
+    """Every kill point, `rounds` kills each, in fresh temporary projects."""
+    from tests.datasets.conftest import PEOPLE, people_csv
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="ledgerml-kill-") as tmp:
+        root = Path(tmp)
+        for point in (
+            "ledger.append.before_commit",
+            "ledger.append.after_commit",
+            "ledger.checkpoint.signed",
+            "ledger.checkpoint.saved",
+        ):
+            progress(f"{rounds} kills at {point}")
+            rows.append(_kill_row(kill_ledger_appends(root / point, point, rounds, per_round=3)))
+        progress(f"{rounds} kills at anchor.tx_sent")
+        rows.append(_kill_row(kill_anchoring(root / "anchor", rounds)))
+        csv = people_csv(root / "people.csv")
+        for point in ("vault.erase.before_commit", "vault.erase.committed"):
+            progress(f"kills at {point}")
+            rows.append(_kill_row(kill_erasure(root / point, point, csv, list(PEOPLE))))
+        progress(f"{rounds} kills at bundle.export.partial")
+        rows.append(_kill_row(kill_bundle_export(root / "bundle", rounds)))
+    return rows
+
+
+def _fault_row(rep: FaultReport, expected: str, ok: bool) -> dict[str, Any]:
+    observed = (
+        f"exit {rep.failed_exit} ({rep.failed_message[-160:]!r}); traceback {rep.traceback}; "
+        f"acknowledged {rep.acknowledged}, present {rep.acknowledged_present}; entries of the "
+        f"failed command visible {rep.failed_entries_present}/{rep.failed_entries_total}; "
+        f"verify during the fault exit {rep.verify_during_exit}; re-run exit {rep.rerun_exit}; "
+        f"final verify exit {rep.verify_final_exit}"
+    )
+    return {
+        "fault": rep.fault,
+        "expected": expected,
+        "observed": observed + (f" ({rep.detail})" if rep.detail else ""),
+        "ok": ok,
+        "figures": asdict(rep),
+    }
+
+
+def _recovered(rep: FaultReport) -> bool:
+    return (
+        not rep.traceback
+        and rep.failed_exit != 0
+        and rep.acknowledged_present == rep.acknowledged
+        and rep.failed_entries_present in (0, rep.failed_entries_total)
+        and rep.rerun_exit == 0
+        and rep.verify_final_exit == 0
+    )
 
 
 def fault_rows(progress: Callable[[str], None]) -> list[dict[str, Any]]:
-    return []
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="ledgerml-fault-") as tmp:
+        root = Path(tmp)
+        reason = can_mount()
+        if reason is None:
+            progress("disk full")
+            rep = disk_full(root / "disk")
+            rows.append(
+                _fault_row(
+                    rep,
+                    "exit 2 naming the disk; the batch all or nothing; recovers once space "
+                    "is freed",
+                    _recovered(rep) and rep.failed_exit == 2,
+                )
+            )
+        else:
+            rows.append({"fault": "disk full", "skipped": reason})
+        shim = build_eio_shim(root)
+        if isinstance(shim, Path):
+            progress("fsync EIO")
+            (root / "eio").mkdir()
+            rep = fsync_eio(root / "eio", shim)
+            rows.append(
+                _fault_row(
+                    rep,
+                    "non-zero exit, never acknowledged; nothing half-visible; recovers",
+                    _recovered(rep),
+                )
+            )
+        else:
+            rows.append({"fault": "fsync EIO", "skipped": shim})
+        if ANVIL.exists():
+            progress("chain node stopped mid-anchor")
+            (root / "anvil").mkdir()
+            rep = chain_stops_mid_anchor(root / "anvil")
+            rows.append(
+                _fault_row(
+                    rep,
+                    "anchor exits 1 without a traceback; no checkpoint.anchored for an unmined "
+                    "tx; verify fails closed while the node is down; re-run anchors once",
+                    _recovered(rep) and rep.failed_entries_present == 0,
+                )
+            )
+        else:
+            rows.append({"fault": "chain node stopping", "skipped": f"{ANVIL} missing"})
+    return rows
 
 
 def fuzz_rows(examples: int, progress: Callable[[str], None]) -> list[dict[str, Any]]:
-    return []
+    """Run tests/reliability/test_fuzz.py with `examples` hypothesis examples per parser;
+    one row per test (and the atheris figures from fuzz/results.json when present)."""
+    import xml.etree.ElementTree as ET
+
+    progress(f"hypothesis fuzzing, {examples} examples per parser")
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="ledgerml-fuzz-") as tmp:
+        report = Path(tmp) / "junit.xml"
+        env = dict(os.environ, LEDGERML_FUZZ_EXAMPLES=str(examples))
+        subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+             f"--junitxml={report}", str(REPO / "tests" / "reliability" / "test_fuzz.py")],
+            cwd=REPO, env=env, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        for case in ET.parse(report).getroot().iter("testcase"):
+            failure = case.find("failure")
+            if failure is None:
+                failure = case.find("error")
+            rows.append(
+                {
+                    "fault": f"fuzz: {case.get('name')}",
+                    "expected": "refused with a named field (exit 2 / 4xx) or accepted; no "
+                    "crash, 500 or traceback; no forgery verifies",
+                    "observed": (
+                        f"{examples} examples, no failure in {float(case.get('time', 0)):.1f}s"
+                        if failure is None
+                        else f"FAILED: {(failure.get('message') or '')[:300]}"
+                    ),
+                    "ok": failure is None,
+                }
+            )
+    results = REPO / "fuzz" / "results.json"
+    if results.exists():
+        for r in json.loads(results.read_text()):
+            rows.append(
+                {
+                    "fault": f"atheris (coverage-guided): {r['target']}",
+                    "expected": "no uncaught exception, no forged input accepted",
+                    "observed": f"{r['executions']:,} executions in {r['seconds']}s, "
+                    f"{r['coverage_edges']} edges, findings {r['findings'] or 'none'} "
+                    "(fuzz/results.json, from fuzz/run_all.py)",
+                    "ok": not r["findings"],
+                }
+            )
+    return rows

@@ -265,10 +265,11 @@ def test_mutated_proofs_never_verify(project: ProjectPaths, data: st.DataObject)
         bytes.fromhex(cforged["second_root"]),
         [bytes.fromhex(h) for h in cforged["hashes"]],
     )
-    if cforged != con:
-        # a forged proof may verify only when it proves the same true statement
-        # (e.g. first == 0, or first == second with equal roots)
-        assert not cok or cforged["first"] in (0, cforged["second"]), (ckey, cforged)
+    if cforged != con and cok:
+        # as for inclusion, the sizes are bound by the checkpoints whose roots the proof
+        # joins (e.g. first = 1 has the same proof for a range of second sizes); a changed
+        # root or path must fail
+        assert ckey in ("first", "second"), (ckey, cforged)
 
 
 # ----------------------------------------------------------------------------- service
@@ -304,7 +305,8 @@ def test_tile_paths_over_http(service: str, parts: list[str]) -> None:
     path = quote("/".join(parts), safe="/%")  # as a client sends it; "%" kept raw
     with httpx.Client(base_url=service, headers={"X-API-Key": KEYS["auditor"]}) as c:
         r = c.get(f"/tile/{path}")
-    assert r.status_code in (200, 400, 404, 422), (path, r.status_code, r.text[:200])
+    # 307: the client itself normalised a dot segment ("entries/.." -> "/tile/")
+    assert r.status_code in (200, 307, 400, 404, 422), (path, r.status_code, r.text[:200])
     if r.status_code == 200:
         assert re.match(SPEC_PATH, unquote(path)), path  # only the spec's ASCII paths are tiles
 

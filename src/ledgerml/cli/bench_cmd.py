@@ -48,7 +48,7 @@ def _load(name: str) -> ModuleType:
     return module
 
 
-def _run_one(name: str, quick: bool, quiet: bool) -> dict[str, Any]:
+def _run_one(name: str, quick: bool, quiet: bool, soak_minutes: float = 0.0) -> dict[str, Any]:
     module = _load(name)
 
     def progress(message: str) -> None:
@@ -58,6 +58,10 @@ def _run_one(name: str, quick: bool, quiet: bool) -> dict[str, Any]:
     started = time.perf_counter()
     accepts_progress = "progress" in inspect.signature(module.run).parameters
     kwargs: dict[str, Any] = {"progress": progress} if accepts_progress else {}
+    if soak_minutes:  # only `reliability` soaks; others refuse the option
+        if "soak_minutes" not in inspect.signature(module.run).parameters:
+            raise InputError(f"benchmark {name!r} has no soak", field="--soak-minutes")
+        kwargs["soak_minutes"] = soak_minutes
     figures = module.run(quick=quick, **kwargs)
     return {
         "benchmark": name,
@@ -85,14 +89,20 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Option("-o", "--output", help="Results folder (default bench/results)."),
         ] = None,
+        soak_minutes: Annotated[
+            float,
+            typer.Option("--soak-minutes", help="reliability: also soak `serve` this long."),
+        ] = 0.0,
     ) -> None:
         """Run a benchmark; print and save its figures as JSON."""
+        if soak_minutes < 0:
+            raise InputError("must be >= 0 minutes", field="--soak-minutes")
         names = _available() if name == "all" else [name]
         out_dir = output or BENCH_DIR / "results"
         out_dir.mkdir(parents=True, exist_ok=True)
         collected = []
         for n in names:
-            result = _run_one(n, quick, as_json)
+            result = _run_one(n, quick, as_json, soak_minutes)
             path = out_dir / f"{n}{'-quick' if quick else ''}.json"
             path.write_text(json.dumps(result, indent=2) + "\n")
             collected.append(result)
