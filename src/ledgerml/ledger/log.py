@@ -635,6 +635,10 @@ class Ledger:
         self._writer: threading.Thread | None = None
         self._writer_lock = threading.Lock()
         self._closed = False
+        self._head_cond = threading.Condition()
+        self._head_pending: _SignedCheckpoint | None = None
+        self._head_thread: threading.Thread | None = None
+        self._head_stop = False
         self._process: _ProcessWriter | None = None
         self.use_writer_process = use_writer_process
         if not create or read_only:
@@ -792,15 +796,52 @@ class Ledger:
             self._trusted_notes.clear()
         self._trusted_notes.add(note)
 
-    def _advance_head(self, signed: _SignedCheckpoint) -> None:
+    def _advance_head(self, signed: _SignedCheckpoint, *, background: bool = False) -> None:
         """Move the head copy to a stored checkpoint (after its commit, never before).
 
-        A failure to write it is not an append failure (the entries are durable): the copy
-        lags, and `verify` reports entries it does not cover once the grace window ends.
+        The write loop hands it to a background thread (`background`): its fsyncs (~4 ms)
+        then never delay the next batch. A failure to write it is not an append failure
+        (the entries are durable): the copy lags, and `verify` reports entries it does not
+        cover once the grace window ends.
         """
         self._trust(signed[2])
-        if self.head_copy is not None:
+        if self.head_copy is None:
+            return
+        if not background:
             with contextlib.suppress(OSError):
+                self.head_copy.advance(signed[2], signed[0])
+            return
+        with self._head_cond:
+            if self._head_pending is None or signed[0] > self._head_pending[0]:
+                self._head_pending = signed
+            if self._head_thread is None:
+                self._head_thread = threading.Thread(
+                    target=self._head_loop, name="ledger-head-copy", daemon=True
+                )
+                self._head_thread.start()
+            self._head_cond.notify()
+
+    def _head_loop(self) -> None:
+        """Write the newest pending checkpoint to the head copy, until `close`."""
+        assert self.head_copy is not None
+        wal = self.path.with_name(self.path.name + "-wal")
+        while True:
+            with self._head_cond:
+                while self._head_pending is None and not self._head_stop:
+                    self._head_cond.wait()
+                signed, self._head_pending = self._head_pending, None
+            if signed is None:
+                return  # stopping, nothing pending
+            with contextlib.suppress(OSError):
+                # A checkpoint saved without an fsync of its own (`_save_checkpoint`) is
+                # durable once the WAL is: sync it, so the copy never names a checkpoint a
+                # power loss could drop.
+                with contextlib.suppress(FileNotFoundError):
+                    fd = os.open(wal, os.O_RDONLY)
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
                 self.head_copy.advance(signed[2], signed[0])
 
     def _reader(self) -> sqlite3.Connection:
@@ -822,6 +863,12 @@ class Ledger:
         process, self._process = self._process, None
         if process is not None:
             process.close()
+        with self._head_cond:
+            self._head_stop = True
+            head_thread = self._head_thread
+            self._head_cond.notify()
+        if head_thread is not None:  # writes what is pending, then stops
+            head_thread.join()
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
@@ -1001,7 +1048,7 @@ class Ledger:
                     try:
                         edge = self._write_batch(conn, edge, batch, unsaved)
                         if unsaved is not None:
-                            self._advance_head(unsaved)
+                            self._advance_head(unsaved, background=True)
                         unsaved = None
                         self.commits += 1
                     except BaseException as exc:  # every waiter learns why
@@ -1103,20 +1150,17 @@ class Ledger:
         The entries it covers are already durable, and so is the tree head it signs: if a
         power loss drops the note, `checkpoint()` signs the same tree head again (the same
         bytes with Ed25519; an ML-DSA cosignature carries a fresh timestamp). WAL order
-        makes it durable with the next FULL commit. With a head copy the commit is FULL:
-        the copy, written next, must never name a checkpoint a power loss could drop.
+        makes it durable with the next FULL commit (the head copy thread syncs the WAL
+        before it names the checkpoint).
         """
-        lazy = self.head_copy is None
-        if lazy:
-            conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
         try:
             with _write_transaction(conn):
                 conn.execute(_INSERT_CHECKPOINT, signed)
             crash_point("ledger.checkpoint.saved")
         finally:
-            if lazy:
-                conn.execute("PRAGMA synchronous=FULL")
-        self._advance_head(signed)
+            conn.execute("PRAGMA synchronous=FULL")
+        self._advance_head(signed, background=True)
         return None
 
     # -- key rotation ---------------------------------------------------------------
