@@ -24,7 +24,8 @@ from ledgerml.chain import Chain, Governance, load_deployment
 from ledgerml.chain._cid import raw_cid_for_digest
 from ledgerml.config import ProjectPaths
 from ledgerml.crypto.keys import load_chain_seed
-from ledgerml.ledger.project import open_ledger
+from ledgerml.ledger.log import Ledger
+from ledgerml.ledger.project import head_copy_path, log_keys, open_ledger
 from tests.conftest import run_cli
 
 POLICY = "fraud-v1"
@@ -354,11 +355,18 @@ def test_bad_input_exits_2_and_sends_nothing(home: Path, cli: Cli) -> None:
 
 
 def _rebuild_ledger(home: Path, notes: int) -> None:
-    """The operator's rewrite: a new ledger.db, signed with the project's own key."""
+    """The operator's rewrite: a new ledger.db (and head copy, which sits in the project
+    folder by default), signed with the project's own key. `open_ledger` refuses to create
+    a ledger, so the rewrite makes one with the library, as an attacker with keys/ can."""
     paths = ProjectPaths(home)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{paths.ledger_db}{suffix}").unlink(missing_ok=True)
-    with open_ledger(paths) as ledger:
+    head = head_copy_path(paths)
+    head.unlink()
+    keys = log_keys(paths)
+    with Ledger(
+        paths.ledger_db, origin=keys.origin, signers=keys.note_signers, head_copy=head
+    ) as ledger:
         ledger.append_many([("x.note", {"text": f"rewritten {i}"}) for i in range(notes)])
         ledger.checkpoint()
 

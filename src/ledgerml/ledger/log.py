@@ -639,6 +639,7 @@ class Ledger:
         self._head_pending: _SignedCheckpoint | None = None
         self._head_thread: threading.Thread | None = None
         self._head_stop = False
+        self._head_busy = False
         self._process: _ProcessWriter | None = None
         self.use_writer_process = use_writer_process
         if not create or read_only:
@@ -821,18 +822,27 @@ class Ledger:
                 self._head_thread.start()
             self._head_cond.notify()
 
+    def _head_drain(self) -> None:
+        """Wait until the head copy holds every checkpoint handed to the background thread."""
+        with self._head_cond:
+            while self._head_pending is not None or self._head_busy:
+                self._head_cond.wait()
+
     def _head_loop(self) -> None:
         """Write the newest pending checkpoint to the head copy, until `close`."""
         assert self.head_copy is not None
         wal = self.path.with_name(self.path.name + "-wal")
         while True:
             with self._head_cond:
+                self._head_busy = False
+                self._head_cond.notify_all()  # `_head_drain` waits for this
                 while self._head_pending is None and not self._head_stop:
                     self._head_cond.wait()
                 signed, self._head_pending = self._head_pending, None
+                self._head_busy = signed is not None
             if signed is None:
                 return  # stopping, nothing pending
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(Exception):  # a lagging copy shows in verify, not here
                 # A checkpoint saved without an fsync of its own (`_save_checkpoint`) is
                 # durable once the WAL is: sync it, so the copy never names a checkpoint a
                 # power loss could drop.
@@ -1355,6 +1365,7 @@ class Ledger:
         if not self.signers:
             raise InputError("this ledger was opened without signing keys", field="keys")
         self._flush()
+        self._head_drain()  # check against the newest head copy this process wrote
         conn = self._connect()
         try:
             with _write_transaction(conn):
