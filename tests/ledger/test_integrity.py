@@ -448,3 +448,22 @@ def test_bulk_appends_through_the_writer_process_advance_the_head_copy(home: Pat
         db.execute("DELETE FROM checkpoints WHERE size > 10")
     r = run_cli(home, "log", "append", "--jsonl", "-", input_='{"type":"x.n","body":{}}\n' * 600)
     assert r.returncode == 1 and "Refusing to write" in r.stderr
+
+
+def test_a_rotation_interrupted_after_its_commit_is_finished_on_next_open(home: Path) -> None:
+    """Crash between the key.rotated commit and the key file swap: the staged key is the
+    log's key now, and the next writer installs it instead of being refused."""
+    from ledgerml.crypto.keys import stage_log_keys
+    from ledgerml.ledger.project import open_ledger
+
+    paths = ProjectPaths(home)
+    old = log_keys(paths)
+    staged = stage_log_keys(paths.keys, old.origin, post_quantum=False)
+    with open_ledger(paths) as ledger:
+        ledger.rotate_keys(staged.note_signers)  # committed; the files were never swapped
+    assert (home / "keys" / "log-ed25519.next.pem").exists()
+    _append(home, 2, start=10)
+    assert not (home / "keys" / "log-ed25519.next.pem").exists()
+    now = log_keys(paths)
+    assert [v.vkey() for v in now.note_verifiers] == [v.vkey() for v in staged.note_verifiers]
+    assert _verify(home)[0] == 0
