@@ -91,5 +91,12 @@ def register(app: typer.Typer) -> None:
                 )
             else:
                 console.print("no chain deployment: no anchors to check", highlight=False)
+            if report.head_copy_size is not None:
+                console.print(
+                    f"head copy checked (tree size {report.head_copy_size:,})",
+                    highlight=False,
+                )
+            if kept:
+                console.print(f"{len(kept)} --since checkpoint(s) checked", highlight=False)
         if not report.ok:
             raise typer.Exit(EXIT_VERIFY)
