@@ -7,8 +7,11 @@ import json
 import zipfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ledgerml.audit.bundle import verify_bundle
 from tests.audit.conftest import KEYS, Demo, Server
@@ -169,3 +172,40 @@ def test_scorer_key_is_refused_in_the_page(browser: Any, server: Server) -> None
     page.wait_for_selector("#status:has-text('key refused')")
     assert "403" in page.inner_text("#status")
     page.close()
+
+
+_NUMBERISH = st.one_of(
+    st.integers(min_value=-(10**30), max_value=10**30).map(str),
+    st.text(max_size=24),
+    st.sampled_from(["1e999", "٣", "0\n", "00", "-0", "NaN"]),
+)
+
+
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.sampled_from(
+        [
+            ("/audit/api/entries", "start"),
+            ("/audit/api/entries", "limit"),
+            ("/audit/api/decisions", "q"),
+            ("/audit/api/decisions", "limit"),
+            ("/audit/api/trace", "decision"),
+            ("/audit/api/trace", "model"),
+            ("/audit/api/bundle", "decisions"),
+            ("/audit/api/proof/", None),
+        ]
+    ),
+    _NUMBERISH,
+)
+def test_auditor_api_never_500(server: Server, target: tuple[str, str | None], value: str) -> None:
+    """Issue 17 item 5 for the auditor's API: any query value is answered or refused (4xx)."""
+    path, param = target
+    with server.client("auditor") as c:
+        if param is None:
+            r = c.get(path + quote(value, safe=""))
+        else:
+            r = c.get(path, params={param: value})
+    assert r.status_code < 500, (path, param, value, r.status_code, r.text[:300])
+    assert "Traceback" not in r.text
