@@ -40,11 +40,6 @@ def test_disk_full_loses_nothing_and_recovers(full_disk: harness.FaultReport) ->
     assert r.rerun_exit == 0 and r.verify_final_exit == 0, r
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 17 'Broken' 5 (CLI exit codes, another engineer): ENOSPC is reported as "
-    "'internal error: OperationalError: disk I/O error', exit 1",
-)
 def test_disk_full_is_a_clear_exit_2(full_disk: harness.FaultReport) -> None:
     assert full_disk.failed_exit == 2, full_disk
     assert "internal error" not in full_disk.failed_message, full_disk
