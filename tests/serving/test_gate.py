@@ -127,6 +127,7 @@ def test_forged_promotion_and_threshold_are_ignored_over_http(
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)
     assert (summary["model_cid"], summary["threshold"]) == (trained.model_cid, THRESHOLD)
+    assert summary["threshold_source"].startswith("on chain")
     r = run_cli(paths.home, "audit", "trace", "--model", "champion", "--json")
     assert r.returncode == 0, r.stderr
     trace = json.loads(r.stdout)

@@ -1,6 +1,7 @@
 """`ledgerml serve` (the decision service) and `ledgerml score` (a file through the same path).
 
-No logic here: `score` hands the file to `ledgerml.serving.batch`, which
+No logic here: the model and its threshold are what the gate allows (see
+`ledgerml.serving.decisions`); `score` hands the file to `ledgerml.serving.batch`, which
 validates every row before anything is appended, then scores in batches
 through `DecisionService.score` in `sync` mode, so each decision is durable
 and the per-decision salts are written to the output file (they are not on
@@ -79,7 +80,8 @@ def score_cmd(
     out_path = as_path(out) if out else path.with_name(path.name + ".decisions.jsonl")
     table = read_table(path)
     with DecisionService.open(project(ctx), mode="sync") as svc:
-        model = svc.model_for(alias)
+        model = svc.model_for(alias)  # as the gate (ModelRegistry) holds it, with its threshold
+        source = svc.gate.served.get(alias, {}).get("threshold_source")
         records = table_records(table, model.model.features)  # all rows valid before any append
         with progress_bar("scoring", len(records), enabled=not as_json) as update:
             made = score_records(svc, alias, records, model, update)
@@ -92,6 +94,7 @@ def score_cmd(
         "alias": alias,
         "model_cid": model.cid,
         "threshold": model.threshold,
+        "threshold_source": source,
         "decisions": len(made),
         "outcomes": outcomes,
         "first_index": made[0].index,
@@ -102,7 +105,8 @@ def score_cmd(
         print_json(summary)
     else:
         console.print(
-            f"scored {len(made):,} rows with {alias} ({model.cid}); "
+            f"scored {len(made):,} rows with {alias} ({model.cid}, threshold {model.threshold}: "
+            f"{source}); "
             + ", ".join(f"{n:,} {o}" for o, n in sorted(outcomes.items()))
             + f"; ledger indices {made[0].index}..{made[-1].index}; decisions and salts in "
             f"{out_path} (keep it: the salts are not on the ledger)",
