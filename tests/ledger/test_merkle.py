@@ -150,6 +150,8 @@ def test_edge_cases_are_refused() -> None:
     assert not merkle.verify_consistency(2, 1, root, root, [])
     assert not merkle.verify_consistency(1, 2, root, root, [])  # a proof is required
     assert merkle.verify_consistency(0, 5, merkle.EMPTY_ROOT, root, [])
+    assert not merkle.verify_consistency(0, 5, b"", root, [])  # not the empty tree's root
+    assert not merkle.verify_consistency(0, 5, merkle.EMPTY_ROOT, b"", [])  # not a hash
     assert merkle.verify_consistency(3, 3, root, root, [])
     assert not merkle.verify_consistency(3, 3, root, merkle.EMPTY_ROOT, [])
     with pytest.raises(ValueError):

@@ -176,12 +176,12 @@ def verify_consistency(
     """§2.1.4.2: does `proof` show that tree `old` is a prefix of tree `new`?"""
     if not 0 <= old <= new:
         return False
-    if any(len(p) != HASH_SIZE for p in proof):
+    if any(len(p) != HASH_SIZE for p in (*proof, old_root, new_root)):
         return False
     if old == new:
         return not proof and old_root == new_root
-    if old == 0:
-        return not proof  # the empty tree is a prefix of every tree
+    if old == 0:  # the empty tree is a prefix of every tree, if its root is the empty root
+        return not proof and old_root == EMPTY_ROOT
     if not proof:
         return False
     path = list(proof)
