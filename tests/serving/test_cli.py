@@ -76,7 +76,7 @@ def test_score_file_then_serve_finds_the_decisions(trained: Trained, tmp_path: P
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # start-up reads the gate (web3, py-evm imports)
         while True:
             assert server.poll() is None, server.stdout.read() if server.stdout else ""
             try:
