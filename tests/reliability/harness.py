@@ -111,6 +111,7 @@ def ensure_api_key(home: Path, role: str) -> str:
     else:
         text += f'\n[serving.api_keys]\n{role} = "{key}"\n'
     config.write_text(text)
+    config.chmod(0o600)  # it now holds a secret
     return key
 
 

@@ -269,7 +269,8 @@ def test_mutated_proofs_never_verify(project: ProjectPaths, data: st.DataObject)
         # as for inclusion, the sizes are bound by the checkpoints whose roots the proof
         # joins (e.g. first = 1 has the same proof for a range of second sizes); a changed
         # root or path must fail
-        assert ckey in ("first", "second"), (ckey, cforged)
+        # (first = 0: the empty tree is a prefix of every tree, its root is not consulted)
+        assert ckey in ("first", "second") or cforged["first"] == 0, (ckey, cforged)
 
 
 # ----------------------------------------------------------------------------- service
@@ -311,8 +312,10 @@ def test_tile_paths_over_http(service: str, parts: list[str]) -> None:
         assert re.match(SPEC_PATH, unquote(path)), path  # only the spec's ASCII paths are tiles
 
 
+FLOAT32_MAX = 3.4028234663852886e38
 SCORE_VALUE = st.one_of(
-    st.floats(allow_nan=False, allow_infinity=False),
+    # beyond float32's range: test_feature_beyond_float32_is_a_422 (a known 500)
+    st.floats(-FLOAT32_MAX, FLOAT32_MAX),
     st.integers(-(2**70), 2**70),
     st.text(max_size=8),
     st.none(),
@@ -358,6 +361,21 @@ def test_score_bodies_over_http(service: str, body: bytes) -> None:
         assert r.json()["mode"] == "sync"
     else:
         assert r.status_code in (400, 404, 409, 413, 422), r.text[:300]
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="serving (issue 17 'Broken' 5, another engineer): a finite float64 beyond float32's "
+    "range (3.4028235677973366e38) passes validation and the model call answers 500",
+)
+@pytest.mark.parametrize("value", ["3.4028235677973366e+38", "-1e39", "1e308"])
+def test_feature_beyond_float32_is_a_422(service: str, value: str) -> None:
+    """Found by the fuzzer above; the general strategy stays within float32 meanwhile."""
+    rest = ',"V2":0,"V3":0,"V4":0,"V5":0,"V6":0,"Amount":1}}'
+    body = '{"features":{"V1":' + value + rest
+    with httpx.Client(base_url=service, headers={"X-API-Key": KEYS["scorer"]}, timeout=30) as c:
+        r = c.post("/v1/score", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422 and "V1" in r.text, (r.status_code, r.text[:300])
 
 
 # ----------------------------------------------------------------------------- bundles
