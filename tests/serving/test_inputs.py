@@ -205,3 +205,14 @@ def test_api_keys_by_role_and_wrong_keys(served: Served) -> None:
     assert ring.role_of(KEYS["auditor"]) == "auditor"
     assert all(ring.role_of(k) is None for k in wrong)
     assert right not in repr(ring.__dict__)  # only digests are kept
+
+
+@pytest.mark.parametrize("value", ["3.4028235677973366e+38", "-1e39", "1e308"])
+def test_a_feature_beyond_float32_is_422(served: Served, value: str) -> None:
+    """Finite in float64, infinite in the model's float32: was a 500 from the model call."""
+    before = served.size()
+    body = json.dumps({"features": REC}).replace('"V1": -1.5', f'"V1": {value}')
+    r = served.admin.post("/v1/score", content=body)
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"]["field"] == "features.V1"
+    assert served.size() == before

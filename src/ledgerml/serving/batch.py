@@ -18,7 +18,7 @@ from typing import Any
 from ledgerml.crypto.files import open_private
 from ledgerml.errors import InputError
 from ledgerml.serving.decisions import Decision, DecisionService, ModelEntry
-from ledgerml.serving.scoring import MAX_BATCH, ScoreRequest
+from ledgerml.serving.scoring import MAX_ABS_FEATURE, MAX_BATCH, ScoreRequest
 
 
 def read_table(path: Path) -> Any:
@@ -49,10 +49,11 @@ def table_records(table: Any, features: Sequence[str]) -> list[dict[str, float]]
         if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)):
             raise InputError(f"must be numeric, not {col.type}", field=name)
         arr = col.to_numpy(zero_copy_only=False).astype(np.float64)
-        bad = np.flatnonzero(~np.isfinite(arr))
+        bad = np.flatnonzero(~np.isfinite(arr) | (np.abs(arr) > MAX_ABS_FEATURE))
         if len(bad):
             raise InputError(
-                f"row {int(bad[0])}: empty, NaN or infinite (the model must see real values)",
+                f"row {int(bad[0])}: empty, NaN, infinite or beyond ±{MAX_ABS_FEATURE:.8g} "
+                "(the model must see real values, in 32-bit float range)",
                 field=name,
             )
         cols[name] = arr.tolist()

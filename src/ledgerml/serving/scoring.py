@@ -24,6 +24,10 @@ MAX_BATCH = 1_000
 
 DEFAULT_ALIAS = "champion"
 
+#: The largest float32: models compute in 32-bit floats (XGBoost's DMatrix), where a larger
+#: finite float64 becomes infinity and the model call fails (a 500 before this bound).
+MAX_ABS_FEATURE = 3.4028234663852886e38
+
 
 @dataclass(frozen=True)
 class ScoreRequest:
@@ -62,6 +66,11 @@ def validate_record(record: Any, features: Sequence[str], where: str) -> dict[st
         if not math.isfinite(value):
             raise InputError(
                 "must be a finite number (NaN and Infinity are not allowed)", field=field
+            )
+        if abs(value) > MAX_ABS_FEATURE:
+            raise InputError(
+                f"must be within ±{MAX_ABS_FEATURE:.8g} (the model computes in 32-bit floats)",
+                field=field,
             )
         out[name] = value
     return out
