@@ -160,6 +160,23 @@ def _trained_project(root: Path) -> tuple[Path, float]:
     return paths.home, threshold
 
 
+def _gate_reads(home: Path, n: int = 20) -> dict[str, Any]:
+    """What the service's refresh costs when it reads the gate (ModelRegistry, read-only):
+    open the embedded chain, check the deployment, modelForAlias/getModel/metricOf. Off the
+    request path; `ledgerml promote` elsewhere waits at most this long for the chain lock."""
+    from ledgerml.config import ProjectPaths
+    from ledgerml.serving.decisions import DecisionService
+
+    with DecisionService.open(ProjectPaths(home)) as svc:
+        lat = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            svc.read_gate()
+            lat.append((time.perf_counter() - t0) * 1000)
+        assert svc.gate.served["champion"]["threshold_source"].startswith("on chain")
+    return {"reads": n, "p50_ms": _pct(lat, 50), "p99_ms": _pct(lat, 99), "max_ms": round(max(lat), 3)}
+
+
 def _requests(n: int, seed: int = 7) -> list[bytes]:
     """n single-record request bodies, fixed for the whole run."""
     rng = random.Random(seed)
@@ -673,6 +690,8 @@ def run(quick: bool = False, progress: Callable[[str], None] = print) -> dict[st
         tmp = Path(tmp_s)
         progress("training the model")
         base, out["alert_threshold"] = _trained_project(tmp / "base")
+        progress("gate reads (the service's refresh of the champion and its threshold)")
+        out["gate_read"] = _gate_reads(base)
         copies = iter(range(1000))
 
         def fresh() -> Path:
