@@ -174,7 +174,12 @@ def _gate_reads(home: Path, n: int = 20) -> dict[str, Any]:
             svc.read_gate()
             lat.append((time.perf_counter() - t0) * 1000)
         assert svc.gate.served["champion"]["threshold_source"].startswith("on chain")
-    return {"reads": n, "p50_ms": _pct(lat, 50), "p99_ms": _pct(lat, 99), "max_ms": round(max(lat), 3)}
+    return {
+        "reads": n,
+        "p50_ms": _pct(lat, 50),
+        "p99_ms": _pct(lat, 99),
+        "max_ms": round(max(lat), 3),
+    }
 
 
 def _requests(n: int, seed: int = 7) -> list[bytes]:
