@@ -181,3 +181,31 @@ def test_a_champion_without_an_onchain_threshold_fails_closed(
     with server.client("auditor") as a:
         served = a.get("/healthz").json()["gate"]["aliases"]["champion"]
     assert served["model_cid"] == cid and "fail-closed" in served["threshold_source"]
+
+
+def test_a_busy_chain_is_waited_for_briefly_then_retried(
+    trained: Trained, tmp_path: Path, run_server: Any
+) -> None:
+    """While another process holds the embedded chain (a long `promote`), the service does
+    not queue behind it: it starts, says the gate could not be read, serves nothing it has
+    not confirmed, and picks the champion up once the chain is free."""
+    from ledgerml.mlops import project_chain
+
+    paths = copy_project(trained, tmp_path / "proj")
+    with project_chain(paths):  # the lock, as `ledgerml promote` holds it
+        t0 = time.monotonic()
+        server = run_server(paths, refresh_every_s=0.2)
+        assert time.monotonic() - t0 < 20
+        with server.client("scorer") as c:
+            r = c.post("/v1/score", json={"features": REC})
+        assert r.status_code == 422 and "the gate could not be read" in r.text, r.text
+        with server.client("auditor") as a:
+            gate = a.get("/healthz").json()["gate"]
+        assert gate["failures"] >= 1 and "in use" in gate["last_error"]
+    with server.client("scorer") as c:
+
+        def served() -> bool:
+            r = c.post("/v1/score", json={"features": REC})
+            return r.status_code == 200 and r.json()["model_cid"] == trained.model_cid
+
+        _wait(served)
