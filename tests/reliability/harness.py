@@ -477,24 +477,40 @@ def disk_full(root: Path, batch: int = 400) -> FaultReport:
         notes: list[str] = []
         during = verify_exit(home, notes)
         filler.unlink()
-        present = set(run_ids(home))
-        failed_present = sum(f"full-{i}" in present for i in range(batch))
-        again = run_cli(home, "log", "append", "--jsonl", str(src))
-        present = set(run_ids(home))
-        return FaultReport(
-            fault="disk full (tmpfs 8 MiB filled to ENOSPC)",
-            acknowledged=len(acked),
-            acknowledged_present=sum(a in present for a in acked),
-            failed_exit=failed.returncode,
-            failed_message=failed.stderr.strip()[-300:],
-            traceback=traceback_in(failed),
-            failed_entries_present=failed_present,
-            failed_entries_total=batch,
-            verify_during_exit=during,
-            rerun_exit=again.returncode,
-            verify_final_exit=verify_exit(home, notes),
-            detail=" | ".join(notes)[:1000],
+        return _after_batch_fault(
+            "disk full (tmpfs 8 MiB filled to ENOSPC)", home, src, acked, failed, during, notes
         )
+
+
+def _after_batch_fault(
+    fault: str,
+    home: Path,
+    src: Path,
+    acked: list[str],
+    failed: subprocess.CompletedProcess[str],
+    during: int,
+    notes: list[str],
+) -> FaultReport:
+    """Once the fault is gone: what of the failed batch is visible, then re-run and verify."""
+    batch = [json.loads(line)["body"]["run_id"] for line in src.read_text().splitlines()]
+    present = set(run_ids(home))
+    failed_present = sum(r in present for r in batch)
+    again = run_cli(home, "log", "append", "--jsonl", str(src))
+    present = set(run_ids(home))
+    return FaultReport(
+        fault=fault,
+        acknowledged=len(acked),
+        acknowledged_present=sum(a in present for a in acked),
+        failed_exit=failed.returncode,
+        failed_message=failed.stderr.strip()[-300:],
+        traceback=traceback_in(failed),
+        failed_entries_present=failed_present,
+        failed_entries_total=len(batch),
+        verify_during_exit=during,
+        rerun_exit=again.returncode,
+        verify_final_exit=verify_exit(home, notes),
+        detail=" | ".join(notes)[:1000],
+    )
 
 
 SHIM_C = r"""
@@ -567,23 +583,10 @@ def fsync_eio(root: Path, shim: Path, batch: int = 50) -> FaultReport:
     during = subprocess.run(
         cli_argv(home, "verify"), capture_output=True, text=True, env=env, check=False
     ).returncode
-    present = set(run_ids(home))
-    failed_present = sum(f"eio-{i}" in present for i in range(batch))
-    again = run_cli(home, "log", "append", "--jsonl", str(src))
-    present = set(run_ids(home))
-    return FaultReport(
-        fault="fsync/fdatasync -> EIO under the project (LD_PRELOAD shim, test-only)",
-        acknowledged=len(acked),
-        acknowledged_present=sum(a in present for a in acked),
-        failed_exit=failed.returncode,
-        failed_message=failed.stderr.strip()[-300:],
-        traceback=traceback_in(failed),
-        failed_entries_present=failed_present,
-        failed_entries_total=batch,
-        verify_during_exit=during,
-        rerun_exit=again.returncode,
-        verify_final_exit=verify_exit(home),
-    )
+    return _after_batch_fault(
+        "fsync/fdatasync -> EIO under the project (LD_PRELOAD shim, test-only)",
+        home, src, acked, failed, during, [],
+    )  # fmt: skip
 
 
 ANVIL = REPO / "tools" / "solc" / "node_modules" / ".bin" / "anvil"
