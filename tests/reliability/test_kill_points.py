@@ -76,12 +76,6 @@ def test_kill_during_append(tmp_path: Path, point: str) -> None:
     assert report.rerun_failures == 0 and report.verify_final_exit == 0, report
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="mlops/anchoring.py: after a kill between the anchor transaction and its "
-    "`checkpoint.anchored` entry, the re-run answers 'already anchored' and never writes "
-    "the mirror entry (the chain holds the anchor, the log does not say so)",
-)
 def test_kill_between_anchor_tx_and_mirror_entry(tmp_path: Path) -> None:
     report = harness.kill_anchoring(tmp_path / "p", rounds=1)
     assert report.kills == 1, report
@@ -102,12 +96,6 @@ def test_kill_in_vault_erase_before_commit(tmp_path: Path) -> None:
     assert report.verify_final_exit == 0, report
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="mlops/datasets.erase_subject: killed after the vault shredded the key but before "
-    "`subject.erased` was appended, the erasure is never recorded and the re-run exits 2 "
-    "('unknown or already erased')",
-)
 def test_kill_in_vault_erase_after_commit(tmp_path: Path) -> None:
     subjects = list(PEOPLE)[:1]
     report = harness.kill_erasure(

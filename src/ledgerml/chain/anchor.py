@@ -83,6 +83,30 @@ class AnchorLog:
     def latest_tree_size(self, origin: str) -> int:
         return int(self.chain.call(self.contract, "latestTreeSize", [origin]))
 
+    def tx_hash_of(self, record: AnchorRecord) -> str | None:
+        """The transaction that made `record`, found in its block by its `Anchored` event.
+
+        Why: a process killed between the anchor transaction and its ledger mirror entry
+        leaves an anchor the log does not mention; the next `anchor` finds the transaction
+        here and writes the missing entry. None when the block holds no such event.
+        """
+        block = self.chain.w3.eth.get_block(record.block_number, full_transactions=True)
+        for tx in block["transactions"]:
+            if str(tx.get("to") or "").lower() != self.address.lower():
+                continue
+            receipt = self.chain.w3.eth.get_transaction_receipt(tx["hash"])
+            if int(receipt["status"]) != 1:
+                continue
+            for ev in self.chain.decode_logs(receipt["logs"]):
+                if (
+                    ev.name == "Anchored"
+                    and ev.address.lower() == self.address.lower()
+                    and int(ev.args["index"]) == record.index
+                ):
+                    raw = tx["hash"]
+                    return raw if isinstance(raw, str) else "0x" + bytes(raw).hex()
+        return None
+
     def anchors(self, start: int = 0, limit: int | None = None) -> list[AnchorRecord]:
         """Anchors in the order they were made, paged PAGE at a time."""
         out: list[AnchorRecord] = []

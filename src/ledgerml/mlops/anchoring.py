@@ -25,7 +25,8 @@ from ledgerml.ledger.project import log_keys, open_ledger
 from ledgerml.mlops._chain import has_deployment, project_chain, require_deployment
 
 if TYPE_CHECKING:  # the chain stack loads only when anchors are read or written
-    from ledgerml.chain import AnchorRecord
+    from ledgerml.chain import AnchorLog, AnchorRecord
+    from ledgerml.ledger.log import Ledger
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ class AnchorResult:
     tx_hash: str | None = None
     block_number: int | None = None
     ledger_index: int | None = None
+    #: mirror entries written for earlier anchors whose entry a crash had lost
+    recovered: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,7 +81,9 @@ def anchor(paths: ProjectPaths) -> AnchorResult:
                 "chain_id": chain.chain_id,
                 "contract": log.address,
             }
-            latest = _latest_for(log.anchors(), cp.origin)
+            records = [r for r in log.anchors() if r.origin == cp.origin]
+            recovered = _mirror_missing(ledger, log, records, base)
+            latest = _latest_for(records, cp.origin)
             if latest is not None and latest.tree_size <= cp.size:
                 if ledger.root(latest.tree_size).hex() != latest.root_hash.removeprefix("0x"):
                     raise VerificationError(
@@ -98,6 +103,7 @@ def anchor(paths: ProjectPaths) -> AnchorResult:
                         },
                         already_anchored=True,
                         block_number=latest.block_number,
+                        recovered=recovered,
                     )
             tx = log.anchor_checkpoint(cp.origin, cp.size, cp.root, bytes.fromhex(note_sha))
             crash_point("anchor.tx_sent")
@@ -116,7 +122,46 @@ def anchor(paths: ProjectPaths) -> AnchorResult:
         tx_hash=tx.tx_hash,
         block_number=tx.block_number,
         ledger_index=index,
+        recovered=recovered,
     )
+
+
+def _mirror_missing(
+    ledger: Ledger, log: AnchorLog, records: list[AnchorRecord], base: dict[str, Any]
+) -> int:
+    """Append the `checkpoint.anchored` entry of every anchor of ours the log lacks.
+
+    Why: a process killed after the anchor transaction but before its mirror entry leaves
+    the chain saying more than the log; the next run finds the transaction and finishes the
+    record. Only anchors whose root the log still hashes to are mirrored (a mismatch is
+    `verify`'s to report, never ours to bless). Returns how many entries were written.
+    """
+    mirrored = {
+        int(entry["body"]["tree_size"])
+        for _, entry in ledger.entries_of_type("checkpoint.anchored")
+        if str(entry["body"].get("contract", "")).lower() == log.address.lower()
+    }
+    size, written = ledger.size(), 0
+    for rec in records:
+        if rec.tree_size in mirrored or rec.tree_size > size:
+            continue
+        if ledger.root(rec.tree_size).hex() != rec.root_hash.removeprefix("0x"):
+            continue
+        tx_hash = log.tx_hash_of(rec)
+        if tx_hash is None:
+            continue
+        body = {
+            "tree_size": rec.tree_size,
+            "root": rec.root_hash.removeprefix("0x"),
+            "note_sha256": rec.note_hash.removeprefix("0x"),
+            "chain_id": base["chain_id"],
+            "contract": base["contract"],
+            "tx_hash": tx_hash,
+            "block_number": rec.block_number,
+        }
+        ledger.append("checkpoint.anchored", body)
+        written += 1
+    return written
 
 
 def _read_anchors(paths: ProjectPaths) -> tuple[list[AnchorRecord], str]:

@@ -50,8 +50,9 @@ from ledgerml.crypto.canonical import canonical_json
 from ledgerml.errors import InputError
 from ledgerml.ledger import open_ledger
 from ledgerml.ledger.events import validate_body
+from ledgerml.ledger.log import Ledger
 from ledgerml.storage import Vault, VaultBatch, open_store
-from ledgerml.storage.vault import MAX_ID_LEN
+from ledgerml.storage.vault import MAX_ID_LEN, subject_hash
 
 if TYPE_CHECKING:  # pyarrow is imported lazily: CLI start-up time
     import pyarrow as pa
@@ -578,21 +579,53 @@ def _stored_types(plan: _Plan) -> list[tuple[str, str]]:
 def erase_subject(paths: ProjectPaths, subject: str, reason: str | None = None) -> str:
     """Crypto-shred `subject` in the vault and record `subject.erased`; returns the commitment.
 
-    An unknown (or already erased) subject is an `InputError`, nothing recorded.
+    An unknown (or already erased) subject is an `InputError`, nothing recorded. An erasure
+    a crash interrupted after the shredding (see `Vault.pending_erasures`) is recorded first;
+    re-running the interrupted command then succeeds with that erasure's commitment.
     """
-    vault = Vault(paths.vault_db)
-    if not isinstance(subject, str) or not subject or not vault.has(subject):
-        raise InputError(
-            "no such data subject in the vault (unknown or already erased)", field="--subject"
-        )
-    body: dict[str, Any] = {"subject_commitment": vault.subject_commitment(subject)}
+    if not isinstance(subject, str) or not subject:
+        raise InputError("must name a data subject", field="--subject")
+    body: dict[str, Any] = {"subject_commitment": "0" * 64}
     if reason is not None:
         body["reason"] = reason
     validate_body("subject.erased", body)
+    vault = Vault(paths.vault_db)
     with open_ledger(paths) as ledger:  # opened first: a broken ledger stops us before erasing
-        commitment = vault.erase(subject)
+        finished = _finish_pending_erasures(vault, ledger)
+        if not vault.has(subject):
+            done = finished.get(subject_hash(subject))
+            if done is not None:
+                return done
+            raise InputError(
+                "no such data subject in the vault (unknown or already erased)", field="--subject"
+            )
+        commitment = vault.erase(subject, reason=reason)
         ledger.append("subject.erased", {**body, "subject_commitment": commitment})
+        vault.settle_erasure(commitment)
     return commitment
+
+
+def _finish_pending_erasures(vault: Vault, ledger: Ledger) -> dict[bytes, str]:
+    """Record every shredded subject whose `subject.erased` entry a crash prevented.
+
+    Returns subject hash -> commitment of each erasure settled here.
+    """
+    finished: dict[bytes, str] = {}
+    for pending in vault.pending_erasures():
+        recorded = any(
+            entry["body"].get("subject_commitment") == pending.commitment
+            for _, entry in ledger.entries_of_type(
+                "subject.erased", containing=pending.commitment.encode()
+            )
+        )
+        if not recorded:
+            body: dict[str, Any] = {"subject_commitment": pending.commitment}
+            if pending.reason is not None:
+                body["reason"] = pending.reason
+            ledger.append("subject.erased", body)
+        vault.settle_erasure(pending.commitment)
+        finished[pending.subject_hash] = pending.commitment
+    return finished
 
 
 def iter_datasets(paths: ProjectPaths) -> Iterator[DatasetRecord]:

@@ -41,6 +41,7 @@ import os
 import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -53,6 +54,7 @@ from ledgerml.faults import crash_point
 _VALUE_TAG = b"ledgerml/vault/v1/value\x00"
 _SUBJECT_TAG = b"ledgerml/vault/v1/subject\x00"
 _AAD_TAG = b"ledgerml/vault/v1/aad\x00"
+_PENDING_TAG = b"ledgerml/vault/v1/pending\x00"
 MAX_ID_LEN = 256
 
 _SCHEMA = """
@@ -68,6 +70,14 @@ CREATE TABLE IF NOT EXISTS pii (
     nonce      BLOB NOT NULL,
     ciphertext BLOB NOT NULL,
     PRIMARY KEY (subject, col)
+);
+-- Erasures shredded here whose `subject.erased` ledger entry may not be written yet
+-- (a crash between the two): the next erase finishes them. No personal data: a hash
+-- of the subject id (this file also holds the keys) and the ledger-safe commitment.
+CREATE TABLE IF NOT EXISTS pending_erasures (
+    subject_hash BLOB PRIMARY KEY,
+    commitment   TEXT NOT NULL,
+    reason       TEXT
 );
 """
 
@@ -100,6 +110,21 @@ def value_commitment(salt: bytes, subject: str, column: str, value: str | bytes)
 def subject_commitment_of(salt: bytes, subject: str) -> str:
     """The ledger-safe commitment to a data subject."""
     return hashlib.sha256(_SUBJECT_TAG + _lp(salt) + _lp(subject.encode())).hexdigest()
+
+
+def subject_hash(subject: str) -> bytes:
+    """How `pending_erasures` names a subject: unsalted, so a re-run of the same erase
+    finds its own interrupted erasure after the salt is gone."""
+    return hashlib.sha256(_PENDING_TAG + subject.encode()).digest()
+
+
+@dataclass(frozen=True)
+class PendingErasure:
+    """A shredded subject whose ledger record may still be missing."""
+
+    subject_hash: bytes
+    commitment: str
+    reason: str | None
 
 
 def _aad(subject: str, column: str) -> bytes:
@@ -298,11 +323,12 @@ class Vault:
         with self._db() as con:
             return self._secrets(con, subject) is not None
 
-    def erase(self, subject: str) -> str:
+    def erase(self, subject: str, *, reason: str | None = None) -> str:
         """Crypto-shred a subject: overwrite and delete key, salt and ciphertexts, then VACUUM.
 
         Returns the subject commitment so the caller can record `subject.erased`
-        on the ledger. Nothing here touches the ledger.
+        on the ledger. Nothing here touches the ledger; the same transaction leaves a
+        `pending_erasures` row that the caller settles (`settle_erasure`) once recorded.
         """
         _check_id(subject, "subject")
         with self._db() as con:
@@ -323,6 +349,11 @@ class Vault:
             # ...then delete (secure_delete zeroes the freed cells).
             con.execute("DELETE FROM pii WHERE subject = ?", (subject,))
             con.execute("DELETE FROM subjects WHERE subject = ?", (subject,))
+            con.execute(
+                "INSERT OR REPLACE INTO pending_erasures(subject_hash, commitment, reason) "
+                "VALUES (?, ?, ?)",
+                (subject_hash(subject), commitment, reason),
+            )
             crash_point("vault.erase.before_commit")
         # Rebuild the file so no free page or stale copy survives; outside any transaction.
         con2 = sqlite3.connect(self.path, isolation_level=None)
@@ -333,3 +364,16 @@ class Vault:
             con2.close()
         crash_point("vault.erase.committed")
         return commitment
+
+    def pending_erasures(self) -> list[PendingErasure]:
+        """Erasures shredded here and not yet settled, oldest first."""
+        with self._db() as con:
+            rows = con.execute(
+                "SELECT subject_hash, commitment, reason FROM pending_erasures ORDER BY rowid"
+            ).fetchall()
+        return [PendingErasure(bytes(h), str(c), r) for h, c, r in rows]
+
+    def settle_erasure(self, commitment: str) -> None:
+        """The erasure's ledger record exists: forget the pending row."""
+        with self._db() as con:
+            con.execute("DELETE FROM pending_erasures WHERE commitment = ?", (commitment,))
