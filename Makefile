@@ -9,7 +9,7 @@ PIP    := $(VENV)/bin/pip
 LEDGERML := $(VENV)/bin/ledgerml
 STAMP  := $(VENV)/.installed
 RUN    := .run
-EXTRAS := storage,data,ml,serve,chain,fl,audit,dev
+EXTRAS := storage,data,ml,serve,chain,fl,audit,postgres,dev
 
 # Fragments from each subsystem add prerequisites of `make test` (npm tools,
 # services) to TEST_SETUP, and services to SERVICES (scripts/svc_<name>.sh).

@@ -21,6 +21,8 @@ free_port() {
 }
 
 cleanup() { :; }
+service_url() { echo "http://127.0.0.1:$1"; }
+shown_url() { echo "$1"; }
 
 svc_start() {
   mkdir -p "$RUN_DIR"
@@ -32,13 +34,13 @@ svc_start() {
   local port url
   for _attempt in 1 2 3; do
     port="$(free_port)"
-    url="http://127.0.0.1:$port"
+    url="$(service_url "$port")"
     launch "$port"
     for _ in $(seq 1 "$TRIES"); do
       if answers "$url"; then
         echo "$pid" >"$PID_FILE"
-        echo "$ENV_VAR=$url" >"$ENV_FILE"
-        echo "$NAME listening on $url (pid $pid)"
+        (umask 077 && echo "$ENV_VAR=$url" >"$ENV_FILE")
+        echo "$NAME listening on $(shown_url "$url") (pid $pid)"
         return 0
       fi
       kill -0 "$pid" 2>/dev/null || break
