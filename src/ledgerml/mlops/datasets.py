@@ -309,6 +309,37 @@ def _split_columns(value: Sequence[str] | str | None) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _check_label(table: pa.Table, label: str) -> None:
+    """A label is 0/1 with no gaps: anything else would leave an untrainable data set on the
+    append-only ledger. Counts and types only in the message (no cell values: PII rule)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    col = table.column(label)
+    kind = col.type
+    if pa.types.is_boolean(kind):
+        col, kind = pc.cast(col, pa.int8()), pa.int8()
+    if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+        raise InputError(
+            f"label {label!r} is {kind}, not 0/1 numbers (encode it as 0/1 before registering)",
+            field="--label",
+        )
+    values = np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
+    missing = int(np.isnan(values).sum())  # nulls come out as NaN
+    if missing:
+        raise InputError(
+            f"label {label!r} has {missing} missing value(s) of {len(values)} rows",
+            field="--label",
+        )
+    other = int((~np.isin(values, (0.0, 1.0))).sum())
+    if other:
+        raise InputError(
+            f"label {label!r} must be 0 or 1: {other} of {len(values)} rows hold another value",
+            field="--label",
+        )
+
+
 def _plan(
     source_path: Path,
     pii: tuple[str, ...],
@@ -362,6 +393,8 @@ def _plan(
         )
     if label is not None and (label in pii or label == subject_col):
         raise InputError(f"{label!r} cannot be both the label and personal data", field="--label")
+    if label is not None:
+        _check_label(table, label)
 
     subjects: list[str] = []
     values: dict[str, dict[str, str]] = {}
