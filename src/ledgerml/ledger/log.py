@@ -46,13 +46,13 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -1300,23 +1300,7 @@ class Ledger:
         return size
 
     def _range_hasher(self, conn: sqlite3.Connection) -> merkle.RangeHash:
-        cache: dict[tuple[int, int], bytes] = {}
-
-        def perfect(lo: int, hi: int) -> bytes:
-            level = (hi - lo).bit_length() - 1
-            tile_level, tidx, offset, count = node_location(level, lo >> level)
-            tile = cache.get((tile_level, tidx))
-            if tile is None:
-                tile = _read_tiles(conn, [(tile_level, tidx)]).get((tile_level, tidx), b"")
-                cache[(tile_level, tidx)] = tile
-            node = node_from_tile(tile, offset, count)
-            if node is None:
-                raise VerificationError(
-                    f"stored subtree hashes are incomplete at level {level} (fail closed)"
-                )
-            return node
-
-        return merkle.range_hash_from_perfect(perfect)
+        return tile_range_hasher(functools.partial(_read_tiles, conn))
 
     def root(self, size: int | None = None) -> bytes:
         conn = self._reader()
@@ -1439,10 +1423,42 @@ class Ledger:
         try:
             conn.execute("BEGIN")
             return _verify(
-                conn, db, self.origin, verifiers, trusted, progress, started, workers, checks
+                SqliteReads(conn),
+                db,
+                self.origin,
+                verifiers,
+                trusted,
+                progress,
+                started,
+                workers,
+                checks,
             )
         finally:
             conn.close()
+
+
+TileReader = Callable[[Sequence[tuple[int, int]]], dict[tuple[int, int], bytes]]
+
+
+def tile_range_hasher(read_tiles: TileReader) -> merkle.RangeHash:
+    """Hashes of any range of leaves from stored tiles (each tile read once): any driver."""
+    cache: dict[tuple[int, int], bytes] = {}
+
+    def perfect(lo: int, hi: int) -> bytes:
+        level = (hi - lo).bit_length() - 1
+        tile_level, tidx, offset, count = node_location(level, lo >> level)
+        tile = cache.get((tile_level, tidx))
+        if tile is None:
+            tile = read_tiles([(tile_level, tidx)]).get((tile_level, tidx), b"")
+            cache[(tile_level, tidx)] = tile
+        node = node_from_tile(tile, offset, count)
+        if node is None:
+            raise VerificationError(
+                f"stored subtree hashes are incomplete at level {level} (fail closed)"
+            )
+        return node
+
+    return merkle.range_hash_from_perfect(perfect)
 
 
 def _read_tiles(conn: sqlite3.Connection, keys: Sequence[tuple[int, int]]) -> dict:
@@ -1494,6 +1510,51 @@ def _scan_parallel(db_path: str, top: int, workers: int) -> tuple[bytes, list[Ra
         metas = [orjson.loads(Path(o + ".json").read_bytes()) for o in outs]
     problems = [tuple(p) for m in metas for p in m["problems"]]
     return leaves, problems, metas[-1]["expected"]  # type: ignore[return-value]
+
+
+class LogReads(Protocol):
+    """What `verify` reads from a driver, inside one snapshot (the driver seam for reads)."""
+
+    def meta(self, key: str) -> str | None: ...
+    def top(self) -> int: ...
+    def entry_rows(self) -> Iterable[tuple[int, bytes]]: ...
+    def tile_hashes(self, level: int) -> Iterable[bytes]: ...
+    def rows_of_type(self, suffix: bytes) -> list[tuple[int, bytes]]: ...
+    def checkpoint_rows(self) -> Iterable[tuple[int, bytes, str]]: ...
+    def entry_at(self, index: int) -> bytes | None: ...
+
+
+class SqliteReads:
+    """`LogReads` over a SQLite connection inside a read transaction."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def top(self) -> int:
+        return int(self.conn.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM entries").fetchone()[0])
+
+    def entry_rows(self) -> Iterable[tuple[int, bytes]]:
+        return self.conn.execute("SELECT idx, entry FROM entries ORDER BY idx")
+
+    def tile_hashes(self, level: int) -> Iterable[bytes]:
+        sql = "SELECT hashes FROM tiles WHERE level=? ORDER BY idx"
+        return (bytes(h) for (h,) in self.conn.execute(sql, (level,)))
+
+    def rows_of_type(self, suffix: bytes) -> list[tuple[int, bytes]]:
+        sql = "SELECT idx, entry FROM entries WHERE substr(entry, -?) = ? ORDER BY idx"
+        return [(int(i), bytes(e)) for i, e in self.conn.execute(sql, (len(suffix), suffix))]
+
+    def checkpoint_rows(self) -> Iterable[tuple[int, bytes, str]]:
+        sql = "SELECT size, root, note FROM checkpoints ORDER BY size"
+        return ((int(a), bytes(b), str(c)) for a, b, c in self.conn.execute(sql))
+
+    def entry_at(self, index: int) -> bytes | None:
+        row = self.conn.execute("SELECT entry FROM entries WHERE idx=?", (index,)).fetchone()
+        return None if row is None else bytes(row[0])
 
 
 def _levels(leaves: bytes) -> list[bytes]:
@@ -1569,16 +1630,12 @@ def _signs(note: str, verifiers: Sequence[NoteVerifier]) -> bool:
 
 
 def _key_schedule(
-    conn: sqlite3.Connection, origin: str, verifiers: Sequence[NoteVerifier]
+    reads: LogReads, origin: str, verifiers: Sequence[NoteVerifier]
 ) -> tuple[_KeySchedule, list[Problem]]:
     """The key schedule of the log and any problem with its `key.rotated` entries."""
     from ledgerml.crypto.keys import rotation_message, verify_rotation
 
-    suffix = type_suffix("key.rotated")
-    rows = conn.execute(
-        "SELECT idx, entry FROM entries WHERE substr(entry, -?) = ? ORDER BY idx",
-        (len(suffix), suffix),
-    ).fetchall()
+    rows = reads.rows_of_type(type_suffix("key.rotated"))
     problems: list[Problem] = []
     rotations: list[tuple[int, tuple[NoteVerifier, ...]]] = []
     previous_new: tuple[str, ...] | None = None
@@ -1629,8 +1686,8 @@ def _entry_age_s(data: bytes, now: float) -> float | None:
 
 
 def _verify(
-    conn: sqlite3.Connection,
-    db_path: str,
+    reads: LogReads,
+    db_path: str | None,
     origin: str,
     verifiers: Sequence[NoteVerifier],
     trusted: Sequence[TrustedRoot],
@@ -1640,20 +1697,19 @@ def _verify(
     checks: _Checks,
 ) -> VerifyReport:
     problems: list[Problem] = []
-    size = int(conn.execute("SELECT value FROM meta WHERE key='size'").fetchone()[0])
-    stored_origin = conn.execute("SELECT value FROM meta WHERE key='origin'").fetchone()[0]
+    size = int(reads.meta("size") or 0)
+    stored_origin = reads.meta("origin")
     if stored_origin != origin:
         problems.append(Problem("origin", f"ledger origin {stored_origin!r} != {origin!r}"))
 
     # 1. Entries: contiguous indices, well-formed, leaf hash recomputed.
-    top = conn.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM entries").fetchone()[0]
+    top = reads.top()
     if progress is not None:
         progress(0, size)
-    if workers > 1 and top >= PARALLEL_VERIFY_MIN:
+    if db_path is not None and workers > 1 and top >= PARALLEL_VERIFY_MIN:
         leaves, raw, _ = _scan_parallel(db_path, top, workers)
     else:
-        cursor = conn.execute("SELECT idx, entry FROM entries ORDER BY idx")
-        leaves, raw, _ = _hash_rows(cursor, 0)
+        leaves, raw, _ = _hash_rows(reads.entry_rows(), 0)
     problems += [Problem(kind, detail, index=index) for kind, detail, index in raw]
     n = len(leaves) // _HS
     if progress is not None:
@@ -1665,9 +1721,7 @@ def _verify(
 
     # 2. Stored leaf hashes (tile level 0) against the entries: finds modified
     #    and reordered entries by index.
-    stored = b"".join(
-        bytes(h) for (h,) in conn.execute("SELECT hashes FROM tiles WHERE level=0 ORDER BY idx")
-    )
+    stored = b"".join(reads.tile_hashes(0))
     if stored[: len(leaves)] != leaves:
         stored_hashes = [stored[i : i + _HS] for i in range(0, len(stored), _HS)]
         leaf_list = [leaves[i : i + _HS] for i in range(0, len(leaves), _HS)]
@@ -1690,10 +1744,7 @@ def _verify(
     levels = _levels(leaves)
     for t in range(1, (len(levels) - 1) // HEIGHT + 1):
         want = levels[HEIGHT * t]
-        have = b"".join(
-            bytes(h)
-            for (h,) in conn.execute("SELECT hashes FROM tiles WHERE level=? ORDER BY idx", (t,))
-        )
+        have = b"".join(reads.tile_hashes(t))
         if have[: len(want)] != want:
             problems.append(
                 Problem("tiles", f"stored subtree hashes at tile level {t} do not match")
@@ -1715,13 +1766,11 @@ def _verify(
 
     # 4. Every stored checkpoint: signature (with the keys of its size), fields, and
     #    consistency with the log.
-    schedule, key_problems = _key_schedule(conn, origin, verifiers)
+    schedule, key_problems = _key_schedule(reads, origin, verifiers)
     problems += key_problems
     checked = 0
     stored: dict[int, bytes] = {}  # size -> root of every valid, consistent checkpoint
-    for cp_size, cp_root, note in conn.execute(
-        "SELECT size, root, note FROM checkpoints ORDER BY size"
-    ):
+    for cp_size, cp_root, note in reads.checkpoint_rows():
         checked += 1
         try:
             cp = schedule.verify(note, cp_size)
@@ -1828,8 +1877,8 @@ def _verify(
                 )
             )
     if covered < n:
-        row = conn.execute("SELECT entry FROM entries WHERE idx=?", (covered,)).fetchone()
-        age = _entry_age_s(bytes(row[0]), checks.now) if row is not None else None
+        first_uncovered = reads.entry_at(covered)
+        age = None if first_uncovered is None else _entry_age_s(first_uncovered, checks.now)
         if age is None or age > checks.grace_s:
             when = "of unknown age" if age is None else f"appended {age:,.0f} s ago"
             problems.append(
