@@ -724,28 +724,9 @@ class LoadedModel:
 
     def matrix(self, data: Any) -> np.ndarray:
         """A (rows, features) float64 matrix from a pyarrow Table, a dict of columns or an array."""
-        import numpy as np
+        from ledgerml.mlops.models import as_matrix
 
-        if hasattr(data, "column_names"):
-            missing = [f for f in self.features if f not in data.column_names]
-            if missing:
-                raise InputError(f"missing feature column(s): {', '.join(missing)}", field="data")
-            return np.column_stack([column_array(data, f) for f in self.features])
-        if isinstance(data, Mapping):
-            missing = [f for f in self.features if f not in data]
-            if missing:
-                raise InputError(f"missing feature(s): {', '.join(missing)}", field="data")
-            return np.column_stack(
-                [np.asarray(data[f], dtype=np.float64).reshape(-1) for f in self.features]
-            )
-        arr = np.asarray(data, dtype=np.float64)
-        if arr.ndim == 1:
-            arr = arr.reshape(1, -1)
-        if arr.shape[1] != len(self.features):
-            raise InputError(
-                f"expected {len(self.features)} feature columns, got {arr.shape[1]}", field="data"
-            )
-        return arr
+        return as_matrix(self.features, data)
 
     def predict_proba(self, data: Any) -> np.ndarray:
         """Fraud probability per row (1-D)."""
@@ -810,13 +791,28 @@ def load_model(paths: ProjectPaths, cid: str) -> LoadedModel:
     return model_from_bytes(cid, raw)
 
 
-def model_from_bytes(cid: str, raw: bytes) -> LoadedModel:
-    if raw[:1] == b"{" and b'"ledgerml-logreg/v1"' in raw:
-        doc = json.loads(raw)
-        return LoadedModel(cid, "logreg", tuple(doc["features"]), doc[META_KEY]["reference"], doc)
+def model_from_bytes(cid: str, raw: bytes, *, source: str | None = None) -> LoadedModel | Any:
+    """Any registered format (`ledgerml.mlops.models`); an unreadable file is an `InputError`
+    naming `source` (default: the CID), never a library's traceback."""
+    from ledgerml.mlops import models
+
+    where = source or cid
+    kind = models.detect(raw, source=where)
+    if kind not in ("logreg", "xgboost"):
+        return models.load(cid, raw, source=where)
+    if kind == "logreg":
+        try:
+            doc = json.loads(raw)
+            ref = doc[META_KEY]["reference"]
+        except (ValueError, KeyError, TypeError):
+            raise models.refused(where, "a damaged ledgerml-logreg/v1 document") from None
+        return LoadedModel(cid, "logreg", tuple(doc["features"]), ref, doc)
     import xgboost as xgb
 
-    booster = xgb.Booster(model_file=bytearray(raw))
+    try:
+        booster = xgb.Booster(model_file=bytearray(raw))
+    except xgb.core.XGBoostError:
+        raise models.refused(where, "not a readable XGBoost model") from None
     booster.set_param({"nthread": 2})
     single = booster.copy()
     single.set_param({"nthread": 1})

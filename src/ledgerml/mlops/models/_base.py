@@ -1,0 +1,194 @@
+"""What every model format shares: the scoring surface, the feature matrix, safe sniffing.
+
+Why one surface: evaluation, checks, monitoring and the decision service call only
+`features`, `reference`, `predict_proba`, `contributions` and `explain`; a format module
+has to supply probabilities and, if it can, native contributions — nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ledgerml.errors import InputError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ledgerml.mlops.explain import Reason
+
+#: Key of LedgerML's own metadata inside a model file (features, training reference).
+META_KEY = "ledgerml"
+#: The model-agnostic contribution method, named in checks and model cards.
+OCCLUSION = (
+    "occlusion against the training median: each feature's contribution is the change in "
+    "log-odds when that feature alone is set to its training-window median"
+)
+_EPS = 1e-12
+
+
+class ModelFormat(Protocol):
+    """One model format: recognise bytes, load them without running code, serialise objects."""
+
+    name: str
+    #: How per-feature contributions are computed ("native: …" or the model-agnostic method).
+    explanation: str
+
+    def sniff(self, raw: bytes) -> bool:
+        """True if `raw` looks like this format (cheap; no parsing of untrusted content)."""
+        ...
+
+    def accepts(self, obj: Any) -> bool:
+        """True if `obj` is an in-memory model this format can serialise."""
+        ...
+
+    def dump(self, obj: Any, *, features: list[str], reference: dict[str, Any]) -> bytes:
+        """Deterministic bytes of `obj` with LedgerML's metadata inside (same model, same CID)."""
+        ...
+
+    def load(self, cid: str, raw: bytes, *, source: str) -> Any:
+        """A scoring model from `raw`; `InputError` naming `source` if it cannot be read safely."""
+        ...
+
+    def framework(self) -> str:
+        """Library and version, as recorded in `model.registered`."""
+        ...
+
+
+def column(table: Any, name: str) -> np.ndarray:
+    """A numeric pyarrow column as float64 with nulls as NaN."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    col = table.column(name)
+    if pa.types.is_boolean(col.type):
+        col = pc.cast(col, pa.int8())
+    return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def as_matrix(features: tuple[str, ...], data: Any) -> np.ndarray:
+    """A (rows, features) float64 matrix from a pyarrow Table, a DataFrame, a dict or an array."""
+    import numpy as np
+
+    if hasattr(data, "column_names"):
+        missing = [f for f in features if f not in data.column_names]
+        if missing:
+            raise InputError(f"missing feature column(s): {', '.join(missing)}", field="data")
+        return np.column_stack([column(data, f) for f in features])
+    if isinstance(data, Mapping) or hasattr(data, "columns"):
+        keys = set(data.keys()) if isinstance(data, Mapping) else set(data.columns)
+        missing = [f for f in features if f not in keys]
+        if missing:
+            raise InputError(f"missing feature(s): {', '.join(missing)}", field="data")
+        return np.column_stack(
+            [np.asarray(data[f], dtype=np.float64).reshape(-1) for f in features]
+        )
+    arr = np.asarray(data, dtype=np.float64)
+    if arr.ndim == 1:
+        arr = arr.reshape(1, -1)
+    if arr.ndim != 2 or arr.shape[1] != len(features):
+        got = arr.shape[1] if arr.ndim == 2 else arr.ndim
+        raise InputError(f"expected {len(features)} feature columns, got {got}", field="data")
+    return arr
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    q = np.clip(p, _EPS, 1 - _EPS)
+    return np.log(q / (1 - q))
+
+
+def meta_json(features: list[str], reference: dict[str, Any]) -> str:
+    """LedgerML's metadata, canonical (sorted keys, no spaces): part of the model's bytes."""
+    return json.dumps(
+        {"features": list(features), "reference": reference}, sort_keys=True, separators=(",", ":")
+    )
+
+
+def refused(source: str, why: str) -> InputError:
+    """The one error for a model file we will not load: names the file, says why."""
+    return InputError(f"{why}; LedgerML never unpickles or runs code from a model", field=source)
+
+
+@dataclass(frozen=True)
+class Model:
+    """A loaded model of any non-native format, with the scoring surface of `LoadedModel`."""
+
+    cid: str
+    model_type: str
+    features: tuple[str, ...]
+    reference: dict[str, Any] = field(hash=False)
+    explanation: str = OCCLUSION
+    _impl: Any = field(default=None, hash=False, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cid": self.cid,
+            "model_type": self.model_type,
+            "features": list(self.features),
+            "explanation": self.explanation,
+        }
+
+    def matrix(self, data: Any) -> np.ndarray:
+        return as_matrix(self.features, data)
+
+    def predict_proba(self, data: Any) -> np.ndarray:
+        """Probability of the positive class per row (1-D)."""
+        return self._predict(self.matrix(data))
+
+    def _predict(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - per format
+        raise NotImplementedError
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        return logit(self._predict(x))
+
+    def contributions(self, x: np.ndarray) -> np.ndarray:
+        """Log-odds contributions (rows, features + 1; last = bias).
+
+        Model-agnostic default (`OCCLUSION`): one batched prediction of every row with each
+        feature in turn set to its training median; bias = log-odds of the all-median row.
+        Formats with native contributions override this.
+        """
+        import numpy as np
+
+        ref = self.reference.get("values") or []
+        median = np.array(
+            [float(ref[i][2]) if i < len(ref) else 0.0 for i in range(len(self.features))]
+        )
+        n, f = x.shape
+        probe = np.repeat(x[:, None, :], f, axis=1)  # (n, f, f)
+        idx = np.arange(f)
+        probe[:, idx, idx] = median
+        base = self.logits(x)
+        occluded = self.logits(probe.reshape(n * f, f)).reshape(n, f)
+        bias = self.logits(median.reshape(1, -1))[0]
+        return np.hstack([base[:, None] - occluded, np.full((n, 1), bias)])
+
+    def explain(
+        self, rows: Any, top: int = 3, descriptions: Mapping[str, str] | None = None
+    ) -> list[list[Reason]]:
+        """Top reasons per row, in plain words (see `ledgerml.mlops.explain`)."""
+        from ledgerml.mlops.explain import reasons
+
+        return reasons(self, self.matrix(rows), top=top, descriptions=descriptions)
+
+
+def read_file(path: str | Path, *, field: str, limit: int = 512 * 1024 * 1024) -> bytes:
+    """The bytes of a model file; `InputError` naming the parameter and file if unreadable."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        if size > limit:
+            raise InputError(f"{p}: {size:,} bytes is larger than {limit:,}", field=field)
+        return p.read_bytes()
+    except InputError:
+        raise
+    except IsADirectoryError:
+        raise InputError(f"{p} is a folder, not a model file", field=field) from None
+    except OSError as exc:
+        raise InputError(f"cannot read {p}: {exc.strerror or exc}", field=field) from None
