@@ -28,6 +28,7 @@ LAYER: dict[str, int] = {
     "storage": 2,
     "chain": 2,
     "datasets": 2,
+    "witness": 2,  # C2SP witness and publisher: crypto, ledger, config, errors only
     "mlops": 3,
     "compliance": 3,
     "federated": 3,

@@ -67,6 +67,7 @@ def root(
 # --- command groups (one module each; keep this block sorted) -------------------
 from ledgerml.cli import (  # noqa: E402
     audit_cmd,
+    backtest_cmd,
     bench_cmd,
     chain_cmd,
     check_cmd,
@@ -81,6 +82,7 @@ from ledgerml.cli import (  # noqa: E402
     store,
     train_cmd,
     verify_cmd,
+    witness_cmd,
 )
 
 for _module in (init_cmd, log_cmd, keys_cmd, verify_cmd, demo_cmd, bench_cmd, chain_cmd):
@@ -88,10 +90,12 @@ for _module in (init_cmd, log_cmd, keys_cmd, verify_cmd, demo_cmd, bench_cmd, ch
 data_cmd.register(app)
 check_cmd.register(app)
 train_cmd.register(app)
+backtest_cmd.register(app)
 monitor_cmd.register(app)
 serve_cmd.register(app)
 fl_cmd.register(app)
 audit_cmd.register(app)
+witness_cmd.register(app)
 app.add_typer(store.app, name="store")
 # -------------------------------------------------------------------------------
 
