@@ -153,6 +153,12 @@ SCHEMA: dict[str, dict[str, Check]] = {
     "serving": {"api_keys": _api_keys, "public_tiles": _bool, "anchor_every_s": _seconds},
     "retention": {"log_days": _days},
     "audit": {"retention": _days_by_type},
+    "witness": {
+        "policy": _text,
+        "fail_open": _bool,
+        "publish_every_s": _seconds,
+        "timeout_s": _seconds,
+    },
 }
 
 

@@ -40,10 +40,25 @@ def register(app: typer.Typer) -> None:
                 help="A checkpoint (signed note file) you kept: the log must extend it.",
             ),
         ] = None,
+        policy: Annotated[
+            str | None,
+            typer.Option(
+                "--policy",
+                help="A witness policy (C2SP tlog-policy): the newest cosigned checkpoint must "
+                "carry its quorum, and the log must extend it.",
+            ),
+        ] = None,
     ) -> None:
         """Verify the ledger: every entry, subtree hash, signed checkpoint and on-chain anchor."""
         kept = [read_input_text(as_path(f), "--since", 64 * 1024) for f in since or []]
         paths = project(ctx)
+        cosigners: tuple[str, ...] = ()
+        if policy is not None:  # fails closed (exit 1) without a quorum-cosigned checkpoint
+            from ledgerml.witness.policy import load_policy
+            from ledgerml.witness.publisher import newest_cosigned
+
+            note, cosigners = newest_cosigned(paths, load_policy(str(as_path(policy))))
+            kept.append(note)
         verifiers = log_verifiers(paths)
         deployed = has_deployment(paths)
         # the ledger first: a missing or emptied ledger.db fails here, before anything reads it
@@ -65,7 +80,8 @@ def register(app: typer.Typer) -> None:
             "deployment": deployed,
         }
         if as_json:
-            print_json(report.to_json() | {"anchors": anchors})
+            witnessed = {"witnesses": {"cosigners": list(cosigners)}} if policy else {}
+            print_json(report.to_json() | {"anchors": anchors} | witnessed)
         elif report.ok:
             console.print(
                 f"[green]OK[/] {report.tree_size:,} entries, {report.checkpoints_checked:,} "
@@ -98,5 +114,11 @@ def register(app: typer.Typer) -> None:
                 )
             if kept:
                 console.print(f"{len(kept)} --since checkpoint(s) checked", highlight=False)
+            if policy:
+                console.print(
+                    f"witness quorum met by {', '.join(cosigners) or 'none needed'}; the log "
+                    "extends the newest cosigned checkpoint",
+                    highlight=False,
+                )
         if not report.ok:
             raise typer.Exit(EXIT_VERIFY)

@@ -35,6 +35,7 @@ from ledgerml.serving.background import BackgroundJobs, JobStatus
 from ledgerml.serving.decisions import Backpressure, DecisionService, Mode
 from ledgerml.serving.scoring import DEFAULT_ALIAS, MAX_BATCH, parse_request
 from ledgerml.serving.tlog import parse_tile_path, read_entry_bundle, read_tile
+from ledgerml.witness.publisher import ServicePublisher, start_publisher, witness_metrics
 
 ROLES = API_ROLES  # ("scorer", "auditor", "admin")
 SCORE_ROLES = frozenset({"scorer", "admin"})
@@ -165,6 +166,7 @@ def create_app(
     key_ring = KeyRing(load_api_keys(paths, serving) if api_keys is None else api_keys)
     state: dict[str, DecisionService] = {}
     jobs: dict[str, BackgroundJobs] = {}
+    witnesses: dict[str, ServicePublisher | None] = {}
     anchor_every = _anchor_every(serving) if anchor_every_s is None else anchor_every_s
     if anchor_every < 0 or refresh_every_s < 0:
         raise InputError("must be >= 0 seconds", field="anchor_every_s/refresh_every_s")
@@ -179,9 +181,13 @@ def create_app(
         jobs["jobs"] = BackgroundJobs.start(
             service, refresh_every_s=refresh_every_s, anchor_every_s=anchor_every
         )
+        # `[witness] policy`: publish checkpoints only with the witnesses' quorum (issue 13)
+        witnesses["pub"] = start_publisher(paths, service.ledger)
         try:
             yield
         finally:
+            if witnesses.get("pub") is not None:
+                witnesses.pop("pub").stop()  # type: ignore[union-attr]
             jobs.pop("jobs").stop()
             state.pop("svc").close()
 
@@ -292,10 +298,14 @@ def create_app(
         if idx is None:
             raise HTTPException(404, f"no committed decision {decision_id!r}")
         note = s.ledger.checkpoint()
+        cosigned = cosigned_checkpoint()
+        if cosigned is not None and Checkpoint.from_note(cosigned).size > idx:
+            note = cosigned  # the newest checkpoint the witnesses' quorum cosigned
         cp = Checkpoint.from_note(note)
         entry = s.ledger.entry(idx)
         proof = s.ledger.inclusion_proof(idx, cp.size)
         return {
+            **({"cosigned": note is cosigned} if witnesses.get("pub") else {}),
             "decision_id": decision_id,
             "index": idx,
             "entry": json.loads(entry),
@@ -309,7 +319,7 @@ def create_app(
     )
     def checkpoint() -> PlainTextResponse:
         """The latest signed checkpoint (C2SP tlog-checkpoint note)."""
-        return PlainTextResponse(svc().ledger.checkpoint())
+        return PlainTextResponse(served_checkpoint())
 
     @app.get(
         "/checkpoint",
@@ -319,7 +329,23 @@ def create_app(
     )
     def tlog_checkpoint() -> PlainTextResponse:
         """The tlog-tiles checkpoint path (same note as /v1/checkpoint)."""
-        return PlainTextResponse(svc().ledger.checkpoint(), headers={"Cache-Control": "no-cache"})
+        return PlainTextResponse(served_checkpoint(), headers={"Cache-Control": "no-cache"})
+
+    def served_checkpoint() -> str:
+        """The log-signed checkpoint, or with `[witness] policy` the newest cosigned one
+        (503 until the quorum cosigned one: fail closed, unless `fail_open`)."""
+        pub = witnesses.get("pub")
+        if pub is None:
+            return svc().ledger.checkpoint()
+        note = pub.served(svc().ledger.checkpoint)
+        if note is None:
+            raise HTTPException(503, "no checkpoint with the witness quorum yet (fail closed)")
+        return note
+
+    def cosigned_checkpoint() -> str | None:
+        pub = witnesses.get("pub")
+        newest = None if pub is None else pub.store.newest()
+        return None if newest is None else newest[1]
 
     @app.get("/v1/proofs/inclusion", dependencies=[reader], tags=["log"])
     def inclusion(index: int = Query(ge=0), size: int | None = Query(None, ge=1)) -> dict[str, Any]:
@@ -382,13 +408,15 @@ def create_app(
             "queue_depth": s.logger.depth,
             "gate": s.gate.to_json(),
             "background": {name: st.to_json() for name, st in _job_status().items()},
+            **({"witness": pub.loop.status()} if (pub := witnesses.get("pub")) else {}),
         }
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["ops"])
     def metrics() -> PlainTextResponse:
         """Prometheus text format: decisions, request latency, queue depth."""
         return PlainTextResponse(
-            _prometheus(svc(), _job_status()), media_type="text/plain; version=0.0.4"
+            _prometheus(svc(), _job_status()) + witness_metrics(witnesses.get("pub")),
+            media_type="text/plain; version=0.0.4",
         )
 
     def _job_status() -> dict[str, JobStatus]:

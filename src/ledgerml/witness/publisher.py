@@ -66,6 +66,7 @@ class Outcome:
     detail: str
     their_size: int | None = None
     their_root: str | None = None
+    our_root_then: str | None = None  # our log's root at their size, when we have it
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -75,6 +76,7 @@ class Outcome:
             "detail": self.detail,
             "their_size": self.their_size,
             "their_root": self.their_root,
+            "our_root_at_their_size": self.our_root_then,
         }
 
 
@@ -122,6 +124,8 @@ class PublishReport:
                     f" — it holds size {o.their_size} root {o.their_root}; we show size "
                     f"{self.size} root {self.root}"
                 )
+                if o.our_root_then is not None:
+                    line += f" (and root {o.our_root_then} at size {o.their_size})"
             out.append(line)
         return out
 
@@ -270,14 +274,15 @@ class Publisher:
     def _conflict(self, w: PolicyWitness, status: int, reason: str, note: str) -> Outcome:
         """A refusal that may be evidence of a fork: fetch what the witness holds."""
         theirs = self.clients[w.name].latest_checkpoint(parse_checkpoint_head(note)[0])
-        size = root = None
+        size = root = ours = None
         if theirs is not None:
             try:
                 _, size, raw = parse_checkpoint_head(parse_note(theirs).text)
                 root = _b64(raw)
+                ours = _b64(self.log.root(size))
             except LedgerMLError:
                 pass
-        return Outcome(w.name, False, status, reason, size, root)
+        return Outcome(w.name, False, status, reason, size, root, ours)
 
 
 def _verified_lines(w: PolicyWitness, note: str, lines: str) -> str:
@@ -428,3 +433,87 @@ class PublisherLoop:
         if self._thread.is_alive():
             self._thread.join()
         self.publisher.close()
+
+
+@dataclass(frozen=True)
+class ServicePublisher:
+    """What the decision service holds when `[witness] policy` is set."""
+
+    loop: PublisherLoop
+    store: CosignedStore
+    fail_open: bool
+
+    def served(self, newest_signed: Callable[[], str]) -> str | None:
+        return served_checkpoint(self.store, newest_signed, fail_open=self.fail_open)
+
+    def stop(self) -> None:
+        self.loop.stop()
+        self.store.close()
+
+
+def start_publisher(paths: ProjectPaths, log: CheckpointSource) -> ServicePublisher | None:
+    """Start the background publisher for a project's log; None without a witness policy
+    (then nothing changes: the service serves the log-signed checkpoint as before)."""
+    from ledgerml.ledger.project import log_verifiers
+
+    settings = witness_settings(paths)
+    if settings is None:
+        return None
+    policy = load_policy(str(settings.policy))
+    store = cosigned_store(paths)
+    publisher = Publisher(
+        log, policy, store, log_verifiers=log_verifiers(paths), timeout_s=settings.timeout_s
+    )
+    size = getattr(log, "size", None)
+    if not callable(size):
+        raise InputError("the log has no size()", field="log")
+    loop = PublisherLoop(publisher, size, max(settings.publish_every_s, 0.05)).start()
+    return ServicePublisher(loop, store, settings.fail_open)
+
+
+def witness_metrics(pub: ServicePublisher | None) -> str:
+    """Prometheus lines for /metrics: per-witness failures, rounds, cosigned tree size."""
+    if pub is None:
+        return ""
+    status = pub.loop.status()
+    lines = [
+        "# HELP ledgerml_witness_failures_total Rounds in which a witness did not cosign.",
+        "# TYPE ledgerml_witness_failures_total counter",
+        *(
+            f'ledgerml_witness_failures_total{{witness="{name}"}} {n}'
+            for name, n in sorted(status["witness_failures"].items())
+        ),
+        "# HELP ledgerml_witness_rounds_total Publisher rounds (a new checkpoint sent out).",
+        "# TYPE ledgerml_witness_rounds_total counter",
+        f"ledgerml_witness_rounds_total {status['rounds']}",
+        "# HELP ledgerml_witness_errors_total Publisher rounds that failed with an error.",
+        "# TYPE ledgerml_witness_errors_total counter",
+        f"ledgerml_witness_errors_total {status['errors']}",
+    ]
+    if status["cosigned_tree_size"] is not None:
+        lines += [
+            "# HELP ledgerml_cosigned_tree_size Size of the newest quorum-cosigned checkpoint.",
+            "# TYPE ledgerml_cosigned_tree_size gauge",
+            f"ledgerml_cosigned_tree_size {status['cosigned_tree_size']}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def newest_cosigned(paths: ProjectPaths, policy: Policy) -> tuple[str, tuple[str, ...]]:
+    """The newest stored cosigned checkpoint, verified against `policy` (log signature and
+    quorum), with its cosigners. Fails closed: none stored, or not enough cosignatures, is a
+    VerificationError."""
+    from ledgerml.ledger.project import log_verifiers
+
+    store = cosigned_store(paths, read_only=True)
+    try:
+        newest = store.newest()
+    finally:
+        store.close()
+    if newest is None:
+        raise VerificationError(
+            f"no cosigned checkpoint in {paths.home / COSIGNED_DB}: nothing to check the policy "
+            "against (run `ledgerml witness publish` or `serve` with [witness] policy)"
+        )
+    verified = policy.verify(newest[1], log_verifiers=log_verifiers(paths))
+    return newest[1], verified.cosigners

@@ -1,0 +1,72 @@
+"""tlog-policy parsing and the quorum rule: every malformed line is refused naming the line,
+and the quorum arithmetic of the spec's example holds."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from ledgerml.errors import InputError
+from ledgerml.witness.policy import Policy
+
+
+def vkey(name: str, sig_type: int = 0x04) -> str:
+    public = ed25519.Ed25519PrivateKey.generate().public_key().public_bytes_raw()
+    kid = hashlib.sha256(name.encode() + b"\n" + bytes([sig_type]) + public).digest()[:4]
+    return f"{name}+{kid.hex()}+{base64.b64encode(bytes([sig_type]) + public).decode()}"
+
+
+def example() -> str:
+    """The example policy of c2sp.org/tlog-policy, with real keys."""
+    xs = "\n".join(f"witness X{i} {vkey(f'x{i}.example')}" for i in (1, 2, 3))
+    ys = "\n".join(f"witness Y{i} {vkey(f'y{i}.example')}" for i in (1, 2, 3))
+    return (
+        f"log {vkey('log.example', 0x01)}\n\n{xs}\ngroup X-witnesses 2 X1 X2 X3\n\n"
+        f"  # Y, tab separated\n{ys}\ngroup\tY-witnesses any Y1 Y2 Y3\n\n"
+        "group X-and-Y all X-witnesses Y-witnesses\nquorum X-and-Y\n"
+    )
+
+
+def test_the_spec_example() -> None:
+    p = Policy.parse(example())
+    assert len(p.logs) == 1 and len(p.witnesses) == 6 and p.quorum == "X-and-Y"
+    assert p.satisfied({"X1", "X3", "Y2"})
+    assert not p.satisfied({"X1", "Y1", "Y2", "Y3"})  # only one X
+    assert not p.satisfied({"X1", "X2", "X3"})  # no Y
+    assert Policy.parse(example().replace("quorum X-and-Y", "quorum none")).satisfied(set())
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda t: t.replace("quorum X-and-Y\n", ""), "no quorum line"),
+        (lambda t: t + "quorum X1\n", "second quorum"),
+        (lambda t: t.replace("group X-witnesses 2", "group X-witnesses 4"), "threshold 4"),
+        (lambda t: t.replace("group X-witnesses 2", "group X-witnesses 0"), "threshold"),
+        (lambda t: t.replace("group X-witnesses 2", "group X-witnesses two"), "threshold"),
+        (lambda t: t.replace("X1 X2 X3", "X1 X1 X3"), "listed twice"),
+        (lambda t: t.replace("X1 X2 X3", "X1 X2 Z9"), "not defined"),
+        (lambda t: t.replace("quorum X-and-Y", "quorum nobody"), "not defined"),
+        (lambda t: t.replace("witness Y1", "witness X1"), "already defined"),
+        (lambda t: t.replace("witness Y1", "witness none"), "reserved"),
+        (lambda t: t + "monitor foo\n", "unknown keyword"),
+        (lambda t: t + "log nonsense\n", "malformed verifier key"),
+        (lambda t: t + f"witness Z {vkey('z.example', 0x01)}\n", "key type 0x01"),
+        (lambda t: t + f"witness Z {vkey('z.example', 0x07)}\n", "key type 0x07"),
+        (lambda t: t + "witness Z\n", "expected `witness"),
+        (lambda t: t + "quorum\x01\n", "control character"),
+    ],
+)
+def test_malformed_policies_name_the_line(change: object, message: str) -> None:
+    with pytest.raises(InputError, match=message) as info:
+        Policy.parse(change(example()))  # type: ignore[operator]
+    assert info.value.field == "policy"
+
+
+def test_duplicate_keys_are_refused() -> None:
+    key = vkey("w.example")
+    with pytest.raises(InputError, match="duplicate key"):
+        Policy.parse(f"witness A {key}\nwitness B {key}\nquorum A\n")
