@@ -38,6 +38,8 @@ KNOWN_TYPES = frozenset(
     }
 )
 CUSTOM_TYPE = re.compile(r"^x\.[a-z0-9][a-z0-9_.-]{0,62}$")
+#: Written by the MLflow store plugins only (ledgerml.mlflow_plugin; reserved in events.py).
+MLFLOW_TYPE = re.compile(r"^mlflow\.[a-z][a-z0-9_]{0,62}$")
 _ENTRY_KEYS = frozenset({"v", "type", "time", "actor", "body", "sigs"})
 
 # (kind, detail, index)
@@ -45,7 +47,11 @@ RawProblem = tuple[str, str, int]
 
 
 def is_known_type(event_type: str) -> bool:
-    return event_type in KNOWN_TYPES or bool(CUSTOM_TYPE.match(event_type))
+    return (
+        event_type in KNOWN_TYPES
+        or bool(CUSTOM_TYPE.match(event_type))
+        or bool(MLFLOW_TYPE.match(event_type))
+    )
 
 
 def check_entry(data: bytes) -> str | None:
@@ -60,7 +66,7 @@ def check_entry(data: bytes) -> str | None:
         return f"unknown entry version {obj['v']!r}"
     event_type = obj["type"]
     if type(event_type) is not str or not (
-        event_type in KNOWN_TYPES or CUSTOM_TYPE.match(event_type)
+        event_type in KNOWN_TYPES or CUSTOM_TYPE.match(event_type) or MLFLOW_TYPE.match(event_type)
     ):
         return f"unknown event type {event_type!r}"
     return None

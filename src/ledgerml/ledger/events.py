@@ -326,7 +326,10 @@ RESERVED_TYPES: dict[str, str] = {
     "key.rotated": "`ledgerml keys rotate`",
 }
 #: Type prefixes reserved as a group, with their owner.
-RESERVED_PREFIXES: dict[str, str] = {"fl.": "`ledgerml fl run` (ledgerml.federated)"}
+RESERVED_PREFIXES: dict[str, str] = {
+    "fl.": "`ledgerml fl run` (ledgerml.federated)",
+    "mlflow.": "the MLflow store plugins (ledgerml.mlflow_plugin, inside `mlflow server`)",
+}
 
 
 def reserved_owner(event_type: object) -> str | None:

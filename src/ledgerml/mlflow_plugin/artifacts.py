@@ -1,0 +1,63 @@
+"""Artifact repository `ledgerml+file:///DIR`: MLflow's local files, each also in LedgerML's CAS.
+
+MLflow writes every upload to a hidden temporary file and then renames it into place; this
+repository adds the temporary file to the blockstore first and records
+`mlflow.artifact_stored` (path, CID, size) once it is in place. A model version's files are
+found by path in those entries, so the version names CIDs `ledgerml store verify` checks.
+Used as `mlflow server --artifacts-destination ledgerml+file:///DIR` (proxied artifacts).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
+
+from ledgerml.mlflow_plugin import _context
+
+SCHEME = "ledgerml+"
+#: mlflow.server.constants.ARTIFACTS_DESTINATION_ENV_VAR
+DESTINATION_ENV = "_MLFLOW_SERVER_ARTIFACT_DESTINATION"
+
+
+class LedgerArtifactRepository(LocalArtifactRepository):
+    """LocalArtifactRepository that content-addresses and records every file it publishes."""
+
+    def __init__(
+        self, artifact_uri: str, tracking_uri: str | None = None, registry_uri: str | None = None
+    ) -> None:
+        local = artifact_uri[len(SCHEME) :] if artifact_uri.startswith(SCHEME) else artifact_uri
+        super().__init__(local, tracking_uri, registry_uri)
+        # Paths are recorded from the server's --artifacts-destination when under it
+        destination = os.environ.get(DESTINATION_ENV, "")
+        if destination.startswith(SCHEME):
+            destination = destination[len(SCHEME) :]
+        root = Path(LocalArtifactRepository(destination).artifact_dir) if destination else None
+        here = Path(self.artifact_dir)
+        self._root = root if root is not None and here.is_relative_to(root) else here
+
+    def _publish_staged_artifact(
+        self,
+        temp_file_path: str,
+        destination_file_path: str,
+        finalize_temp_path: Callable[[str], None] | None = None,
+    ) -> None:
+        added = _context.project().store.add_file(temp_file_path)
+        super()._publish_staged_artifact(temp_file_path, destination_file_path, finalize_temp_path)
+        self._record(destination_file_path, added.cid, added.size)
+
+    def log_artifacts(self, local_dir: Any, artifact_path: Any = None) -> None:
+        """One file at a time, so each goes through `_publish_staged_artifact`."""
+        for base, _dirs, files in os.walk(local_dir):
+            rel = os.path.relpath(base, local_dir)
+            sub = artifact_path if rel == "." else os.path.join(artifact_path or "", rel)
+            for name in sorted(files):
+                self.log_artifact(os.path.join(base, name), sub or None)
+
+    def _record(self, destination: str, cid: str, size: int) -> None:
+        path = os.path.relpath(destination, self._root)
+        body = {"path": Path(path).as_posix(), "cid": cid, "size": size}
+        _context.record("mlflow.artifact_stored", body | _context.who())

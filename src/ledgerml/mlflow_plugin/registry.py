@@ -1,0 +1,305 @@
+"""MLflow model registry store `ledgerml+sqlite://…`: records every change, gates promotion.
+
+- `create_model_version` finds the version's files in the ledger's `mlflow.artifact_stored`
+  entries (the artifact repository recorded their CIDs), names the flavour's model file as the
+  version's CID, and appends `mlflow.model_version` plus a `model.registered` entry, so the
+  rest of LedgerML (`chain register`, `check`, `approve`, `audit trace`) knows the model.
+- The gated aliases (`[mlflow] gated_aliases`, default `champion`) and the stage Production
+  are set only through the ModelRegistry contract: `GovernanceService.promote` dry-runs the
+  promotion (a refusal changes nothing, anywhere), sends it, mirrors `model.promoted`; only
+  then does MLflow's database change, and the version gets the transaction hash as the tag
+  `ledgerml.gate_tx`. The CID comes from the ledger, never from a tag anyone can set, and
+  `ledgerml.*` tags cannot be set or deleted through MLflow.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlflow.entities.model_registry import ModelVersionTag
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, PERMISSION_DENIED
+from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
+
+from ledgerml.errors import InputError, VerificationError
+from ledgerml.mlflow_plugin import _context
+from ledgerml.mlflow_plugin.records import value_digest
+from ledgerml.mlflow_plugin.tracking import sql_uri
+
+#: The model-version tag that carries the gate's transaction hash (written by the gate only).
+GATE_TAG = "ledgerml.gate_tx"
+RESERVED_TAG_PREFIX = "ledgerml."
+#: MLmodel flavours whose model file LedgerML can load, and the MLmodel key naming it.
+FLAVOUR_FILES = {"xgboost": "data", "lightgbm": "data", "sklearn": "pickled_model"}
+
+
+def logged_model(model_id: str) -> dict[str, Any]:
+    """The `mlflow.logged_model` "created" body of `model_id` ({} when the ledger has none)."""
+    ledger = _context.project().ledger
+    for _, e in ledger.entries_of_type("mlflow.logged_model", containing=model_id.encode()):
+        b = e["body"]
+        if b.get("model_id") == model_id and b.get("action") == "created":
+            return dict(b)
+    return {}
+
+
+def artifact_prefix(source: str, run_id: str | None, model_id: str | None) -> str | None:
+    """The version's folder relative to the artifacts destination, from what the ledger holds."""
+    ledger = _context.project().ledger
+    location = None
+    if model_id or source.startswith("models:/m-"):
+        mid = model_id or source.removeprefix("models:/").split("/")[0]
+        location = logged_model(mid).get("artifact_location")
+    elif source.startswith("mlflow-artifacts:"):
+        location = source
+    elif source.startswith("runs:/") and run_id:
+        rest = source.removeprefix("runs:/").split("/", 1)
+        for _, e in ledger.entries_of_type("mlflow.run_created", containing=run_id.encode()):
+            if e["body"].get("run_id") == run_id:
+                exp = e["body"]["experiment_id"]
+                location = f"mlflow-artifacts:/{exp}/{run_id}/artifacts/" + (
+                    rest[1] if len(rest) > 1 else ""
+                )
+    if not location or not location.startswith("mlflow-artifacts:"):
+        return None
+    return location.removeprefix("mlflow-artifacts:").lstrip("/").rstrip("/")
+
+
+def version_files(prefix: str) -> dict[str, str]:
+    """relative path -> CID of every file recorded under `prefix` (the newest record wins)."""
+    files: dict[str, str] = {}
+    needle = (prefix + "/").encode()
+    ledger = _context.project().ledger
+    for _, e in ledger.entries_of_type("mlflow.artifact_stored", containing=needle):
+        path = str(e["body"]["path"])
+        if path.startswith(prefix + "/"):
+            files[path[len(prefix) + 1 :]] = e["body"]["cid"]
+    return files
+
+
+def model_file(files: dict[str, str]) -> tuple[str | None, str | None]:
+    """(flavour, CID of its model file) from the version's MLmodel, read from the CAS."""
+    import yaml
+
+    mlmodel = files.get("MLmodel")
+    if mlmodel is None:
+        return None, None
+    spec = yaml.safe_load(_context.project().store.read_bytes(mlmodel)) or {}
+    for flavour, key in FLAVOUR_FILES.items():
+        conf = (spec.get("flavors") or {}).get(flavour)
+        if conf and conf.get(key) in files:
+            return flavour, files[conf[key]]
+    return None, None
+
+
+def recorded_version(name: str, version: str | int) -> dict[str, Any] | None:
+    """The `mlflow.model_version` body of NAME/VERSION: the ledger says which CID it is."""
+    found = None
+    ledger = _context.project().ledger
+    for _, e in ledger.entries_of_type("mlflow.model_version", containing=name.encode()):
+        b = e["body"]
+        if b.get("name") == name and str(b.get("version")) == str(version):
+            found = b
+    return found
+
+
+class LedgerRegistryStore(SqlAlchemyStore):
+    """Model registry store: every change on the ledger; gated aliases through the contract."""
+
+    def __init__(self, store_uri: str, tracking_uri: str | None = None) -> None:
+        _context.project()
+        super().__init__(sql_uri(store_uri))
+
+    def _record(self, event_type: str, body: dict[str, Any]) -> None:
+        _context.record(event_type, body | _context.who())
+
+    # ------------------------------------------------------------- registered models
+
+    def create_registered_model(
+        self, name: Any, tags: Any = None, description: Any = None, deployment_job_id: Any = None
+    ) -> Any:
+        _refuse_reserved_tags(tags)
+        model = super().create_registered_model(name, tags, description, deployment_job_id)
+        tag_digests = {t.key: value_digest(t.value) for t in tags or ()}
+        self._record(
+            "mlflow.registered_model", {"action": "created", "name": name, "tags": tag_digests}
+        )
+        return model
+
+    def rename_registered_model(self, name: Any, new_name: Any) -> Any:
+        model = super().rename_registered_model(name, new_name)
+        self._record(
+            "mlflow.registered_model", {"action": "renamed", "name": name, "new": new_name}
+        )
+        return model
+
+    def delete_registered_model(self, name: Any) -> None:
+        super().delete_registered_model(name)
+        self._record("mlflow.registered_model", {"action": "deleted", "name": name})
+
+    def set_registered_model_tag(self, name: Any, tag: Any) -> None:
+        super().set_registered_model_tag(name, tag)
+        body = {"action": "tagged", "name": name, "tags": {tag.key: value_digest(tag.value)}}
+        self._record("mlflow.registered_model", body)
+
+    def delete_registered_model_tag(self, name: Any, key: Any) -> None:
+        super().delete_registered_model_tag(name, key)
+        self._record(
+            "mlflow.registered_model", {"action": "tagged", "name": name, "tags": {key: None}}
+        )
+
+    # ---------------------------------------------------------------- model versions
+
+    def create_model_version(
+        self,
+        name: Any,
+        source: Any,
+        run_id: Any = None,
+        tags: Any = None,
+        run_link: Any = None,
+        description: Any = None,
+        local_model_path: Any = None,
+        model_id: Any = None,
+    ) -> Any:
+        _refuse_reserved_tags(tags)
+        prefix = artifact_prefix(source, run_id, model_id)
+        files = version_files(prefix) if prefix else {}
+        framework, cid = model_file(files)
+        # the run behind a logged model, for lineage (MLflow itself is passed what it got)
+        lineage_run = run_id or (logged_model(model_id).get("source_run_id") if model_id else None)
+        mv = super().create_model_version(
+            name, source, run_id, tags, run_link, description, local_model_path, model_id
+        )
+        body: dict[str, Any] = {
+            "name": name,
+            "version": str(mv.version),
+            "source": source,
+            "run_id": lineage_run,
+            "model_id": model_id,
+            "cid": cid,
+            "framework": framework,
+            "files": files,
+            "tags": {t.key: value_digest(t.value) for t in tags or ()},
+        }
+        self._record("mlflow.model_version", body)
+        if cid is not None and framework is not None:
+            from ledgerml.mlops.governance import find_model_registered
+
+            if find_model_registered(_context.project().ledger, cid) is None:
+                entry = {"name": name, "cid": cid, "framework": framework}
+                if lineage_run:
+                    entry["run_id"] = lineage_run
+                _context.record("model.registered", entry)
+        return mv
+
+    def delete_model_version(self, name: Any, version: Any) -> None:
+        super().delete_model_version(name, version)
+        body = {"name": name, "version": str(version), "deleted": True}
+        self._record("mlflow.model_version", body)
+
+    def set_model_version_tag(self, name: Any, version: Any, tag: Any) -> None:
+        _refuse_reserved_tags([tag])
+        super().set_model_version_tag(name, version, tag)
+        self._version_tag(name, version, tag.key, tag.value)
+
+    def delete_model_version_tag(self, name: Any, version: Any, key: Any) -> None:
+        _refuse_reserved_tags([ModelVersionTag(key, "")])
+        super().delete_model_version_tag(name, version, key)
+        self._version_tag(name, version, key, None)
+
+    def _version_tag(self, name: str, version: Any, key: str, value: str | None) -> None:
+        body = {"name": name, "version": str(version), "tags": {key: value_digest(value)}}
+        self._record("mlflow.model_version_tag", body)
+
+    # ------------------------------------------------------------ aliases and stages
+
+    def set_registered_model_alias(self, name: Any, alias: Any, version: Any) -> None:
+        gated = alias in _context.project().gated_aliases
+        tx = self._gate(name, version, alias, what=f"alias {alias!r}") if gated else None
+        super().set_registered_model_alias(name, alias, version)
+        if tx is not None:
+            super().set_model_version_tag(name, version, ModelVersionTag(GATE_TAG, tx["tx_hash"]))
+        self._record(
+            "mlflow.alias",
+            {"action": "set", "name": name, "alias": alias, "version": str(version)}
+            | ({"gated": True, **tx} if tx else {}),
+        )
+
+    def delete_registered_model_alias(self, name: Any, alias: Any) -> None:
+        super().delete_registered_model_alias(name, alias)
+        self._record("mlflow.alias", {"action": "deleted", "name": name, "alias": alias})
+
+    def transition_model_version_stage(
+        self, name: Any, version: Any, stage: Any, archive_existing_versions: Any
+    ) -> Any:
+        from mlflow.entities.model_registry.model_version_stages import get_canonical_stage
+
+        canonical = get_canonical_stage(stage)
+        tx = None
+        if canonical == "Production":
+            tx = self._gate(name, version, _context.PRODUCTION_ALIAS, what="stage Production")
+        mv = super().transition_model_version_stage(name, version, stage, archive_existing_versions)
+        if tx is not None:
+            super().set_model_version_tag(name, version, ModelVersionTag(GATE_TAG, tx["tx_hash"]))
+        self._record(
+            "mlflow.stage",
+            {"name": name, "version": str(version), "stage": canonical}
+            | {"archive_existing": bool(archive_existing_versions)}
+            | ({"gated": True, **tx} if tx else {}),
+        )
+        return mv
+
+    def _gate(self, name: str, version: Any, alias: str, *, what: str) -> dict[str, Any]:
+        """Promote the version's CID to `alias` on the ModelRegistry contract, or refuse.
+
+        Raises MlflowException naming the unmet rule or missing approval; a refusal sends no
+        transaction and appends nothing (the contract call is dry-run first).
+        """
+        from ledgerml.chain import ContractRevert
+        from ledgerml.mlops.governance import GovernanceService
+
+        self.get_model_version(name, version)  # RESOURCE_DOES_NOT_EXIST before anything
+        recorded = recorded_version(name, version)
+        cid = recorded.get("cid") if recorded else None
+        label = f"model {name!r} version {version}"
+        if not cid:
+            raise MlflowException(
+                f"{what} refused for {label}: the ledger records no model file CID for it "
+                "(register it through the ledgerml+sqlite store with its artifacts on "
+                "ledgerml+file)",
+                PERMISSION_DENIED,
+            )
+        try:
+            with GovernanceService.open(_context.project().paths) as gov:
+                done = gov.promote(cid, alias)
+        except ContractRevert as exc:
+            raise MlflowException(
+                f"{what} refused by the LedgerML gate for {label} ({cid}): {exc}", PERMISSION_DENIED
+            ) from None
+        except InputError as exc:
+            hint = (
+                "; enrol it with `ledgerml chain register CID --policy P`"
+                if exc.field == "model"
+                else ""
+            )
+            raise MlflowException(
+                f"{what} refused by the LedgerML gate for {label} ({cid}): "
+                f"{exc.field}: {exc}{hint}",
+                PERMISSION_DENIED,
+            ) from None
+        except VerificationError as exc:
+            raise MlflowException(f"{what} for {label}: {exc}", PERMISSION_DENIED) from None
+        return {"cid": cid, "tx_hash": done.tx_hash, "contract_alias": alias}
+
+
+def _refuse_reserved_tags(tags: Any) -> None:
+    for t in tags or ():
+        if str(t.key).startswith(RESERVED_TAG_PREFIX):
+            raise MlflowException(
+                f"tag {t.key!r}: keys starting with {RESERVED_TAG_PREFIX!r} are written by the "
+                "LedgerML gate only",
+                INVALID_PARAMETER_VALUE,
+            )
+
+
+__all__ = ["GATE_TAG", "LedgerRegistryStore"]
