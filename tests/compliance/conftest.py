@@ -31,6 +31,8 @@ BASELINES = {
     "rules": {"auprc": 0.35, "roc_auc": 0.88, "fp_at_80_recall": 342.0},
 }
 FEATURES = ["Time", *(f"V{i}" for i in range(1, 29)), "Amount"]
+#: Per-fold FP ratios vs logreg of a good model's rolling-origin backtest, and AUPRCs.
+GOOD_BACKTEST = ((0.45, 0.8), (0.62, 0.74), (0.91, 0.7))
 
 
 def new_cid(label: str = "") -> str:
@@ -55,8 +57,11 @@ def record_model(
     with_run: bool = True,
     developer: str | None = None,
     validator: str | None = None,
+    backtest: tuple[tuple[float | None, float], ...] | None = GOOD_BACKTEST,
+    leaky: tuple[tuple[str, float], ...] = (),
 ) -> Evidence:
-    """dataset.registered, run.started/finished, model.registered, evaluation.recorded."""
+    """dataset.registered, run.started/finished, model.registered, evaluation.recorded and,
+    unless `backtest` is None, a backtest.recorded of (FP ratio vs logreg, AUPRC) per fold."""
     feats = features if features is not None else FEATURES
     columns = [*FEATURES, "Class", *(pii or []), *([subject] if subject else [])]
     ds, model, run = new_cid("ds"), new_cid("model"), f"run-{os.urandom(4).hex()}"
@@ -75,9 +80,21 @@ def record_model(
             },
         )
         if with_run:
+            screen = {
+                "leak_auprc": 0.95,
+                "leaky": [{"feature": f, "auprc": a} for f, a in leaky],
+                "id_like": [],
+                "best_single_feature": {"feature": "V14", "auprc": 0.61},
+            }
             ledger.append(
                 "run.started",
-                {"run_id": run, "dataset_cids": [ds], "model_type": framework, "seed": 7},
+                {
+                    "run_id": run,
+                    "dataset_cids": [ds],
+                    "model_type": framework,
+                    "seed": 7,
+                    "params": {"screen": screen},
+                },
             )
             ledger.append(
                 "run.finished", {"run_id": run, "status": "succeeded", "model_cid": model}
@@ -104,6 +121,20 @@ def record_model(
             },
             actor=validator,
         )
+        if backtest is not None:
+            folds = [
+                {"fold": k, "model_cid": new_cid("fold"),
+                 "metrics": {"fp_ratio_vs_logreg": ratio, "auprc": auprc}}
+                for k, (ratio, auprc) in enumerate(backtest, start=1)
+            ]  # fmt: skip
+            ledger.append(
+                "backtest.recorded",
+                {
+                    "dataset_cid": ds, "model_cid": model, "model_type": framework,
+                    "target": "Class", "seed": 7, "recipe": "0" * 64, "fold_fraction": 0.1,
+                    "folds": folds, "summary": {"folds": len(folds)}, "plot": new_cid("plot"),
+                },
+            )  # fmt: skip
     return Evidence(paths, model, ds)
 
 

@@ -95,7 +95,8 @@ def test_missing_lineage_and_metric_fail_closed(paths: ProjectPaths) -> None:
     metrics = {k: v for k, v in GOOD_METRICS.items() if k != "roc_auc"}
     ev = record_model(paths, with_run=False, metrics=metrics)
     result = check_model(paths, ev.model, "fraud-model", submit=False)
-    assert set(result.failed) == {"FM-LINEAGE", "FM-PERF-ROCAUC"}
+    # no run: no lineage, and no leakage screen either (it is recorded with the run)
+    assert set(result.failed) == {"FM-LINEAGE", "FM-PERF-ROCAUC", "FM-LEAKAGE"}
     (roc,) = [r for r in result.results if r.rule_id == "FM-PERF-ROCAUC"]
     assert roc.value is None and "no evidence" in roc.detail
 

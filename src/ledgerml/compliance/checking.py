@@ -119,6 +119,8 @@ class Evidence:
     runs_finished: dict[str, dict[str, Any]] = field(default_factory=dict)
     enrolled: dict[str, Any] | None = None
     documented: dict[str, Any] | None = None
+    #: every backtest.recorded (index, body); `_backtest` picks the one that is this model's
+    backtests: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     decisions: int = 0
     declines: int = 0
     declines_without_reasons: int = 0
@@ -162,13 +164,16 @@ def gather_evidence(ledger: Ledger, model_cid: str, pack: Pack | None = None) ->
     needle = model_cid.encode()
     ev: Evidence | None = None
     pending: list[tuple[int, dict[str, Any]]] = []
-    wanted = tuple(type_suffix(t) for t in ("dataset.registered", "run.started", "run.finished"))
+    wanted = tuple(
+        type_suffix(t)
+        for t in ("dataset.registered", "run.started", "run.finished", "backtest.recorded")
+    )
     for index, raw in ledger.entries():
         if needle not in raw and not raw.endswith(wanted):
             continue
         obj = orjson.loads(raw)
         t, body = obj.get("type"), obj.get("body", {})
-        if t in ("dataset.registered", "run.started", "run.finished"):
+        if t in ("dataset.registered", "run.started", "run.finished", "backtest.recorded"):
             pending.append((index, obj))
             continue
         if t == "model.registered" and body.get("cid") == model_cid and ev is None:
@@ -187,6 +192,8 @@ def gather_evidence(ledger: Ledger, model_cid: str, pack: Pack | None = None) ->
             ev.runs_started[body["run_id"]] = body
         elif t == "run.finished":
             ev.runs_finished[body["run_id"]] = body
+        elif t == "backtest.recorded":
+            ev.backtests.append((index, body))
         elif t == "evaluation.recorded":
             ev.evaluations.append((index, obj.get("actor", ""), body))
         elif t == "model.enrolled" and ev.enrolled is None:
@@ -271,6 +278,16 @@ def _no_pii_features(ev: Evidence, rule: PackRule) -> _Found:
     bad = sorted(set(feats) & pii)
     if bad:
         return _bool(False, f"PII/subject columns among features: {', '.join(bad)}")
+    from ledgerml.mlops.leakage import id_like_by_name
+
+    screen = _run_params(ev).get("screen") or {}
+    id_like = sorted(set(id_like_by_name(feats)) | (set(screen.get("id_like", [])) & set(feats)))
+    if id_like:
+        return _bool(
+            False,
+            f"identifier-like features (customer/terminal/account ids; personal data or a "
+            f"proxy for it, with or without --pii): {', '.join(id_like)}",
+        )
     return _bool(True, f"{len(feats)} features, none of the PII/subject columns {sorted(pii)}")
 
 
@@ -432,6 +449,90 @@ def _evaluation_with_baselines(ev: Evidence, rule: PackRule) -> _Found:
     return _bool(bool(names), f"latest evaluation baselines: {names or 'none'}")
 
 
+def _run_params(ev: Evidence) -> dict[str, Any]:
+    run = ev.runs_started.get(ev.model.get("run_id") or "", {})
+    params = run.get("params")
+    return params if isinstance(params, dict) else {}
+
+
+def _backtest(ev: Evidence) -> tuple[dict[str, Any] | None, str]:
+    """The latest backtest of this model: recorded for its CID, or for its training recipe."""
+    recipe = _run_params(ev).get("recipe")
+    found: tuple[int, dict[str, Any]] | None = None
+    for index, body in ev.backtests:
+        if body.get("model_cid") == ev.model_cid or (recipe and body.get("recipe") == recipe):
+            found = (index, body)
+    if found is None:
+        return None, (
+            "no backtest.recorded for this model or its training recipe: run "
+            f"`ledgerml backtest --model {ev.model_cid}`"
+        )
+    index, body = found
+    return body, f"backtest at ledger index {index}, {len(body.get('folds', []))} folds"
+
+
+def _backtest_worst_fp_ratio(ev: Evidence, rule: PackRule) -> _Found:
+    bt, where = _backtest(ev)
+    if bt is None:
+        return _Found(None, where)
+    base = str(rule.params.get("baseline", "logreg"))
+    key = f"fp_ratio_vs_{base}"
+    ratios = [(f.get("fold"), (f.get("metrics") or {}).get(key)) for f in bt.get("folds", [])]
+    if not ratios:
+        return _Found(None, f"{where}: no folds")
+    undefined = [k for k, r in ratios if r is None]
+    if undefined:
+        return _Found(
+            None,
+            f"{where}: FP ratio vs {base} undefined on fold(s) {undefined} (the baseline raises "
+            "no false positive at 80% recall: 0/0 or x/0 is never a pass)",
+        )
+    worst_fold, worst = max(ratios, key=lambda kr: float(kr[1]))
+    shown = ", ".join(f"{float(r):.2f}" for _, r in ratios)
+    return _Found(
+        round(float(worst), 6),
+        f"{where}: per-fold FP ratio vs {base} {shown}; worst fold {worst_fold}",
+    )
+
+
+def _backtest_auprc_floor(ev: Evidence, rule: PackRule) -> _Found:
+    bt, where = _backtest(ev)
+    if bt is None:
+        return _Found(None, where)
+    values = [(f.get("metrics") or {}).get("auprc") for f in bt.get("folds", [])]
+    if not values or any(v is None for v in values):
+        return _Found(None, f"{where}: AUPRC missing on a fold")
+    import statistics
+
+    median = statistics.median(float(v) for v in values)
+    if median <= 0:
+        return _Found(None, f"{where}: median AUPRC is 0 (undefined ratio)")
+    worst = min(float(v) for v in values)
+    return _Found(
+        round(worst / median, 6),
+        f"{where}: worst-fold AUPRC {worst:.3f} / median {median:.3f} (spread "
+        f"{max(float(v) for v in values) - worst:.3f})",
+    )
+
+
+def _no_leaky_feature(ev: Evidence, rule: PackRule) -> _Found:
+    screen = _run_params(ev).get("screen")
+    if not isinstance(screen, dict):
+        return _Found(
+            None, "the training run records no leakage screen (train with `ledgerml train`)"
+        )
+    leaky = [f for f in screen.get("leaky", []) if f.get("feature") in ev.features]
+    best = screen.get("best_single_feature") or {}
+    if leaky:
+        named = ", ".join(f"{f['feature']} (AUPRC {float(f['auprc']):.3f} alone)" for f in leaky)
+        return _bool(False, f"feature(s) that alone nearly separate the label: {named}")
+    return _bool(
+        True,
+        f"no feature alone reaches AUPRC {screen.get('leak_auprc')} on the training window"
+        + (f" (best: {best.get('feature')} {float(best.get('auprc', 0)):.3f})" if best else ""),
+    )
+
+
 _CHECK_FUNCS = {
     "no_pii_features": _no_pii_features,
     "lineage_recorded": _lineage_recorded,
@@ -442,6 +543,9 @@ _CHECK_FUNCS = {
     "validator_independent": _validator_independent,
     "intended_use_documented": _intended_use_documented,
     "evaluation_with_baselines": _evaluation_with_baselines,
+    "backtest_worst_fp_ratio": _backtest_worst_fp_ratio,
+    "backtest_auprc_floor": _backtest_auprc_floor,
+    "no_leaky_feature": _no_leaky_feature,
 }
 
 
@@ -450,6 +554,15 @@ def _metric_value(ev: Evidence, rule: PackRule) -> _Found:
     if e is None:
         return _Found(None, "no evaluation.recorded entry for the model")
     value = e.get("metrics", {}).get(rule.metric)
+    if value is None and rule.metric.startswith("fp_ratio_vs_"):
+        base = rule.metric.removeprefix("fp_ratio_vs_")
+        fp = e.get("baselines", {}).get(base, {}).get("fp_at_80_recall")
+        if fp == 0:
+            return _Found(
+                None,
+                f"{rule.metric} undefined: the {base} baseline raises no false positive at 80% "
+                "recall (0/0 or x/0 is never a pass; a feature may leak the label)",
+            )
     if value is None:
         return _Found(None, f"metric {rule.metric!r} missing from the latest evaluation")
     split = f" (split {e['split']})" if e.get("split") else ""

@@ -60,6 +60,9 @@ CHECKS: dict[str, str] = {
     "validator_independent": "whoever validates differs from the model's developer",
     "intended_use_documented": "a model card with the intended use is recorded",
     "evaluation_with_baselines": "an evaluation with challenger baselines is recorded",
+    "backtest_worst_fp_ratio": "worst fold's FP-at-80%-recall ratio vs a baseline (backtest)",
+    "backtest_auprc_floor": "worst fold's AUPRC / median fold's AUPRC (backtest)",
+    "no_leaky_feature": "no feature alone nearly separates the label (training window)",
 }
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-/]{0,31}$")

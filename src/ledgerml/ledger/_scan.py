@@ -20,6 +20,7 @@ KNOWN_TYPES = frozenset(
         "run.finished",
         "model.registered",
         "evaluation.recorded",
+        "backtest.recorded",
         "compliance.checked",
         "approval.granted",
         "model.promoted",

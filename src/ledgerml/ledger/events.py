@@ -97,6 +97,25 @@ class EvaluationRecorded(Body):
     plots: dict[str, Cid] = {}
 
 
+class BacktestRecorded(Body):
+    """A rolling-origin backtest (ledgerml.mlops.backtest): every fold's numbers and models."""
+
+    free_form: ClassVar[bool] = True
+    dataset_cid: Cid
+    model_cid: Cid | None = None
+    model_type: Name
+    target: Name
+    time_column: str | None = None
+    drop: list[str] = []
+    params: JsonObject = {}
+    seed: SafeInt
+    recipe: Hex32
+    fold_fraction: float
+    folds: list[JsonObject]
+    summary: dict[str, float | int | None]
+    plot: Cid
+
+
 class RuleResult(Body):
     rule_id: Name
     regulation: str
@@ -292,6 +311,7 @@ EVENT_TYPES: dict[str, type[Body]] = {
     "run.finished": RunFinished,
     "model.registered": ModelRegistered,
     "evaluation.recorded": EvaluationRecorded,
+    "backtest.recorded": BacktestRecorded,
     "compliance.checked": ComplianceChecked,
     "approval.granted": ApprovalGranted,
     "model.promoted": ModelPromoted,
@@ -313,6 +333,7 @@ EVENT_TYPES: dict[str, type[Body]] = {
 #: `ledgerml log append` refuses them, naming the owner. `Ledger.append` stays open.
 RESERVED_TYPES: dict[str, str] = {
     "evaluation.recorded": "`ledgerml evaluate` (ledgerml.mlops.evaluation)",
+    "backtest.recorded": "`ledgerml backtest` (ledgerml.mlops.backtest)",
     "compliance.checked": "`ledgerml check` (the ModelRegistry contract)",
     "approval.granted": "`ledgerml approve` (the ModelRegistry contract)",
     "model.promoted": "`ledgerml promote` (the ModelRegistry contract)",

@@ -26,6 +26,7 @@ import math
 import platform
 import secrets
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -43,6 +44,11 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from ledgerml.mlops.explain import Reason
+
+
+class LeakageWarning(UserWarning):
+    """A feature nearly separates the label, or looks like an identifier (mlops.leakage)."""
+
 
 #: progress(stage, done, total): the CLI draws a bar from it.
 Progress = Callable[[str, int, int], None]
@@ -110,6 +116,7 @@ _XGB_PARAMS: dict[str, tuple[tuple[type, ...], Callable[[Any], bool], str]] = {
     "eval_metric": ((str,), lambda v: v in ("aucpr", "auc", "logloss"), "aucpr, auc or logloss"),
     "num_boost_round": ((int,), lambda v: 1 <= v <= 10_000, "an integer from 1 to 10000"),
     "early_stopping_rounds": ((int,), lambda v: 0 <= v <= 10_000, "an integer from 0 to 10000"),
+    "min_boost_round": ((int,), lambda v: 0 <= v <= 10_000, "an integer from 0 to 10000"),
 }
 _LOGREG_PARAMS: dict[str, tuple[tuple[type, ...], Callable[[Any], bool], str]] = {
     "C": (_NUM, lambda v: v > 0, "a number > 0"),
@@ -135,9 +142,12 @@ class TrainResult:
     run_started_index: int
     run_finished_index: int
     model_registered_index: int
+    #: leakage / identifier findings on the training window (ledgerml.mlops.leakage)
+    warnings: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "warnings": list(self.warnings),
             "run_id": self.run_id,
             "model_cid": self.model_cid,
             "framework": self.framework,
@@ -416,11 +426,18 @@ def _fit_xgboost(
     booster_params = {
         k: v
         for k, v in params.items()
-        if k not in ("num_boost_round", "early_stopping_rounds", "scale_pos_weight_rule")
+        if k
+        not in (
+            "num_boost_round",
+            "early_stopping_rounds",
+            "min_boost_round",
+            "scale_pos_weight_rule",
+        )
     }
     booster_params.update(XGB_FIXED, seed=seed)
     rounds = int(params["num_boost_round"])
     patience = int(params["early_stopping_rounds"])
+    floor = min(int(params.get("min_boost_round", 0)), rounds)
     say = progress or (lambda *_: None)
 
     class _Tick(xgb.callback.TrainingCallback):
@@ -431,21 +448,46 @@ def _fit_xgboost(
             say(self.stage, epoch + 1, self.total)
             return False
 
+    class _Patience(xgb.callback.TrainingCallback):
+        """Stop after max(`patience`, best/2) rounds without a better validation score, never
+        before `floor`. Why: a fixed patience of 30 stopped at round 14 on a split where a few
+        validation frauds happened to rank well early (issue 15); a late optimum needs a
+        longer wait to be found, and a floor keeps a noisy start from deciding alone."""
+
+        def __init__(self, patience: int, floor: int) -> None:
+            self.patience, self.floor = patience, floor
+            self.best, self.score = 0, float("inf")
+
+        def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+            metric, values = next(iter(evals_log["valid"].items()))
+            value = -float(values[-1]) if metric in ("aucpr", "auc") else float(values[-1])
+            if value < self.score:
+                self.best, self.score = epoch, value
+            wait = max(self.patience, self.best // 2)
+            return epoch + 1 >= self.floor and epoch - self.best > wait
+
     chosen = rounds
     vcut = int(cut * (1 - VALIDATION_FRACTION))
     if patience > 0 and y[vcut:].sum() > 0 and y[:vcut].sum() > 0:
+        import numpy as np
+
         dtrain = xgb.DMatrix(x[:vcut], y[:vcut], feature_names=names)
-        dvalid = xgb.DMatrix(x[vcut:], y[vcut:], feature_names=names)
-        probe = xgb.train(
+        # The validation rows carry the class weight the training loss uses, so early
+        # stopping watches the loss being minimised, not an unweighted one it trades off.
+        weight = float(booster_params.get("scale_pos_weight", 1.0))
+        dvalid = xgb.DMatrix(
+            x[vcut:], y[vcut:], weight=np.where(y[vcut:] > 0, weight, 1.0), feature_names=names
+        )
+        stop = _Patience(patience, floor)
+        xgb.train(
             booster_params,
             dtrain,
             rounds,
             evals=[(dvalid, "valid")],
-            early_stopping_rounds=patience,
             verbose_eval=False,
-            callbacks=[_Tick("early stopping", rounds)],
+            callbacks=[_Tick("early stopping", rounds), stop],
         )
-        chosen = int(probe.best_iteration) + 1
+        chosen = max(stop.best + 1, floor)
     dfull = xgb.DMatrix(x, y, feature_names=names)
     booster = xgb.train(
         booster_params, dfull, chosen, verbose_eval=False, callbacks=[_Tick("training", chosen)]
@@ -459,6 +501,7 @@ def _fit_xgboost(
         "num_boost_round": chosen,
         "max_rounds": rounds,
         "early_stopping_rounds": patience,
+        "min_boost_round": floor,
     }
 
 
@@ -525,11 +568,48 @@ def fit_model(
     progress: Progress | None = None,
 ) -> bytes:
     """The model bytes `train_model` would store, with nothing recorded (benchmarks, dry runs)."""
+    return fit_model_used(prep, model, params, seed, progress)[0]
+
+
+def fit_model_used(
+    prep: Prepared,
+    model: ModelType | str = "xgboost",
+    params: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> tuple[bytes, dict[str, Any]]:
+    """`fit_model` plus the parameters it used (rounds chosen, weight resolved): backtests."""
     if model not in MODEL_TYPES:
         raise InputError(f"must be one of {', '.join(MODEL_TYPES)}", field="--model")
     merged = _resolve_weight(model, _check_params(model, params), prep)
     fit = _fit_xgboost if model == "xgboost" else _fit_logreg
-    return fit(prep, merged, _check_seed(seed), progress)[0]
+    return fit(prep, merged, _check_seed(seed), progress)
+
+
+def recipe_hash(
+    *,
+    dataset_cid: str,
+    target: str,
+    time_column: str | None,
+    drop: Sequence[str],
+    model_type: str,
+    params: Mapping[str, Any],
+    seed: int,
+) -> str:
+    """SHA-256 of what makes a model apart from where the split falls: a training run and a
+    backtest that share it trained the same way, so the gate credits the run with the backtest."""
+    import hashlib
+
+    doc = {
+        "dataset_cid": dataset_cid,
+        "target": target,
+        "time_column": time_column,
+        "drop": sorted(drop),
+        "model_type": model_type,
+        "params": dict(params),
+        "seed": seed,
+    }
+    return hashlib.sha256(canonical_json(doc)).hexdigest()
 
 
 def train_model(
@@ -568,6 +648,13 @@ def train_model(
             _fit_logreg(prep, merged, seed, None)  # raises InputError before anything is recorded
 
     merged = _resolve_weight(model, merged, prep)
+    from ledgerml.mlops.leakage import screen_features, warnings_of
+
+    cut = prep.split.train_rows
+    screen = screen_features(prep.x[:cut], prep.y[:cut], [n for n, _ in prep.features])
+    found = warnings_of(screen)
+    for line in found:
+        warnings.warn(line, LeakageWarning, stacklevel=2)
 
     run_id = f"run-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{secrets.token_hex(4)}"
     run_params = {
@@ -576,6 +663,19 @@ def train_model(
         **({"drop": list(drop)} if drop else {}),
         "target": target,
         "split": prep.split.to_json(),
+        # what the user asked for (defaults apart) and its hash: `ledgerml backtest --model`
+        # repeats this recipe, and the packs match a backtest to the run by the hash
+        "requested": dict(params or {}),
+        "screen": screen.to_json(),
+        "recipe": recipe_hash(
+            dataset_cid=record.cid,
+            target=target,
+            time_column=time_column,
+            drop=drop,
+            model_type=model,
+            params=dict(params or {}),
+            seed=seed,
+        ),
     }
     started_body = {
         "run_id": run_id,
@@ -651,6 +751,7 @@ def train_model(
         run_started_index=started_index,
         run_finished_index=finished_index,
         model_registered_index=registered_index,
+        warnings=tuple(found),
     )
 
 
