@@ -138,6 +138,60 @@ def register(app: typer.Typer) -> None:
             console.print(f"plot {name}: {cid}", highlight=False)
         console.print(f"ledger index {res.ledger_index}", highlight=False)
 
+    @app.command("log-model")
+    def log_model(
+        ctx: typer.Context,
+        path: Annotated[
+            str, typer.Argument(metavar="PATH", help=".skops, .onnx, LightGBM .txt, XGBoost .ubj")
+        ],
+        data: Annotated[
+            list[str], typer.Option("--data", help="Training data set(s), first = train.")
+        ],
+        target: Annotated[str, typer.Option("--target", help="The 0/1 label column.")],
+        feature: Annotated[
+            list[str] | None,
+            typer.Option("--feature", help="A model input, in column order (default: all others)."),
+        ] = None,
+        time_column: Annotated[
+            str, typer.Option("--time-column", help="Column ordering the rows; 'none' for none.")
+        ] = "Time",
+        train_fraction: Annotated[float, typer.Option("--train-fraction")] = 0.8,
+        params: Annotated[
+            str | None, typer.Option("--params", help="The run's parameters, as JSON.")
+        ] = None,
+        name: Annotated[str | None, typer.Option("--name", help="Model name.")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    ) -> None:
+        """Record a model trained elsewhere: its run, the file in the CAS, `model.registered`.
+
+        The file is read without running code (never pickle); a file LedgerML cannot read
+        safely is refused (exit 2) naming it, and nothing is appended."""
+        from ledgerml.api import Project
+        from ledgerml.mlops.training import load_table, resolve_dataset
+
+        paths = project(ctx)
+        tcol = _time_column(time_column)
+        feats = list(feature or [])
+        if not feats:
+            cols = load_table(paths, resolve_dataset(paths, data[0]).cid).column_names
+            feats = [c for c in cols if c not in (target, tcol)]
+        p = parse_json(params, field="--params") if params else {}
+        if not isinstance(p, dict):
+            raise InputError("must be a JSON object", field="--params")
+        front = Project(paths)
+        with front.start_run(
+            data=data, params=p, time_column=tcol, train_fraction=train_fraction
+        ) as run:
+            res = run.log_model(path, features=feats, target=target, name=name)
+        if as_json:
+            print_json(res.to_json())
+            return
+        console.print(
+            f"model {res.cid} ({res.framework}), run {res.run_id}; reasons by "
+            f"{res.explanation}; ledger index {res.ledger_index}",
+            highlight=False,
+        )
+
     @app.command("explain")
     def explain(
         ctx: typer.Context,

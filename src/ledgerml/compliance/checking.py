@@ -317,8 +317,11 @@ def _explanations_available(ev: Evidence, rule: PackRule) -> _Found:
     assert ev.paths is not None
     model = _load_model(ev.paths, ev.model_cid)
     if model is not None:
+        from ledgerml.mlops.models import explanation_of
+
         ok = callable(getattr(model, "explain", None))
-        return _bool(ok, f"loaded model {'has' if ok else 'lacks'} explain(rows, top)")
+        how = f"; method: {explanation_of(model)}" if ok else ""
+        return _bool(ok, f"loaded model {'has' if ok else 'lacks'} explain(rows, top){how}")
     fw = str(ev.model.get("framework", "")).lower()
     ok = any(k in fw for k in EXPLAINABLE_FRAMEWORKS)
     return _bool(ok, f"framework {fw!r} {'gives' if ok else 'gives no known'} reason codes")

@@ -2,8 +2,8 @@
 
 Why skops: its format is a zip of a JSON schema and `.npy` arrays; loading builds only
 types on a trusted list, so a model file cannot run its author's code. A file naming
-any type outside skops' default trusted list is refused, naming the types; a pickle is
-not a zip and is refused before anything parses it.
+any type outside skops' default trusted list (plus `EXTRA_TRUSTED`) is refused, naming
+the types; a pickle is not a zip and is refused before anything parses it.
 
 skops names its members after `id()` of the objects (memory addresses) and stamps the
 current time, so the same model gives different bytes each time. `dump` renumbers the
@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import warnings
 import zipfile
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,15 @@ from ledgerml.mlops.models._base import OCCLUSION, Model, meta_json, refused
 if TYPE_CHECKING:
     import numpy as np
 
+#: Beyond skops' default trusted list: scikit-learn's fitted-tree containers, rebuilt from
+#: arrays by their own `__setstate__` (no callables). skops leaves them out of its default
+#: list only because they are Cython types; every tree ensemble needs one of them.
+EXTRA_TRUSTED = frozenset(
+    {
+        "sklearn.tree._tree.Tree",
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    }
+)
 _ID = re.compile(rb'("__id__": )(\d+)|"(\d+)\.npy"')
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 
@@ -34,7 +44,9 @@ class SklearnModel(Model):
     def _predict(self, x: np.ndarray) -> np.ndarray:
         import numpy as np
 
-        proba = np.asarray(self._impl.predict_proba(x), dtype=np.float64)
+        with warnings.catch_warnings():  # fitted on a DataFrame, scored on its values
+            warnings.filterwarnings("ignore", "X does not have valid feature names")
+            proba = np.asarray(self._impl.predict_proba(x), dtype=np.float64)
         return proba[:, 1] if proba.ndim == 2 else proba
 
 
@@ -95,11 +107,13 @@ class SklearnFormat:
             raise refused(source, "not a skops file (not a valid zip)") from None
         except Exception as exc:
             raise refused(source, f"not a readable skops file ({type(exc).__name__})") from None
+        untrusted = [t for t in untrusted if t not in EXTRA_TRUSTED]
         if untrusted:
             shown = ", ".join(sorted(untrusted)[:5])
             raise refused(source, f"the skops file holds untrusted type(s): {shown}")
         try:
-            est = sio.loads(raw)  # default trusted list only: nothing else is constructed
+            # skops' default trusted list plus EXTRA_TRUSTED: nothing else is constructed
+            est = sio.loads(raw, trusted=sorted(EXTRA_TRUSTED) or None)
         except Exception as exc:
             raise refused(source, f"skops could not load the file ({type(exc).__name__})") from None
         if not hasattr(est, "predict_proba"):
