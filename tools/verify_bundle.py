@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """Verify a LedgerML audit bundle without LedgerML: the standard library and `cryptography`.
 
-    python tools/verify_bundle.py BUNDLE_DIR_OR_ZIP [--vkey NAME+HASH+KEY ...] [--json]
+    python tools/verify_bundle.py BUNDLE_DIR_OR_ZIP [--vkey NAME+HASH+KEY ...] [--policy FILE]
+                                  [--json]
 
 Exit 0: verified. Exit 1: a check failed (the message names the file). Exit 2: not a bundle.
 Pass --vkey with the log's verifier key(s) obtained out of band to pin them; otherwise the
 keys in keys.txt are used (then the bundle proves integrity, not who made it).
+With --policy (a C2SP tlog-policy file, docs/witnesses.md) the checkpoint must also carry
+valid cosignatures (tlog-cosignature, types 0x04 and 0x06) from the policy's witness quorum.
 The layout and every check are described in docs/audit.md; `ledgerml audit verify-bundle`
 runs the same checks in the same order.
 """
@@ -95,6 +98,79 @@ def checkpoint_head(text: str) -> tuple[str, int, bytes]:
     return lines[0], int(lines[1]), root
 
 
+# --- C2SP tlog-policy and tlog-cosignature (--policy) ------------------------------------
+
+
+def parse_policy(text: str) -> tuple[dict[str, tuple[str, bytes, int, bytes]], dict, str]:
+    """(witnesses by name, groups by name: (k, members), quorum); ValueError names the line."""
+    witnesses: dict[str, tuple[str, bytes, int, bytes]] = {}
+    groups: dict[str, tuple[int, list[str]]] = {}
+    quorum = None
+    for n, line in enumerate(text.split("\n"), 1):
+        words = line.replace("\t", " ").split()
+        if not words or words[0].startswith("#") or words[0] == "log":
+            continue
+        known = set(witnesses) | set(groups)
+        if words[0] == "witness" and len(words) in (3, 4) and words[1] not in known | {"none"}:
+            witnesses[words[1]] = parse_vkey(words[2])
+            if witnesses[words[1]][2] not in (0x04, 0x06):
+                raise ValueError(f"policy line {n}: not a cosignature key type")
+        elif words[0] == "group" and len(words) >= 4 and words[1] not in known | {"none"}:
+            members, k = words[3:], words[2]
+            k = len(members) if k == "all" else 1 if k == "any" else int(k) if k.isdigit() else 0
+            if not 1 <= k <= len(members) or len(set(members)) < len(members) or not set(
+                members) <= known:  # fmt: skip
+                raise ValueError(f"policy line {n}: bad group")
+            groups[words[1]] = (k, members)
+        elif words[0] == "quorum" and len(words) == 2 and quorum is None:
+            if words[1] not in known | {"none"}:
+                raise ValueError(f"policy line {n}: quorum names nothing defined before")
+            quorum = words[1]
+        else:
+            raise ValueError(f"policy line {n}: not understood")
+    if quorum is None:
+        raise ValueError("policy has no quorum line")
+    return witnesses, groups, quorum
+
+
+def cosigners(note: str, witnesses: dict[str, tuple[str, bytes, int, bytes]]) -> set[str]:
+    """Witness names with a valid cosignature on `note`; a failing one raises ValueError."""
+    split = note.rfind("\n\n")
+    text = note[: split + 1]
+    origin, size, root = checkpoint_head(text)
+    good = set()
+    for line in note[split + 2 :].split("\n")[:-1]:
+        name, _, b64 = line[2:].rpartition(" ")
+        blob = base64.b64decode(b64, validate=True)
+        for wname, (kname, key_id, typ, pub) in witnesses.items():
+            if kname != name or key_id != blob[:4]:
+                continue
+            ts, sig = blob[4:12], blob[12:]
+            if typ == 0x04:
+                msg = b"cosignature/v1\ntime %d\n" % struct.unpack(">Q", ts) + text.encode()
+                verify = ed25519.Ed25519PublicKey.from_public_bytes(pub).verify
+            else:
+                msg = (b"subtree/v1\n\x00" + bytes([len(name.encode())]) + name.encode() + ts
+                       + bytes([len(origin.encode())]) + origin.encode()
+                       + struct.pack(">QQ", 0, size) + root)  # fmt: skip
+                verify = mldsa.MLDSA44PublicKey.from_public_bytes(pub).verify
+            try:
+                verify(sig, msg)
+            except InvalidSignature:
+                raise ValueError(f"bad cosignature from witness {wname}") from None
+            good.add(wname)
+    return good
+
+
+def quorum_met(name: str, have: set[str], groups: dict) -> bool:
+    if name == "none":
+        return True
+    if name not in groups:
+        return name in have
+    k, members = groups[name]
+    return sum(quorum_met(m, have, groups) for m in members) >= k
+
+
 # --- RFC 9162 §2.1.3.2 inclusion proof ------------------------------------------------------
 
 
@@ -176,7 +252,9 @@ def load_json(files: dict[str, bytes], name: str) -> object:
         raise Failed(name, f"is not valid JSON: {exc}") from None
 
 
-def verify(files: dict[str, bytes], pinned: list[str]) -> dict[str, object]:
+def verify(
+    files: dict[str, bytes], pinned: list[str], policy: str | None = None
+) -> dict[str, object]:
     try:  # 1. keys, 2. the signed manifest digest, 3. every file's SHA-256
         lines = files["keys.txt"].decode().split("\n")
         assert lines[-1] == "" and lines[:-1]
@@ -216,6 +294,16 @@ def verify(files: dict[str, bytes], pinned: list[str]) -> dict[str, object]:
         raise Failed("checkpoint.note", f"does not verify with keys.txt: {exc}") from None
     if cp_origin != origin:
         raise Failed("checkpoint.note", f"origin {cp_origin!r} is not the bundle's")
+    witnessed: list[str] = []
+    if policy is not None:  # the witnesses' quorum on the checkpoint every proof relies on
+        try:
+            witnesses, groups, quorum = parse_policy(policy)
+            witnessed = sorted(cosigners(files["checkpoint.note"].decode(), witnesses))
+        except ValueError as exc:
+            raise Failed("checkpoint.note", f"witness policy: {exc}") from None
+        if not quorum_met(quorum, set(witnessed), groups):
+            raise Failed("checkpoint.note", f"lacks the witness quorum {quorum!r} (valid "
+                         f"cosignatures from: {', '.join(witnessed) or 'none'})")  # fmt: skip
     entries = sorted(int(m.group(1)) for n in files
                      if (m := re.fullmatch(r"entries/(0|[1-9][0-9]*)\.json", n)))  # fmt: skip
     if entries != sorted(manifest.get("entries", [])):
@@ -267,18 +355,26 @@ def verify(files: dict[str, bytes], pinned: list[str]) -> dict[str, object]:
         artifacts += bool(m)
     return {"ok": True, "entries": len(entries), "tree_size": size, "root": root.hex(),
             "receipts_checked": receipts, "artifacts_checked": artifacts,
-            "problems": []}  # fmt: skip
+            "problems": [], **({"cosigners": witnessed} if policy is not None else {})}  # fmt: skip
 
 
 def main(argv: list[str]) -> int:
     args = [a for a in argv if a != "--json"]
     pinned = [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--vkey"]
-    paths = [a for i, a in enumerate(args) if a != "--vkey" and (i == 0 or args[i - 1] != "--vkey")]
-    if len(paths) != 1 or not Path(paths[0]).exists():
-        print("usage: verify_bundle.py BUNDLE [--vkey VKEY ...] [--json]", file=sys.stderr)
+    policies = [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--policy"]
+    opts = ("--vkey", "--policy")
+    paths = [a for i, a in enumerate(args) if a not in opts and (i == 0 or args[i - 1] not in opts)]
+    if len(paths) != 1 or not Path(paths[0]).exists() or len(policies) > 1:
+        print("usage: verify_bundle.py BUNDLE [--vkey VKEY ...] [--policy FILE] [--json]",
+              file=sys.stderr)  # fmt: skip
         return 2
     try:
-        result = verify(read_bundle(Path(paths[0])), pinned)
+        policy = Path(policies[0]).read_text(encoding="utf-8") if policies else None
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"--policy: cannot read {policies[0]}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        result = verify(read_bundle(Path(paths[0])), pinned, policy)
     except SystemExit as exc:
         print(exc, file=sys.stderr)
         return 2

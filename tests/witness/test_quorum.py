@@ -307,3 +307,42 @@ def test_service_serves_only_cosigned_checkpoints(
         assert "ledgerml_cosigned_tree_size 3" in metrics
         start_all(running)
         wait_for(lambda r: r.status_code == 200 and "\n5\n" in r.text, "resumed")
+
+
+def test_bundles_carry_the_cosigned_checkpoint(
+    project: Project, running: list[WitnessProcess], tmp_path: Path
+) -> None:
+    """`audit export` puts the quorum-cosigned note in the bundle; `audit verify-bundle
+    --policy` and the standalone tools/verify_bundle.py --policy demand the quorum."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    project.append(6, "bundled")
+    running[0].stop()
+    running[1].stop()
+    pub = project.publisher()
+    try:
+        assert pub.publish().cosigners == tuple(BANKS[2:])
+    finally:
+        pub.close()
+    home = str(project.paths.home)
+    bundle = tmp_path / "bundle"
+    r = cli("--home", home, "audit", "export", "--all", "-o", str(bundle))
+    assert r.returncode == 0, r.stderr
+    assert (bundle / "checkpoint.note").read_text().count("witness ") == 3
+    everyone = tmp_path / "all-five.txt"
+    everyone.write_text(project.policy_file.read_text().replace("banks 3", "banks all"))
+    tool = [sys.executable, str(REPO / "tools" / "verify_bundle.py"), str(bundle)]
+    for policy, ok in ((project.policy_file, True), (everyone, False)):
+        r = cli("audit", "verify-bundle", str(bundle), "--policy", str(policy))
+        assert (r.returncode == 0) is ok, r.stdout + r.stderr
+        t = subprocess.run([*tool, "--policy", str(policy), "--json"], capture_output=True,
+                           text=True, check=False)  # fmt: skip
+        assert (t.returncode == 0) is ok, t.stdout + t.stderr
+        if ok:
+            assert json.loads(t.stdout)["cosigners"] == BANKS[2:]
+        else:
+            assert "lacks the witness quorum" in r.stdout + r.stderr
+            assert "lacks the witness quorum" in json.loads(t.stdout)["problems"][0]["detail"]

@@ -38,6 +38,8 @@ from ledgerml.faults import crash_point
 from ledgerml.ledger import merkle
 from ledgerml.ledger.log import Checkpoint
 from ledgerml.ledger.project import log_keys
+from ledgerml.witness.policy import Policy
+from ledgerml.witness.publisher import cosigned_note_at
 
 FORMAT = "ledgerml-audit-bundle/1"
 MANIFEST = "manifest.json"
@@ -220,7 +222,8 @@ def _bundle_files(
     if not cp.signature_ok:
         raise VerificationError(f"the newest checkpoint does not verify: {cp.problem}")
     files: dict[str, bytes] = {
-        CHECKPOINT: cp.note.encode(),
+        # the witnesses' quorum-cosigned note for this size when there is one (issue 13)
+        CHECKPOINT: (cosigned_note_at(view.paths, cp.size) or cp.note).encode(),
         KEYS: "".join(v + "\n" for v in view.vkeys()).encode(),
     }
     bodies: list[dict[str, Any]] = []
@@ -437,7 +440,9 @@ def _vkeys(files: dict[str, bytes]) -> list[NoteVerifier]:
         raise _Failed(KEYS, str(exc)) from None
 
 
-def _verify(files: dict[str, bytes], pinned: tuple[str, ...] = ()) -> BundleReport:
+def _verify(
+    files: dict[str, bytes], pinned: tuple[str, ...] = (), policy: Policy | None = None
+) -> BundleReport:
     verifiers = _vkeys(files)
     if pinned:
         try:
@@ -483,6 +488,11 @@ def _verify(files: dict[str, bytes], pinned: tuple[str, ...] = ()) -> BundleRepo
         raise _Failed(CHECKPOINT, f"does not verify with keys.txt: {exc}") from None
     if cp.origin != manifest["origin"]:
         raise _Failed(CHECKPOINT, f"origin {cp.origin!r} is not the bundle's")
+    if policy is not None:  # the witnesses' quorum on the checkpoint every proof relies on
+        try:
+            policy.verify(cp_text, log_verifiers=verifiers)
+        except LedgerMLError as exc:
+            raise _Failed(CHECKPOINT, f"does not meet the witness policy: {exc}") from None
     # entries and their proofs
     entries = sorted(int(m.group(1)) for n in files if (m := _ENTRY_RE.match(n)))
     if entries != sorted(manifest.get("entries", [])):
@@ -541,14 +551,17 @@ def _verify(files: dict[str, bytes], pinned: tuple[str, ...] = ()) -> BundleRepo
     return BundleReport("", (), len(entries), cp.size, cp.root.hex(), checked, receipts)
 
 
-def verify_bundle(path: Path, pinned: tuple[str, ...] = ()) -> BundleReport:
+def verify_bundle(
+    path: Path, pinned: tuple[str, ...] = (), policy: Policy | None = None
+) -> BundleReport:
     """Check a bundle offline; problems name the file. InputError if it is not a bundle.
 
     `pinned`: verifier keys obtained out of band; without them keys.txt is trusted, and the
-    bundle then proves integrity but not who produced it."""
+    bundle then proves integrity but not who produced it. `policy`: a witness policy whose
+    quorum must have cosigned the bundle's checkpoint (docs/witnesses.md)."""
     try:
         files = read_bundle(path)
-        report = _verify(files, pinned)
+        report = _verify(files, pinned, policy)
     except _Failed as f:
         return BundleReport(str(path), (BundleProblem(f.file, f.detail),))
     return BundleReport(

@@ -128,12 +128,18 @@ def verify_bundle_cmd(
         list[str] | None,
         typer.Option("--vkey", help="Pin the log's verifier key (name+hash+key); repeatable."),
     ] = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option("--policy", help="Witness policy: the checkpoint needs its quorum."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Verify a bundle offline: every file's digest, signatures, proofs, receipts, CIDs."""
     from ledgerml.audit.bundle import verify_bundle
+    from ledgerml.witness.policy import load_policy
 
-    report = verify_bundle(path, tuple(vkey or ()))
+    pol = load_policy(str(policy)) if policy is not None else None
+    report = verify_bundle(path, tuple(vkey or ()), pol)
     if as_json:
         print_json(report.to_json())
     elif report.ok:

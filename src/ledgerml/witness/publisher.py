@@ -517,3 +517,15 @@ def newest_cosigned(paths: ProjectPaths, policy: Policy) -> tuple[str, tuple[str
         )
     verified = policy.verify(newest[1], log_verifiers=log_verifiers(paths))
     return newest[1], verified.cosigners
+
+
+def cosigned_note_at(paths: ProjectPaths, size: int) -> str | None:
+    """The stored quorum-cosigned checkpoint of exactly `size`, if any (bundles carry it)."""
+    store = cosigned_store(paths, read_only=True)
+    try:
+        for stored, note, _ in store.all():
+            if stored == size:
+                return note
+        return None
+    finally:
+        store.close()
