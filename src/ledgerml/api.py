@@ -228,7 +228,10 @@ class Run:
         if isinstance(model, str | Path):
             source = str(model)
             raw = models.read_file(model, field="model")
-            loaded = models.load("file", raw, source=source)
+            try:
+                loaded = models.load("file", raw, source=source)
+            except InputError as exc:  # names the file; the parameter is `model`
+                raise InputError(str(exc), field="model") from None
             if loaded.model_type == "onnx":
                 import onnx
 
