@@ -294,6 +294,11 @@ def test_service_serves_only_cosigned_checkpoints(
         assert r.text.count("witness ") >= 3
         health = httpx.get(url + "/healthz", timeout=10).json()
         assert health["witness"]["cosigned_tree_size"] == 3
+        # the auditor's pages: the policy and who cosigned what
+        seen = httpx.get(url + "/audit/api/witnesses", headers=auth, timeout=30).json()
+        assert seen["policy"]["quorum"] == "banks" and seen["fail_open"] is False
+        assert seen["cosigned"][0]["size"] == 3 and seen["cosigned"][0]["cosigners"] == BANKS
+        assert httpx.get(url + "/audit/api/witnesses", timeout=10).status_code == 401
         for w in running[:3]:
             w.stop()
         project.append(2, "while down")

@@ -30,6 +30,7 @@ button{cursor:pointer}input{padding:3px 6px}
 <button id="use-key">Use key</button><span id="status">no key</span></header>
 <main>
 <section id="checkpoint"><h2>Checkpoint</h2><div id="cp">–</div></section>
+<section id="witnesses"><h2>Witnesses</h2><div id="wit">–</div></section>
 <section id="decisions"><h2>Search decisions</h2>
 <input id="q" placeholder="decision ID" size="40"> <button id="search">Search</button>
 <button id="recent">Newest</button><div id="decision-results"></div></section>
@@ -149,6 +150,15 @@ async function loadCheckpoint() {
   $("cp").innerHTML = `origin <code>${esc(c.origin)}</code>, size <b>${c.size}</b>, root <code>${c.root}</code>,
     signature ${c.signature_ok ? '<span class="ok">OK</span>' : '<span class="bad">BAD</span>'}<pre>${esc(c.note)}</pre>`;
 }
+async function loadWitnesses() {
+  const w = await getJSON("/audit/api/witnesses");
+  if (!w.policy) { $("wit").textContent = "no witness policy configured: checkpoints are signed by the log only"; return; }
+  $("wit").innerHTML = `quorum <b>${esc(w.policy.quorum)}</b> of ${w.policy.witnesses.map((x) => esc(x.name)).join(", ")}
+    ${w.fail_open ? '<span class="bad">(fail open)</span>' : "(fail closed)"}
+    <table id="witness-table"><tr><th>size</th><th>root</th><th>cosigned by</th><th>stored</th></tr>` +
+    w.cosigned.map((c) => `<tr><td>${c.size}</td><td><code>${esc(c.root)}</code></td><td>${c.cosigners.map(esc).join(", ")}</td><td>${esc(c.stored_at)}</td></tr>`).join("") +
+    "</table>";
+}
 function decisionRows(ds) {
   return "<table><tr><th>index</th><th>decision</th><th>outcome</th><th>score</th><th>model</th><th>reasons</th><th></th></tr>" +
     ds.map((d) => `<tr><td>${d.index}</td><td><a href="#" class="trace" data-id="${esc(d.decision_id)}">${esc(d.decision_id)}</a></td>
@@ -201,7 +211,7 @@ async function start() {
   try {
     await loadCheckpoint();
     $("status").textContent = "key accepted";
-    await Promise.all([search(""), loadEntries(null)]);
+    await Promise.all([search(""), loadEntries(null), loadWitnesses()]);
   } catch (e) { $("status").textContent = "key refused: " + e.message; }
 }
 $("use-key").onclick = () => { key = $("key").value.trim(); sessionStorage.setItem("ledgerml-audit-key", key); start(); };

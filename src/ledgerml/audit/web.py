@@ -66,6 +66,13 @@ def audit_router(paths: ProjectPaths, read_check: Callable[[Request], Any]) -> A
         v = view()
         return {**v.checkpoint.to_json(), "vkeys": v.vkeys(), "indexed": v.index.watermark}
 
+    @router.get("/api/witnesses", dependencies=[reader])
+    def witnesses() -> dict[str, Any]:
+        """The witness policy and which witnesses cosigned which checkpoint (issue 13)."""
+        from ledgerml.witness.publisher import witness_overview
+
+        return witness_overview(paths)
+
     @router.get("/api/entries", dependencies=[reader])
     def entries(
         start: int | None = Query(None, ge=0), limit: int = Query(50, ge=1, le=PAGE_LIMIT)

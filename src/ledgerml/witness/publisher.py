@@ -178,6 +178,25 @@ class CosignedStore:
             ).fetchall()
         return [(int(s), str(n), tuple(c.split(",")) if c else ()) for s, n, c in rows]
 
+    def history(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The newest `limit` cosigned checkpoints: size, root, cosigners, when stored."""
+        if self._conn is None:
+            return []
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT size, root, cosigners, created FROM cosigned ORDER BY size DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [
+            {
+                "size": int(size),
+                "root": _b64(bytes(root)),
+                "cosigners": cosigners.split(",") if cosigners else [],
+                "stored_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created)),
+            }
+            for size, root, cosigners, created in rows
+        ]
+
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
@@ -529,3 +548,29 @@ def cosigned_note_at(paths: ProjectPaths, size: int) -> str | None:
         return None
     finally:
         store.close()
+
+
+def witness_overview(paths: ProjectPaths, limit: int = 50) -> dict[str, Any]:
+    """For the auditor's pages: the policy's witnesses and quorum, and which witnesses
+    cosigned each of the newest stored checkpoints."""
+    settings = witness_settings(paths)
+    policy = None if settings is None else load_policy(str(settings.policy))
+    store = cosigned_store(paths, read_only=True)
+    try:
+        history = store.history(limit)
+    finally:
+        store.close()
+    return {
+        "policy": None
+        if policy is None
+        else {
+            "quorum": policy.quorum,
+            "witnesses": [{"name": w.name, "vkey": w.verifier.vkey()} for w in policy.witnesses],
+            "groups": [
+                {"name": g.name, "threshold": g.threshold, "members": list(g.members)}
+                for g in policy.groups
+            ],
+        },
+        "fail_open": bool(settings and settings.fail_open),
+        "cosigned": history,
+    }
