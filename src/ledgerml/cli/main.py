@@ -77,6 +77,7 @@ from ledgerml.cli import (  # noqa: E402
     init_cmd,
     keys_cmd,
     log_cmd,
+    mlflow_cmd,
     monitor_cmd,
     serve_cmd,
     store,
@@ -96,6 +97,7 @@ serve_cmd.register(app)
 fl_cmd.register(app)
 audit_cmd.register(app)
 witness_cmd.register(app)
+mlflow_cmd.register(app)
 app.add_typer(store.app, name="store")
 # -------------------------------------------------------------------------------
 

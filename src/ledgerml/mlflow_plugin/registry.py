@@ -283,8 +283,7 @@ class LedgerRegistryStore(SqlAlchemyStore):
                 else ""
             )
             raise MlflowException(
-                f"{what} refused by the LedgerML gate for {label} ({cid}): "
-                f"{exc.field}: {exc}{hint}",
+                f"{what} refused by the LedgerML gate for {label} ({cid}): {exc}{hint}",
                 PERMISSION_DENIED,
             ) from None
         except VerificationError as exc:

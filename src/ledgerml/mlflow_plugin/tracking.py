@@ -8,6 +8,8 @@ verify` reports as an unrecorded change.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
@@ -16,6 +18,8 @@ from ledgerml.mlflow_plugin import _context
 from ledgerml.mlflow_plugin.records import metric_sums, value_digest
 
 SCHEME = "ledgerml+"
+#: A metric point as stored: (key, step, timestamp, is_nan, value).
+Point = tuple[str, int, int, bool, float]
 
 
 def sql_uri(store_uri: str) -> str:
@@ -109,27 +113,61 @@ class LedgerTrackingStore(SqlAlchemyStore):
 
     # ---------------------------------------------------------- params, metrics, tags
 
-    def _batch(self, run_id: str, metrics: Any = (), params: Any = (), tags: Any = ()) -> None:
+    def _points(self, run_id: str, metrics: Any) -> tuple[list[Point], set[Point]]:
+        """The batch's points as stored, and those of them MLflow already holds.
+
+        MLflow stores a point once: a point logged again (the client re-logs a run's metrics
+        for its logged model) changes nothing, so it must not be counted again. One indexed
+        query on (run, key, timestamp) before the write finds them.
+        """
+        points = []
+        for m in metrics or ():
+            is_nan, value = self.sanitize_metric_value(m.value)
+            points.append((m.key, int(m.step or 0), int(m.timestamp), bool(is_nan), float(value)))
+        if not points:
+            return points, set()
+        from mlflow.store.tracking.dbmodels.models import SqlMetric as M
+
+        with self.ManagedSessionMaker() as session:
+            rows = (
+                session.query(M.key, M.step, M.timestamp, M.is_nan, M.value)
+                .filter(
+                    M.run_uuid == run_id,
+                    M.key.in_({p[0] for p in points}),
+                    M.timestamp.in_({p[2] for p in points}),
+                )
+                .all()
+            )
+        return points, {(k, int(s), int(t), bool(n), float(v)) for k, s, t, n, v in rows}
+
+    def _batch(
+        self,
+        run_id: str,
+        points: Sequence[Point] = (),
+        existing: AbstractSet[Point] = frozenset(),
+        params: Any = (),
+        tags: Any = (),
+    ) -> None:
         body: dict[str, Any] = {"run_id": run_id}
-        if metrics:
-            points = []
-            for m in metrics:
-                is_nan, value = self.sanitize_metric_value(m.value)
-                points.append((m.key, int(m.step or 0), int(m.timestamp), is_nan, float(value)))
-            body["metrics"] = {k: s.to_json() for k, s in metric_sums(points).items()}
+        new = [p for p in points if p not in existing]
+        if new:
+            body["metrics"] = {k: s.to_json() for k, s in metric_sums(new).items()}
         if params:
             body["params"] = {p.key: value_digest(p.value) for p in params}
         if tags:
             body["tags"] = _tags(tags)
-        _context.record("mlflow.batch_logged", body | _context.who())
+        if len(body) > 1:
+            _context.record("mlflow.batch_logged", body | _context.who())
 
     def log_batch(self, run_id: Any, metrics: Any, params: Any, tags: Any) -> None:
+        points, existing = self._points(run_id, metrics)
         super().log_batch(run_id, metrics, params, tags)
-        self._batch(run_id, metrics, params, tags)
+        self._batch(run_id, points, existing, params, tags)
 
     def log_metric(self, run_id: Any, metric: Any) -> None:
+        points, existing = self._points(run_id, [metric])
         super().log_metric(run_id, metric)
-        self._batch(run_id, metrics=[metric])
+        self._batch(run_id, points, existing)
 
     def log_param(self, run_id: Any, param: Any) -> None:
         super().log_param(run_id, param)
