@@ -9,7 +9,7 @@ PIP    := $(VENV)/bin/pip
 LEDGERML := $(VENV)/bin/ledgerml
 STAMP  := $(VENV)/.installed
 RUN    := .run
-EXTRAS := storage,data,ml,serve,chain,fl,audit,postgres,dev
+EXTRAS := storage,data,ml,models,serve,chain,fl,audit,postgres,dev
 
 # Fragments from each subsystem add prerequisites of `make test` (npm tools,
 # services) to TEST_SETUP, and services to SERVICES (scripts/svc_<name>.sh).
@@ -34,7 +34,7 @@ demo: $(STAMP)
 
 # Services are started before pytest and stopped by PID afterwards, whatever
 # the test outcome; their connection details reach the tests through .run/*.env.
-test: $(STAMP) $(TEST_SETUP)
+test: $(STAMP) $(TEST_SETUP) lint
 	@mkdir -p $(RUN)
 	@status=0; \
 	for s in $(SERVICES); do scripts/svc_$$s.sh start || status=1; done; \
@@ -49,8 +49,8 @@ bench: $(STAMP)
 	$(LEDGERML) bench all
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests bench tools
-	$(VENV)/bin/ruff format --check src tests bench tools
+	$(VENV)/bin/ruff check src tests bench tools examples
+	$(VENV)/bin/ruff format --check src tests bench tools examples
 
 clean:
 	rm -rf $(VENV) $(RUN) .pytest_cache

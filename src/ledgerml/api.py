@@ -293,7 +293,7 @@ class Run:
         self.model = RegisteredModel(
             cid=cid,
             name=model_name,
-            framework=registered["framework"],
+            framework=fmt.framework(),
             model_type=kind,
             features=tuple(feats),
             target=target,

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ledgerml.mlops.models import Model
     from ledgerml.mlops.training import LoadedModel
 
 
@@ -63,12 +64,15 @@ def _level(value: float, qs: list[float] | None) -> tuple[str, str]:
 
 
 def reasons(
-    model: LoadedModel,
+    model: LoadedModel | Model,
     x: Any,
     top: int = 3,
     descriptions: Mapping[str, str] | None = None,
 ) -> list[list[Reason]]:
-    """Top `top` positive contributions per row of `x`, largest first (ties: feature order)."""
+    """Top `top` positive contributions per row of `x`, largest first (ties: feature order).
+
+    A row with no positive contribution (the intercept drives its score) still gets one
+    reason: the input that lowered the score least."""
     import math
 
     import numpy as np
@@ -85,9 +89,13 @@ def reasons(
     for row, c in zip(x, contrib, strict=True):
         order = np.argsort(-c, kind="stable")[:top]
         row_reasons: list[Reason] = []
-        for i in order:
+        # No input pushed the score up: the intercept (base rate) drives it. Reg B still
+        # needs principal reasons for an adverse decision, so name the inputs that pulled
+        # the score down least — those an applicant could move to change the outcome.
+        base_driven = len(order) > 0 and float(c[order[0]]) <= 0
+        for i in order[:1] if base_driven else order:
             push = float(c[i])
-            if push <= 0:
+            if push <= 0 and not base_driven:
                 break
             raw = float(row[i])
             label = described.get(names[i], names[i])
@@ -103,6 +111,11 @@ def reasons(
             if level == "missing":
                 phrase = f"{label} missing"
             text = f"{phrase} ({detail}): pushed the score up by {push:.2f}"
+            if base_driven:
+                text = (
+                    f"{phrase} ({detail}): lowered the score least ({push:.2f}); the base "
+                    "rate, not an input, drives this score"
+                )
             row_reasons.append(Reason(names[i], value, round(push, 6), level, text))
         out.append(row_reasons)
     return out
