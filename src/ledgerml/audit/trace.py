@@ -290,11 +290,23 @@ def trace_decision(view: AuditView, decision_id: str) -> Trace:
 
 
 def trace_model(view: AuditView, model: str) -> Trace:
-    """The lineage of a model (CID or promoted alias), up to its anchors."""
+    """The lineage of a model (CID, promoted alias or MLflow NAME/VERSION), up to its anchors."""
     started = time.perf_counter()
     view.refresh()
-    model_cid = resolve_model(view, model)
+    from ledgerml.audit import _mlflow_trace as mlf
+
+    name_version = None if CID_RE.match(model or "") else mlf.parse_name_version(model or "")
+    version = mlf.version_entry(view, *name_version) if name_version else None
+    if name_version and version is None:
+        raise InputError(f"no MLflow model version {model!r} in the ledger", field="--model")
+    if version is not None and not version.body.get("cid"):
+        raise InputError(f"MLflow model version {model!r} names no model file CID", field="--model")
+    model_cid = str(version.body["cid"]) if version is not None else resolve_model(view, model)
     steps = _model_steps(view, model_cid)
+    if version is not None and name_version is not None:
+        before = [TraceStep(s, m, e) for s, m, e in mlf.before_model(view, version)]
+        after = [TraceStep(s, m, e) for s, m, e in mlf.after_model(view, *name_version)]
+        steps = before + steps + after
     last = max((s.entry.index for s in steps), default=0)
     steps += _anchor_steps(view, last)
     flagged, bad = _flagged(view, steps)
