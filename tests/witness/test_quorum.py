@@ -351,3 +351,21 @@ def test_bundles_carry_the_cosigned_checkpoint(
         else:
             assert "lacks the witness quorum" in r.stdout + r.stderr
             assert "lacks the witness quorum" in json.loads(t.stdout)["problems"][0]["detail"]
+
+
+def test_local_consortium_publishes_with_a_majority_of_banks(tmp_path: Path) -> None:
+    """`fl run --witnesses` uses this: a witness process per bank plus the auditor, a policy
+    of ⌊n/2⌋+1 banks, processes stopped by PID afterwards."""
+    from ledgerml.witness.consortium import LocalConsortium
+
+    paths = init_project(tmp_path / "fl", origin="consortium.example/fl-log")
+    Project(paths, "", tmp_path / "unused").append(5, "round")
+    with LocalConsortium(paths, ["B1", "B2", "B3"]) as consortium:
+        assert "group banks 2 B1 B2 B3" in consortium.policy_file.read_text()
+        report = consortium.publish()
+        assert report.published and set(report.cosigners) == {"B1", "B2", "B3", "auditor"}
+        pids = [m.proc.pid for m in consortium.members if m.proc is not None]
+    assert len(pids) == 4 and all(not Path(f"/proc/{pid}").exists() for pid in pids)
+    r = cli("--home", str(paths.home), "verify", "--skip-anchors", "--policy",
+            str(consortium.policy_file))  # fmt: skip
+    assert r.returncode == 0 and "witness quorum met by B1, B2, B3, auditor" in r.stdout, r.stderr

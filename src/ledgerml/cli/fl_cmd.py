@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ledgerml.cli._common import console, err_console, print_json, project
+from ledgerml.cli._common import EXIT_VERIFY, console, err_console, print_json, project
 
 app = typer.Typer(help="Federated learning across banks (Flower), every round on the ledger.")
 
@@ -53,6 +53,14 @@ def run_cmd(
         bool,
         typer.Option("--anchor", help="Anchor the ledger checkpoint (all rounds) on chain."),
     ] = False,
+    witnesses: Annotated[
+        bool,
+        typer.Option(
+            "--witnesses",
+            help="Run a witness per bank and the auditor on 127.0.0.1 and publish the log's "
+            "checkpoint only with a majority of the banks' cosignatures (docs/witnesses.md).",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Train an AML model across banks with Flower; compare with local-only and centralized."""
@@ -79,9 +87,20 @@ def run_cmd(
             highlight=False,
         )
 
-    result = run_federated(project(ctx), opts, progress=progress)
+    paths = project(ctx)
+    result = run_federated(paths, opts, progress=progress)
+    witnessed = None
+    if witnesses:  # each bank's witness cosigns the shared log's checkpoint (issue 13)
+        from ledgerml.witness.consortium import LocalConsortium
+
+        names = sorted(result.rounds[-1]["trust"]) if result.rounds else []
+        with LocalConsortium(paths, names) as consortium:
+            witnessed = consortium.publish()
     if as_json:
-        print_json(result.to_json())
+        extra = {"witnesses": witnessed.to_json()} if witnessed is not None else {}
+        print_json(result.to_json() | extra)
+        if witnessed is not None and not witnessed.published:
+            raise typer.Exit(EXIT_VERIFY)
         return
     from rich.table import Table
 
@@ -135,6 +154,11 @@ def run_cmd(
         f"total {result.seconds['total']:.1f}s",
         highlight=False,
     )
+    if witnessed is not None:
+        for line in witnessed.lines():
+            (console if witnessed.published else err_console).print(line, highlight=False)
+        if not witnessed.published:
+            raise typer.Exit(EXIT_VERIFY)
     if result.anchor is not None:
         console.print(
             f"anchored: tree size {result.anchor['tree_size']} in tx {result.anchor['tx_hash']}",

@@ -51,6 +51,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Verify the ledger: every entry, subtree hash, signed checkpoint and on-chain anchor."""
         kept = [read_input_text(as_path(f), "--since", 64 * 1024) for f in since or []]
+        n_since = len(kept)
         paths = project(ctx)
         cosigners: tuple[str, ...] = ()
         if policy is not None:  # fails closed (exit 1) without a quorum-cosigned checkpoint
@@ -112,8 +113,8 @@ def register(app: typer.Typer) -> None:
                     f"head copy checked (tree size {report.head_copy_size:,})",
                     highlight=False,
                 )
-            if kept:
-                console.print(f"{len(kept)} --since checkpoint(s) checked", highlight=False)
+            if n_since:
+                console.print(f"{n_since} --since checkpoint(s) checked", highlight=False)
             if policy:
                 console.print(
                     f"witness quorum met by {', '.join(cosigners) or 'none needed'}; the log "

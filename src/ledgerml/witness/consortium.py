@@ -1,0 +1,146 @@
+"""A consortium of witnesses on one machine: one `ledgerml witness serve` process per bank
+plus the auditor, for `ledgerml fl run --witnesses` and demonstrations.
+
+Why: the federated-learning log is shared by the banks, so it should be published only
+with their cosignatures. On one machine each bank's witness is its own process with its own
+key in its own folder, exactly as it would run at the bank (docs/witnesses.md, "Consortium
+layout"); only the host differs.
+
+    with LocalConsortium(paths, ["B1", "B2", "B3", "B4", "B5"]) as consortium:
+        ...                                   # write to the log
+        report = consortium.publish()         # PublishReport: published with 3 of 5 banks?
+
+Folders live in `<project>/witnesses/<name>/` (created once, reused: a witness remembers
+what it cosigned); the policy is written to `<project>/witnesses/policy.txt`: the banks as
+a group of ⌊n/2⌋+1, the auditor listed as a sixth witness that cosigns too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from ledgerml.config import ProjectPaths
+from ledgerml.crypto.files import make_private_dir
+from ledgerml.errors import InputError, VerificationError
+from ledgerml.witness.core import CONFIG, Witness, init_witness, load_keys
+from ledgerml.witness.publisher import PublishReport, publish_once
+
+AUDITOR = "auditor"
+_CLI = (sys.executable, "-m", "ledgerml.cli.main")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class _Member:
+    name: str
+    folder: Path
+    port: int = field(default_factory=_free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+class LocalConsortium:
+    """Start one witness process per member on 127.0.0.1; stop them by PID on exit."""
+
+    def __init__(self, paths: ProjectPaths, banks: list[str], *, start_timeout_s: float = 60):
+        if not banks or len(set(banks)) != len(banks):
+            raise InputError("need one or more distinct bank names", field="banks")
+        self.paths = paths
+        self.folder = paths.home / "witnesses"
+        self.banks = banks
+        self.members = [_Member(n, self.folder / n) for n in [*banks, AUDITOR]]
+        self.policy_file = self.folder / "policy.txt"
+        self.threshold = len(banks) // 2 + 1
+        self.start_timeout_s = start_timeout_s
+
+    def __enter__(self) -> LocalConsortium:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def start(self) -> Path:
+        """Create missing witnesses, trust the project's log keys, start them, write the
+        policy; returns the policy file."""
+        from ledgerml.ledger.project import log_verifiers
+
+        vkeys = [v.vkey() for v in log_verifiers(self.paths)]
+        make_private_dir(self.folder)  # holds the members' key folders
+        lines = [f"# local consortium for {self.paths.home.name}", f"log {vkeys[0]}"]
+        for m in self.members:
+            if not (m.folder / CONFIG).exists():
+                init_witness(m.folder, name=f"{m.name.lower()}.consortium.local/witness")
+            w = Witness.open(m.folder)
+            try:
+                for vkey in vkeys:
+                    w.add_log(vkey)
+            finally:
+                w.close()
+            lines.append(f"witness {m.name} {load_keys(m.folder).verifiers()[0].vkey()} {m.url}")
+        lines += [f"group banks {self.threshold} {' '.join(self.banks)}", "quorum banks"]
+        for m in self.members:
+            with (self.folder / f"{m.name}.log").open("ab") as log:  # the child keeps its copy
+                m.proc = subprocess.Popen(
+                    [*_CLI, "witness", "serve", "--dir", str(m.folder), "--port", str(m.port)],
+                    stdout=log,
+                    stderr=log,
+                )
+        self.policy_file.write_text("\n".join(lines) + "\n")
+        self._wait()
+        return self.policy_file
+
+    def _wait(self) -> None:
+        import httpx
+
+        deadline = time.monotonic() + self.start_timeout_s
+        for m in self.members:
+            while True:
+                if m.proc is None or m.proc.poll() is not None:
+                    raise VerificationError(f"witness {m.name} exited at start (see its log)")
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(m.url + "/metrics", timeout=1).status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise VerificationError(f"witness {m.name} did not start")
+                time.sleep(0.05)
+
+    def publish(self) -> PublishReport:
+        """Send the log's newest checkpoint to every member; published with the quorum."""
+        return publish_once(self.paths, policy_path=str(self.policy_file))
+
+    def stop(self) -> None:
+        for m in self.members:
+            if m.proc is None:
+                continue
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(m.proc.pid, signal.SIGTERM)
+            try:
+                m.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.kill(m.proc.pid, signal.SIGKILL)
+                m.proc.wait(timeout=20)
+            m.proc = None
