@@ -22,6 +22,7 @@ from ledgerml.config import ProjectPaths
 from ledgerml.errors import InputError
 from ledgerml.ledger import init_project
 from ledgerml.ledger.project import open_ledger
+from ledgerml.mlops.backtest import backtest
 from ledgerml.mlops.datasets import register_dataset
 from ledgerml.mlops.evaluation import evaluate_model
 from ledgerml.mlops.governance import GovernanceService
@@ -77,6 +78,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Deployed:
     register_dataset(paths, partial, "partial", label="Class")  # Time, V1, V2, Class only
     model = train_model(paths, "cards", "Class", seed=0).model_cid
     evaluate_model(paths, model)
+    backtest(paths, model=model, folds=3)  # the fraud-model gate reads it (FM-BT-*)
     assert check_model(paths, model, "fraud-model").passed  # enrolled on chain, gate passed
     return Deployed(home, paths, model)
 

@@ -41,6 +41,22 @@ def _summary(r: DemoResult) -> Table:
     return table
 
 
+def _backtest_text(r: DemoResult) -> str:
+    if not r.backtest:
+        return "none"
+    s = r.backtest["summary"]
+
+    def ratio(v: float | None) -> str:
+        return "undefined" if v is None else f"{v:.2f}"
+
+    per_fold = ", ".join(ratio(f["metrics"]["fp_ratio_vs_logreg"]) for f in r.backtest["folds"])
+    return (
+        f"{s['folds']} folds; FP ratio vs logistic {per_fold} (worst "
+        f"{ratio(s['worst_fp_ratio_vs_logreg'])}; ≤ 0.5 on {s['folds_fp_ratio_vs_logreg_le_0_5']} "
+        f"of {s['folds']}); AUPRC median {s['median_auprc']:.3f}, worst {s['worst_auprc']:.3f}"
+    )
+
+
 def _facts(r: DemoResult) -> Table:
     facts = Table(show_header=False, box=None)
     facts.add_column(style="bold", no_wrap=True)
@@ -53,6 +69,7 @@ def _facts(r: DemoResult) -> Table:
             "passed" if r.check_passed else "FAILED: " + ", ".join(r.failed_rules),
         ),
         ("promoted to champion", "yes (risk + compliance approvals)" if r.promoted else "no"),
+        ("backtest", _backtest_text(r)),
         ("decisions recorded", f"{r.decisions:,} ({r.alerts:,} alerts with reason codes)"),
         (
             "drift",

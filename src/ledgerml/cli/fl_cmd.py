@@ -53,6 +53,14 @@ def run_cmd(
         bool,
         typer.Option("--anchor", help="Anchor the ledger checkpoint (all rounds) on chain."),
     ] = False,
+    column_map: Annotated[
+        str | None,
+        typer.Option(
+            "--map",
+            help="Schema column = your column, comma-separated, for --data "
+            "(e.g. src_account=from_acct,dst_account=to_acct).",
+        ),
+    ] = None,
     witnesses: Annotated[
         bool,
         typer.Option(
@@ -64,7 +72,13 @@ def run_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Train an AML model across banks with Flower; compare with local-only and centralized."""
+    from ledgerml.datasets.aml import parse_column_map
+    from ledgerml.errors import InputError
     from ledgerml.federated import FlOptions, run_federated
+
+    mapping = parse_column_map(column_map)
+    if mapping and data is None:
+        raise InputError("only applies to a --data table", field="--map")
 
     opts = FlOptions(
         banks=banks,
@@ -77,6 +91,7 @@ def run_cmd(
         strategy=strategy,  # type: ignore[arg-type]
         seed=seed,
         anchor=anchor,
+        columns=tuple(sorted(mapping.items())),
     )
 
     def progress(info: dict[str, Any]) -> None:

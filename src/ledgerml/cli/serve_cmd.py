@@ -70,22 +70,37 @@ def score_cmd(
             help="Decisions with salts (JSONL; .csv for CSV). Default FILE.decisions.jsonl.",
         ),
     ] = None,
+    id_column: Annotated[
+        str | None,
+        typer.Option(
+            "--id-column",
+            help="Column of FILE carried to the output file next to each decision (not to the "
+            "ledger), e.g. TRANSACTION_ID.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
     """Score every row of FILE with the model behind --alias, recording each decision."""
-    from ledgerml.serving.batch import read_table, score_records, table_records, write_decisions
+    from ledgerml.serving.batch import (
+        id_values,
+        read_table,
+        score_records,
+        table_records,
+        write_decisions,
+    )
     from ledgerml.serving.decisions import DecisionService
 
     path = as_path(file)
     out_path = as_path(out) if out else path.with_name(path.name + ".decisions.jsonl")
     table = read_table(path)
+    ids = (id_column, id_values(table, id_column)) if id_column else None  # before any append
     with DecisionService.open(project(ctx), mode="sync") as svc:
         model = svc.model_for(alias)  # as the gate (ModelRegistry) holds it, with its threshold
         source = svc.gate.served.get(alias, {}).get("threshold_source")
         records = table_records(table, model.model.features)  # all rows valid before any append
         with progress_bar("scoring", len(records), enabled=not as_json) as update:
             made = score_records(svc, alias, records, model, update)
-    write_decisions(out_path, made)
+    write_decisions(out_path, made, ids=ids)
     outcomes: dict[str, int] = {}
     for d in made:
         outcomes[d.outcome] = outcomes.get(d.outcome, 0) + 1

@@ -339,8 +339,38 @@ def _laundering(
     return out
 
 
-def load_transactions(path: str | Path, *, field: str = "--data") -> pd.DataFrame:
-    """Read a CSV or Parquet transaction table and check it fits the schema.
+#: File endings read as CSV (compressed ones decompressed by pandas) and as Parquet.
+CSV_ENDINGS = (".csv", ".txt", ".csv.gz", ".csv.bz2", ".csv.zst", ".csv.xz", ".tsv")
+PARQUET_ENDINGS = (".parquet", ".pq")
+
+
+def parse_column_map(text: str | None, *, field: str = "--map") -> dict[str, str]:
+    """`src_account=from_acct,dst_account=to_acct` -> {"from_acct": "src_account", ...}:
+    the table's own column names mapped onto the schema's (REQUIRED_COLUMNS, typology)."""
+    out: dict[str, str] = {}
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        ours, eq, theirs = part.partition("=")
+        ours, theirs = ours.strip(), theirs.strip()
+        if not eq or not ours or not theirs:
+            raise InputError("expected schema_column=table_column, comma-separated", field=field)
+        if ours not in (*REQUIRED_COLUMNS, "typology"):
+            raise InputError(
+                f"{ours!r} is not a schema column ({', '.join(REQUIRED_COLUMNS)}, typology)",
+                field=field,
+            )
+        if ours in out.values() or theirs in out:
+            raise InputError(f"{ours!r} or {theirs!r} mapped twice", field=field)
+        out[theirs] = ours
+    return out
+
+
+def load_transactions(
+    path: str | Path, *, field: str = "--data", columns: dict[str, str] | None = None
+) -> pd.DataFrame:
+    """Read a CSV (also .csv.gz) or Parquet transaction table and check it fits the schema;
+    `columns` renames the table's columns onto the schema's first (see `parse_column_map`).
 
     Raises `InputError` naming the problem (missing column, bad label, …) before anything
     is written anywhere. Timestamps may be datetimes, ISO 8601 strings or epoch seconds.
@@ -348,17 +378,32 @@ def load_transactions(path: str | Path, *, field: str = "--data") -> pd.DataFram
     p = Path(path)
     if not p.is_file():
         raise InputError(f"no such file: {p}", field=field)
+    renames = dict(columns or {})
+    theirs = {ours: t for t, ours in renames.items()}
+    as_text = {theirs.get(c, c): str for c in (*REQUIRED_COLUMNS[2:6], "tx_id")}
+    name = p.name.lower()
     try:
-        if p.suffix.lower() in (".parquet", ".pq"):
+        if name.endswith(PARQUET_ENDINGS):
             table = pd.read_parquet(p)
-        elif p.suffix.lower() in (".csv", ".txt") or p.suffix.lower().endswith("csv"):
-            table = pd.read_csv(p, dtype={c: str for c in REQUIRED_COLUMNS[2:6]} | {"tx_id": str})
+        elif name.endswith(CSV_ENDINGS) or name.endswith("csv"):
+            table = pd.read_csv(p, dtype=as_text, sep="\t" if name.endswith(".tsv") else ",")
         else:
-            raise InputError(f"{p.name}: expected a .csv or .parquet file", field=field)
+            raise InputError(f"{p.name}: expected a .csv, .csv.gz or .parquet file", field=field)
     except InputError:
         raise
     except Exception as exc:  # pandas/pyarrow raise many kinds; name the file either way
-        raise InputError(f"cannot read {p.name}: {exc}", field=field) from None
+        raise InputError(f"cannot read {p.name} ({type(exc).__name__})", field=field) from None
+    if renames:
+        absent = [t for t in renames if t not in table.columns]
+        if absent:
+            raise InputError(f"no column(s) {', '.join(absent)} in {p.name}", field="--map")
+        clash = [o for o in renames.values() if o in table.columns and o not in renames]
+        if clash:
+            raise InputError(
+                f"the table already has column(s) {', '.join(clash)}: map those too or drop them",
+                field="--map",
+            )
+        table = table.rename(columns=renames)
     return validate_transactions(table, field=field)
 
 

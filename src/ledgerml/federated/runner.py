@@ -62,6 +62,8 @@ class FlOptions:
     timeout: float = 600.0
     #: anchor the ledger's checkpoint (covering every round) on the AuditAnchor contract
     anchor: bool = False
+    #: the --data table's column names mapped onto the schema's: (table column, schema column)
+    columns: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,7 @@ def _validate(paths: ProjectPaths, opts: FlOptions) -> _Prepared:
                 field="--anchor",
             )
     if opts.data is not None:
-        table = aml.load_transactions(opts.data)
+        table = aml.load_transactions(opts.data, columns=dict(opts.columns))
         banks = tuple(sorted(set(table["src_bank"]) | set(table["dst_bank"])))
         if opts.banks is not None and opts.banks != len(banks):
             raise InputError(

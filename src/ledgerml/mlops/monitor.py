@@ -50,7 +50,20 @@ if TYPE_CHECKING:
 #: Floor for a bin's share, so an empty bin gives a large but finite PSI (ln(0) otherwise).
 PSI_EPSILON = 1e-4
 #: Run-record keys that describe the run, not the estimator: not passed back to training.
-_RUN_ONLY_KEYS = frozenset({"target", "split", "drop", "scale_pos_weight_rule", *XGB_FIXED})
+#: Folds of the backtest a retrained model gets before the gate (each 1/10 of the window).
+RETRAIN_BACKTEST_FOLDS = 3
+_RUN_ONLY_KEYS = frozenset(
+    {
+        "target",
+        "split",
+        "drop",
+        "scale_pos_weight_rule",
+        "requested",
+        "recipe",
+        "screen",
+        *XGB_FIXED,
+    }
+)
 
 
 def population_stability(
@@ -296,6 +309,12 @@ def monitor(
         name=info.name,
     )
     evaluation = evaluate_model(paths, trained.model_cid)
+    from ledgerml.mlops.backtest import backtest
+
+    try:  # the gate asks for a backtest of the new recipe (FM-BT-*, MR-BACKTEST)
+        backtest(paths, model=trained.model_cid, folds=RETRAIN_BACKTEST_FOLDS)
+    except InputError as exc:  # e.g. a fold without positives: the gate then says why
+        say(f"no backtest of the retrained model ({exc})", 2, 3)
     check = check_model(paths, trained.model_cid, policy)
     say("done", 3, 3)
     return replace(

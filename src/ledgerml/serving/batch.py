@@ -46,9 +46,14 @@ def table_records(table: Any, features: Sequence[str]) -> list[dict[str, float]]
         if name not in table.column_names:
             raise InputError("missing feature column", field=name)
         col = table[name]
-        if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)):
+        if pa.types.is_timestamp(col.type) or pa.types.is_date(col.type):
+            from ledgerml.mlops.training import column_array
+
+            arr = column_array(table, name)  # seconds since the epoch, as in training
+        elif not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)):
             raise InputError(f"must be numeric, not {col.type}", field=name)
-        arr = col.to_numpy(zero_copy_only=False).astype(np.float64)
+        else:
+            arr = col.to_numpy(zero_copy_only=False).astype(np.float64)
         bad = np.flatnonzero(~np.isfinite(arr) | (np.abs(arr) > MAX_ABS_FEATURE))
         if len(bad):
             raise InputError(
@@ -78,9 +83,27 @@ def score_records(
     return made
 
 
-def write_decisions(path: Path, decisions: Sequence[Decision]) -> None:
-    """The decisions with their salts: JSON lines, or CSV when `path` ends in .csv."""
+def id_values(table: Any, column: str) -> list[str]:
+    """The table's own row ids (e.g. TRANSACTION_ID) as text, for the caller's output file only:
+    they are never sent to the ledger. Missing ids are refused (row named, no value shown)."""
+    if column not in table.column_names:
+        raise InputError("no such column in the file", field="--id-column")
+    values = table[column].to_pylist()
+    for row, v in enumerate(values):
+        if v is None or str(v) == "":
+            raise InputError(f"row {row}: empty id", field="--id-column")
+    return [str(v) for v in values]
+
+
+def write_decisions(
+    path: Path, decisions: Sequence[Decision], *, ids: tuple[str, Sequence[str]] | None = None
+) -> None:
+    """The decisions with their salts: JSON lines, or CSV when `path` ends in .csv; with `ids`
+    (column name, values) each row also carries the table's own id under that name."""
     rows = [{"row": i, **d.to_json()} for i, d in enumerate(decisions)]
+    if ids is not None:
+        name, values = ids
+        rows = [{name: v, **r} for v, r in zip(values, rows, strict=True)]
     path.parent.mkdir(parents=True, exist_ok=True)
     with open_private(path, newline="") as fh:  # 0600: the salts open the commitments
         if path.suffix.lower() == ".csv":

@@ -59,15 +59,11 @@ class ModelFormat(Protocol):
 
 
 def column(table: Any, name: str) -> np.ndarray:
-    """A numeric pyarrow column as float64 with nulls as NaN."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
+    """A pyarrow column as float64 with nulls as NaN, encoded exactly as training encodes it
+    (dates and timestamps as seconds since the epoch): one function, so serving cannot drift."""
+    from ledgerml.mlops.training import column_array
 
-    col = table.column(name)
-    if pa.types.is_boolean(col.type):
-        col = pc.cast(col, pa.int8())
-    return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
+    return column_array(table, name)
 
 
 def as_matrix(features: tuple[str, ...], data: Any) -> np.ndarray:
