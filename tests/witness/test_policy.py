@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -70,3 +71,23 @@ def test_duplicate_keys_are_refused() -> None:
     key = vkey("w.example")
     with pytest.raises(InputError, match="duplicate key"):
         Policy.parse(f"witness A {key}\nwitness B {key}\nquorum A\n")
+
+
+def test_fail_closed_serves_only_cosigned_and_fail_open_the_newest(tmp_path: Path) -> None:
+    from ledgerml.ledger import init_project
+    from ledgerml.ledger.project import open_ledger
+    from ledgerml.witness.publisher import CosignedStore, served_checkpoint
+
+    paths = init_project(tmp_path / "p", origin="fail.example/log")
+    store = CosignedStore(tmp_path / "cosigned.db")
+    with open_ledger(paths) as ledger:
+        newest = ledger.checkpoint
+        assert served_checkpoint(store, newest, fail_open=False) is None
+        assert served_checkpoint(store, newest, fail_open=True) == newest()
+        ledger.append("x.note", {"n": 1})
+        old = ledger.checkpoint()
+        store.save(1, ledger.root(1), old + "— cosigner AAAA\n", ["w"])
+        ledger.append("x.note", {"n": 2})
+        assert served_checkpoint(store, newest, fail_open=False) == old + "— cosigner AAAA\n"
+        assert "\n2\n" in served_checkpoint(store, newest, fail_open=True)  # type: ignore[operator]
+    store.close()

@@ -90,6 +90,19 @@ def project(tmp_path: Path, running: list[WitnessProcess]) -> Project:
     return Project(paths, vkey, policy)
 
 
+CID = "bafkreiedp3ejhtcqsnk3nkh2hvwi6aztbqig5skneql6mjq66xywvlbxwe"
+
+
+def decide(project: Project, ids: list[str]) -> None:
+    """Record decisions as `ledgerml score` in another process would (no model needed)."""
+    with open_ledger(project.paths) as ledger:
+        for i in ids:
+            body = {"decision_id": i, "model_cid": CID, "input_commitment": "ab" * 32}
+            ledger.append("decision.recorded", body | {"score": 0.1, "threshold": 0.5,
+                                                       "outcome": "approve"})  # fmt: skip
+        ledger.checkpoint()
+
+
 def check_published(report: PublishReport, ws: list[WitnessProcess], at_least: int = 3) -> None:
     """Independently: every cosignature line in the published note is valid, ≥ at_least."""
     assert report.published, report.lines()
@@ -276,7 +289,7 @@ def test_service_serves_only_cosigned_checkpoints(
         config.read_text()
         + f'\n[witness]\npolicy = "{project.policy_file}"\npublish_every_s = 0.1\n'
     )
-    project.append(3, "before")
+    decide(project, ["d-1", "d-2", "d-3"])
     keys = {"auditor": "auditor-key-0123456789", "scorer": "scorer-key-0123456789"}
     auth = {"Authorization": f"Bearer {keys['auditor']}"}
 
@@ -294,6 +307,16 @@ def test_service_serves_only_cosigned_checkpoints(
         assert r.text.count("witness ") >= 3
         health = httpx.get(url + "/healthz", timeout=10).json()
         assert health["witness"]["cosigned_tree_size"] == 3
+        # a decision's proof comes with the newest cosigned checkpoint
+        d = httpx.get(url + "/v1/decisions/d-2", headers=auth, timeout=10).json()
+        assert d["cosigned"] is True and d["checkpoint"] == r.text
+        assert (
+            Policy.parse(project.policy_file.read_text())
+            .verify(d["checkpoint"], log_verifiers=log_verifiers(project.paths))
+            .size
+            == d["proof"]["tree_size"]
+            == 3
+        )
         # the auditor's pages: the policy and who cosigned what
         seen = httpx.get(url + "/audit/api/witnesses", headers=auth, timeout=30).json()
         assert seen["policy"]["quorum"] == "banks" and seen["fail_open"] is False
@@ -301,7 +324,7 @@ def test_service_serves_only_cosigned_checkpoints(
         assert httpx.get(url + "/audit/api/witnesses", timeout=10).status_code == 401
         for w in running[:3]:
             w.stop()
-        project.append(2, "while down")
+        decide(project, ["d-4", "d-5"])
         time.sleep(1.0)
         r = wait_for(lambda r: r.status_code == 200, "still served")
         assert r.text.split("\n")[1] == "3"  # fail closed: the uncosigned size 5 is not served
@@ -310,6 +333,8 @@ def test_service_serves_only_cosigned_checkpoints(
         metrics = httpx.get(url + "/metrics", timeout=10).text
         assert 'ledgerml_witness_failures_total{witness="bank-b"}' in metrics
         assert "ledgerml_cosigned_tree_size 3" in metrics
+        d = httpx.get(url + "/v1/decisions/d-5", headers=auth, timeout=10).json()
+        assert d["cosigned"] is False  # not covered by a cosigned checkpoint yet
         start_all(running)
         wait_for(lambda r: r.status_code == 200 and "\n5\n" in r.text, "resumed")
 
