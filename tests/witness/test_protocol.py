@@ -269,3 +269,23 @@ def test_state_survives_a_crash_right_after_cosigning(
     r = post(witness.url, add_checkpoint_body(5, fork.proof(5), fork.checkpoint()))
     assert r.status_code == 409 and r.text == "6\n"
     assert leaf(b"the real six") in log.leaves
+
+
+def test_a_log_whose_key_name_is_not_its_origin(witness: WitnessProcess) -> None:
+    """`add-log VKEY --origin O`: the key is trusted for origin O only."""
+    log = TestLog(f"test.example/renamed{next(_counter)}")
+    log.append(b"one", b"two")
+    name = "signer.example/key"
+    kid = key_id(name, 0x01, log.public)
+    blob = base64.b64encode(bytes([1]) + log.public).decode()
+    vkey = f"{name}+{kid.hex()}+{blob}"
+    sig = base64.b64encode(kid + log.key.sign(log.body().encode())).decode()
+    note = f"{log.body()}\n{DASH} {name} {sig}\n"
+    assert post(witness.url, add_checkpoint_body(0, [], note)).status_code == 404
+    assert (
+        cli_main(["witness", "add-log", vkey, "--origin", log.origin, "--dir", str(witness.dir)])
+        == 0
+    )
+    r = post(witness.url, add_checkpoint_body(0, [], note))
+    assert r.status_code == 200, r.text
+    verify_cosignatures(r.text, log.body(), witness.vkeys)

@@ -56,6 +56,9 @@ def init(
 @app.command("add-log")
 def add_log(
     vkey: Annotated[str, typer.Argument(help="The log's verifier key (name = its origin).")],
+    origin: Annotated[
+        str | None, typer.Option("--origin", help="The log's origin, if not the key's name.")
+    ] = None,
     directory: DirOption = DEFAULT_DIR,
 ) -> None:
     """Trust a log's key: the witness will cosign that origin's consistent checkpoints."""
@@ -63,10 +66,10 @@ def add_log(
 
     w = Witness.open(_dir(directory))
     try:
-        v = w.add_log(vkey)
+        v = w.add_log(vkey, origin)
     finally:
         w.close()
-    console.print(f"witnessing {v.name} (key {v.key_id.hex()})", highlight=False)
+    console.print(f"witnessing {origin or v.name} (key {v.key_id.hex()})", highlight=False)
 
 
 @app.command("show")

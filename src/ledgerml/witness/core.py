@@ -236,9 +236,13 @@ class Witness:
 
     # -- configuration -----------------------------------------------------------------
 
-    def add_log(self, vkey: str) -> NoteVerifier:
-        """Trust a log's verifier key (its key name is the log's origin)."""
+    def add_log(self, vkey: str, origin: str | None = None) -> NoteVerifier:
+        """Trust a log's verifier key for `origin` (default: the key's name, as tlog-checkpoint
+        recommends; some logs sign under another key name)."""
         verifier = NoteVerifier.from_vkey(vkey.strip())
+        origin = verifier.name if origin is None else origin
+        if not origin or len(origin.encode()) > 255 or any(ord(c) < 0x20 for c in origin):
+            raise InputError("must be 1..255 bytes on one line", field="origin")
         if verifier.sig_type not in _LOG_TYPES:
             raise InputError(
                 f"unknown or unsupported key type {verifier.sig_type:#04x} (a log signs with "
@@ -248,7 +252,7 @@ class Witness:
         with self._transaction() as conn:
             conn.execute(
                 "INSERT OR IGNORE INTO logs(origin, vkey) VALUES (?, ?)",
-                (verifier.name, verifier.vkey()),
+                (origin, verifier.vkey()),
             )
         return verifier
 
