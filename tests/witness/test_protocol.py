@@ -289,3 +289,66 @@ def test_a_log_whose_key_name_is_not_its_origin(witness: WitnessProcess) -> None
     r = post(witness.url, add_checkpoint_body(0, [], note))
     assert r.status_code == 200, r.text
     verify_cosignatures(r.text, log.body(), witness.vkeys)
+
+
+# Interoperability: a real Sigsum log's checkpoints and consistency proofs, with the
+# statuses another witness implementation expects for them — the request sequence of
+# FiloSottile/litetlog cmd/litewitness/testdata/litewitness.txt (ISC licence, © The
+# Torchwood Authors). One difference is the spec's: an unknown origin is now 404 (that
+# file, written earlier, expects 403).
+SIGSUM_KEY = "ffdc2d4d98e4124d3feaf788c0c2f9abfd796083d1f0495437f302ec79cf100f"
+SIGSUM = "sigsum.org/v1/tree/4d6d8825a6bb689d459628312889dfbb0bcd41b5211d9e1ce768b0ff0309e562"
+K0 = "KgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+K1, K2 = (
+    "KgEAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+    "KgIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+)
+R3, R5 = (
+    "RcCI1Nk56ZcSmIEfIn0SleqtV7uvrlXNccFx595Iwl0=",
+    "QrtXrQZCCvpIgsSmOsah7HdICzMLLyDfxToMql9WTjY=",
+)
+K2_WRONG = "KgIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAABA="
+K3, K4 = (
+    "KgMAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+    "KgQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+)
+P15, P35 = (
+    "+fUDV+k970B4I3uKrqJM4aP1lloPZP8mvr2Z4wRw2LI=",
+    "wgiIFdZfYNv6WU1OllBKsWnLYIS/DBMqt8Uh/S4OukE=",
+)
+S1 = "UgIom7fPZTqpxWWhyjWduBvTvGVqsokMbqTArsQilegKoFBJQjUFAmQ0+YeSPM3wfUQMFSzVnnNuWRTYrajXpNUbIQY="
+S3 = "UgIom2VbtIcdFbwFAy1n7s6IkAxIY6J/GQOTuZF2ORV39d75cbAj2aQYwyJre36kezNobZs4SUUdrcawfAB8WVrx6go="
+S5 = "UgIomw/EOJmWi0i1FQsOj+etB7F8IccFam/jgd6wzRns4QPVmyEZtdvl1U2KEmLOZ/ASRcWJi0tW90dJWAShei7sDww="
+
+
+def sigsum_request(
+    old: int, proof: list[str], size: int, root: str, sig: str, origin: str = SIGSUM
+) -> bytes:
+    lines = [f"old {old}", *proof, "", origin, str(size), root, "", f"{DASH} {origin} {sig}"]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_interop_with_a_real_sigsum_log(witness: WitnessProcess) -> None:
+    public = bytes.fromhex(SIGSUM_KEY)
+    assert SIGSUM.endswith(hashlib.sha256(public).hexdigest())
+    kid = key_id(SIGSUM, 0x01, public)
+    witness.add_log(f"{SIGSUM}+{kid.hex()}+{base64.b64encode(bytes([1]) + public).decode()}")
+    steps = [
+        (sigsum_request(0, [], 1, K0, S1), 200, None),
+        (sigsum_request(1, [K1, K2], 3, R3, S3[:-2] + "x="), 403, None),  # signature altered
+        (sigsum_request(1, [K1, K2], 3, R3, S3, SIGSUM[:-1] + "3"), 404, None),  # unknown log
+        (sigsum_request(1, [], 3, R3, S3), 422, None),  # no proof
+        (sigsum_request(1, [K1, K2_WRONG], 3, R3, S3), 422, None),  # wrong proof
+        (sigsum_request(1, [K1, K2], 3, R3, S3), 200, None),
+        (sigsum_request(1, [K1, P15, K4], 5, R5, S5), 409, "3\n"),
+        (sigsum_request(3, [K2, K3, P35, K4], 5, R5, S5), 200, None),
+        (sigsum_request(0, [], 5, R5, S5), 409, "5\n"),
+    ]  # fmt: skip
+    for i, (body, status, text) in enumerate(steps):
+        r = post(witness.url, body)
+        assert r.status_code == status, (i, r.status_code, r.text)
+        if text is not None:
+            assert r.text == text
+        if status == 200:
+            checkpoint = body.decode().split("\n\n", 1)[1]
+            verify_cosignatures(r.text, checkpoint.rsplit("\n\n", 1)[0] + "\n", witness.vkeys)
