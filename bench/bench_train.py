@@ -13,7 +13,9 @@ last 20% held out), both at the default XGBoost parameters and seed 0:
   from the CAS and re-hashed, `run.started` / `run.finished` / `model.registered`
   / `evaluation.recorded` appended, model and plots added to the CAS.
 
-Each path runs twice, interleaved; the best time of each counts.
+Each path runs twice, interleaved; the best time of each counts. Then the
+rolling-origin backtest of the same recipe (`backtest`: 5 folds, 3 in quick mode),
+timed without recording (baseline) and recorded; its per-fold table is in the JSON.
 `overhead_ratio` = ledger seconds / plain seconds (the registration of the data
 set itself is timed apart: it is done once per data set, not per run). Both
 paths must give the same model CID — that is checked, not assumed. The headline
@@ -42,6 +44,7 @@ def run(quick: bool = False, progress: Callable[[str], None] = print) -> dict[st
 
     from ledgerml.datasets import fetch
     from ledgerml.ledger import init_project, open_ledger
+    from ledgerml.mlops.backtest import backtest, fold_table
     from ledgerml.mlops.datasets import _read_table, register_dataset
     from ledgerml.mlops.evaluation import evaluate_arrays, evaluate_model
     from ledgerml.mlops.training import fit_model, model_from_bytes, prepare, train_model
@@ -118,6 +121,20 @@ def run(quick: bool = False, progress: Callable[[str], None] = print) -> dict[st
         if core.metrics != ev.metrics:
             raise AssertionError("plain and ledger paths gave different metrics")
 
+        # The rolling-origin backtest of the same recipe (issue 15), once without recording
+        # (the same-run baseline: no CAS writes, no entry) and once recorded; same fold CIDs.
+        folds = 3 if quick else 5
+        t0 = time.perf_counter()
+        bt_plain = backtest(paths, data="ulb", target="Class", folds=folds, record=False)
+        bt_plain_s = time.perf_counter() - t0
+        progress(f"backtest ({folds} folds) without recording: {bt_plain_s:.1f}s")
+        t0 = time.perf_counter()
+        bt = backtest(paths, data="ulb", target="Class", folds=folds)
+        bt_s = time.perf_counter() - t0
+        progress(f"backtest ({folds} folds) recorded: {bt_s:.1f}s")
+        if [f.model_cid for f in bt.folds] != [f.model_cid for f in bt_plain.folds]:
+            raise AssertionError("recorded and plain backtests gave different fold models")
+
     m, lr, rules = ev.metrics, ev.baselines["logreg"], ev.baselines["rules"]
     return {
         "data": "ULB card fraud" + (" (first 60,000 rows)" if quick else ""),
@@ -141,6 +158,15 @@ def run(quick: bool = False, progress: Callable[[str], None] = print) -> dict[st
         },
         "runs": runs,
         "overhead_ratio": round(ledger_s / plain_s, 3),
+        "backtest": {
+            "folds": folds,
+            "plain_s": round(bt_plain_s, 2),
+            "ledger_s": round(bt_s, 2),
+            "overhead_ratio": round(bt_s / bt_plain_s, 3),
+            "summary": bt.summary,
+            "per_fold": fold_table(bt),
+            "plot": bt.plot,
+        },
         "metrics": {
             "xgboost": m,
             "logreg": lr,
