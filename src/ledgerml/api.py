@@ -13,6 +13,7 @@ packages (sigstore's `model_signing`), a fluent run context (MLflow)::
         model = lgb.LGBMClassifier(n_estimators=200).fit(X, y)
         run.log_model(model, features=cols, target="Class")   # format detected, stored in the CAS
     project.evaluate(run.model, data="cards_test")   # metrics and baselines as `ledgerml evaluate`
+    project.backtest(run.model, fit=my_fit)          # your fit(X, y) on every rolling-origin fold
     project.check(run.model, pack="fraud-model")     # CheckResult; numeric rules judged on chain
     project.approve(run.model, role="risk_approver"); project.promote(run.model, alias="champion")
     d = project.decide({"V1": -1.2, ...}, alias="champion")   # scored, recorded, reasons
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ from ledgerml.errors import InputError
 if TYPE_CHECKING:
     from ledgerml.compliance.checking import CheckResult
     from ledgerml.ledger.log import VerifyReport
+    from ledgerml.mlops.backtest import BacktestResult
     from ledgerml.mlops.datasets import DatasetRecord
     from ledgerml.mlops.evaluation import EvaluationResult
     from ledgerml.mlops.governance import Mirrored
@@ -222,7 +224,9 @@ class Run:
         if [n for n, _ in prep.features] != feats:
             order = ", ".join(n for n, _ in prep.features)
             raise InputError(f"must follow the data set's column order ({order})", field="features")
-        reference = _reference(prep.x[: prep.split.train_rows])
+        cut = prep.split.train_rows
+        reference = _reference(prep.x[:cut])
+        screen = _screen(prep.x[:cut], prep.y[:cut], feats)
 
         source = "model"
         if isinstance(model, str | Path):
@@ -260,6 +264,7 @@ class Run:
             "target": target,
             "split": prep.split.to_json(),
             **({"drop": drop} if drop else {}),
+            "screen": screen,  # leakage / identifier screen of the training window
         }
         started = self._started_body(kind, split)
         store = open_store(self.project.paths)
@@ -303,6 +308,19 @@ class Run:
             ledger_index=index,
         )
         return self.model
+
+
+def _screen(x: Any, y: Any, features: list[str]) -> dict[str, Any]:
+    """The leakage screen `ledgerml train` records (warned about, as there)."""
+    import warnings
+
+    from ledgerml.mlops.leakage import screen_features, warnings_of
+    from ledgerml.mlops.training import LeakageWarning
+
+    found = screen_features(x, y, features)
+    for line in warnings_of(found):
+        warnings.warn(line, LeakageWarning, stacklevel=3)
+    return found.to_json()
 
 
 class Project:
@@ -385,6 +403,60 @@ class Project:
 
         with _python_names():
             return evaluate_model(self.paths, _cid(model), data)
+
+    def backtest(
+        self,
+        model: RegisteredModel | str,
+        *,
+        fit: Callable[[Any, Any], Any],
+        folds: int = 5,
+        fold_fraction: float = 0.1,
+    ) -> BacktestResult:
+        """Rolling-origin backtest of a model trained elsewhere: `fit(X, y)` is the caller's recipe.
+
+        Each fold trains `fit` on every row before it (a DataFrame of the model's features in
+        time order, and the 0/1 labels) and scores it and the logistic and rules baselines on
+        the fold, as `ledgerml backtest` does for LedgerML's own training; one
+        `backtest.recorded` entry for this model's CID (the packs' FM-BT-* rules read it).
+        """
+        import pandas as pd
+
+        from ledgerml.mlops import models
+        from ledgerml.mlops.backtest import backtest
+        from ledgerml.mlops.training import _reference, model_info
+
+        if not callable(fit):
+            raise InputError("must be a function (X, y) -> fitted model", field="fit")
+        with _python_names():
+            info = model_info(self.paths, _cid(model), field_name="model")
+        if not info.dataset_cids or info.target is None:
+            raise InputError("the model has no recorded training data set", field="model")
+        names = [n for n, _ in info.features]
+        split = info.run_params.get("split") or {}
+
+        def fitter(prep: Any, tick: Any) -> tuple[bytes, dict[str, Any]]:
+            cut = prep.split.train_rows
+            tick("training (the caller's fit)", 0, 1)
+            fitted = fit(pd.DataFrame(prep.x[:cut], columns=names), prep.y[:cut])
+            raw, _ = models.dump(fitted, features=names, reference=_reference(prep.x[:cut]))
+            tick("training (the caller's fit)", 1, 1)
+            return raw, {}
+
+        with _python_names(**{"--folds": "folds", "--model": "model"}):
+            return backtest(
+                self.paths,
+                data=info.dataset_cids[0],
+                target=info.target,
+                model=info.cid,
+                model_type=info.model_type,
+                params=dict(info.run_params.get("requested") or {}),
+                seed=info.seed or 0,
+                time_column=split.get("time_column"),
+                drop=list(info.run_params.get("drop", [])),
+                folds=folds,
+                fold_fraction=fold_fraction,
+                fit=fitter,
+            )
 
     def check(
         self,

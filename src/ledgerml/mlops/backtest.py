@@ -23,10 +23,9 @@ Usage::
 
 from __future__ import annotations
 
-import io
 import statistics
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -192,7 +191,7 @@ def _plot(folds: Sequence[FoldResult]) -> bytes:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from ledgerml.mlops.evaluation import PLOT_DPI, PLOT_SIZE
+    from ledgerml.mlops.evaluation import PLOT_DPI, PLOT_SIZE, png_bytes
 
     xs = np.arange(len(folds))
     series = {
@@ -210,10 +209,7 @@ def _plot(folds: Sequence[FoldResult]) -> bytes:
         ax.set_ylabel("false positives at 80% recall")
         ax.set_title("Rolling-origin backtest: each fold trained on all rows before it")
         ax.legend(loc="upper left")
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=PLOT_DPI, metadata={"Software": None})
-        plt.close(fig)
-    return buf.getvalue()
+        return png_bytes(fig)
 
 
 def _rounded(m: Mapping[str, Any]) -> dict[str, float | None]:
@@ -235,15 +231,19 @@ def backtest(
     fold_fraction: float = FOLD_FRACTION,
     record: bool = True,
     progress: Progress | None = None,
+    fit: Callable[[Prepared, Progress], tuple[bytes, dict[str, Any]]] | None = None,
 ) -> BacktestResult:
     """Backtest a training recipe (`data`/`target`/`model_type`/`params`/`seed`) or the recipe
     of a trained `model` (CID); records one `backtest.recorded` unless `record` is False.
 
     Everything is validated before the first fold is trained; nothing is written on bad input.
+    `fit(prep, progress) -> (model bytes, params used)` replaces LedgerML's own training: the
+    caller's recipe for a model trained elsewhere (`ledgerml.api.Project.backtest`), with
+    `model` the CID it is recorded for and `model_type` the stored format.
     """
     say = progress or (lambda *_: None)
     t0 = time.perf_counter()
-    if model is not None:
+    if model is not None and fit is None:
         info = model_info(paths, model, field_name="--model")
         if not info.dataset_cids or info.target is None or info.seed is None:
             raise InputError("the model has no recorded training run to repeat", field="--model")
@@ -253,14 +253,14 @@ def backtest(
         time_column = (run.get("split") or {}).get("time_column")
         drop = list(run.get("drop", []))
         params = run.get("requested", {})
-    if model_type not in MODEL_TYPES:
+    if model_type not in MODEL_TYPES and fit is None:
         raise InputError(f"must be one of {', '.join(MODEL_TYPES)}", field="--model-type")
     if data is None:
         raise InputError("name the data set (--data) or a trained model (--model)", field="--data")
     if target is None:
         raise InputError("name the 0/1 label column", field="--target")
     requested = dict(params or {})
-    merged = _check_params(model_type, requested)
+    merged = _check_params(model_type, requested) if fit is None else requested
     seed = _check_seed(seed)
     record_ds = resolve_dataset(paths, data)
     table = load_table(paths, record_ds.cid)
@@ -299,7 +299,10 @@ def backtest(
         def tick(stage: str, done: int, total: int, k: int = k) -> None:
             say(f"fold {k}/{folds}: {stage}", done, total)
 
-        raw, used = fit_model_used(prep, model_type, requested, seed, tick)
+        if fit is None:
+            raw, used = fit_model_used(prep, model_type, requested, seed, tick)
+        else:
+            raw, used = fit(prep, tick)
         if store is not None:
             cid = store.add_bytes(raw).cid
         else:
