@@ -4,6 +4,12 @@ Run with `ledgerml bench ledger` (or `--quick`). Every figure that depends on
 the machine is compared with a baseline measured in the same run, because
 these machines are noisy: the append rate is reported next to a raw SQLite
 batched insert of the very same entry bytes, with the same pragmas.
+
+`ledgerml bench ledger --backend postgres`: 1, 2 and 4 writer processes (each with
+threads doing single appends, as service workers do) on one PostgreSQL ledger, next to a
+raw COPY of the same entry bytes in the same run. The server is `LEDGERML_BENCH_PG_URL`
+(or `LEDGERML_TEST_PG_URL`); without either a throwaway cluster is started with
+scripts/svc_postgres.sh and stopped afterwards.
 """
 
 from __future__ import annotations
@@ -89,23 +95,20 @@ def _processes_rate(path: Path, producers: int, per_producer: int, batch: int) -
     Ledger(path, origin=ORIGIN).close()
     key = path.with_suffix(".pem")
     key.write_bytes(Ed25519Signer.generate().private_pem())
+    args = [
+        [code, str(path), str(k), str(per_producer), str(batch), str(key)] for k in range(producers)
+    ]
+    return producers * per_producer / _timed_processes(args)
+
+
+def _timed_processes(argvs: list[list[str]]) -> float:
+    """Seconds from "go" to the end of every `python -c` process (each prints "ready" once
+    set up, then waits for a line on stdin): start-up is not measured."""
     procs = [
         subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                code,
-                str(path),
-                str(k),
-                str(per_producer),
-                str(batch),
-                str(key),
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
+            [sys.executable, "-c", *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
-        for k in range(producers)
+        for argv in argvs
     ]
     for p in procs:
         assert p.stdout is not None and p.stdout.readline().strip() == "ready"
@@ -118,7 +121,7 @@ def _processes_rate(path: Path, producers: int, per_producer: int, batch: int) -
         p.wait()
         if p.returncode != 0:
             raise RuntimeError("a producer process failed")
-    return producers * per_producer / (time.perf_counter() - started)
+    return time.perf_counter() - started
 
 
 def _threads_rate(ledger: Ledger, producers: int, per_producer: int) -> float:
@@ -137,7 +140,157 @@ def _threads_rate(ledger: Ledger, producers: int, per_producer: int) -> float:
     return producers * per_producer / (time.perf_counter() - started)
 
 
-def run(quick: bool = False, progress: Any = print) -> dict[str, Any]:
+_PG_WRITER = """
+import sys
+import threading
+sys.path.insert(0, {bench!r})
+from bench_ledger import _items, ORIGIN
+from ledgerml.crypto.note import NoteSigner
+from ledgerml.crypto.signers import load_private_pem
+from ledgerml.ledger.postgres import PostgresLedger
+url, key = sys.argv[1], sys.argv[2]
+k, n, window = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+batch = int(sys.argv[6])  # entries per request: 1 (a decision) or more (append_many)
+signer = NoteSigner.ed25519(ORIGIN, load_private_pem(open(key, "rb").read()))
+ledger = PostgresLedger(url, origin=ORIGIN, signers=[signer], create=False)
+items = _items(k * n, n)
+# `window` single-entry requests in flight at once, as a service worker's concurrent requests
+slots = threading.Semaphore(window)
+sys.stdout.write("ready\\n"); sys.stdout.flush(); sys.stdin.readline()
+futures = []
+for s in range(0, n, batch):
+    slots.acquire()
+    if batch == 1:
+        prepared = [ledger.prepare(*items[s])]
+    else:
+        prepared = ledger._prepare_batch(items[s : s + batch])
+    future = ledger.submit(prepared)
+    future.add_done_callback(lambda _: slots.release())
+    futures.append(future)
+for f in futures: f.result()
+ledger.close()
+"""
+
+
+def _pg_server(tmpdir: Path) -> tuple[str, Any]:
+    """A PostgreSQL URL and how to stop the server if this run started it."""
+    url = os.environ.get("LEDGERML_BENCH_PG_URL") or os.environ.get("LEDGERML_TEST_PG_URL")
+    if url:
+        return url, lambda: None
+    script = Path(__file__).resolve().parents[1] / "scripts" / "svc_postgres.sh"
+    env = {**os.environ, "RUN_DIR": str(tmpdir / "run"), "PYTHON": sys.executable}
+    subprocess.run([str(script), "start"], check=True, env=env, stdout=subprocess.DEVNULL)
+    line = (tmpdir / "run" / "postgres.env").read_text().strip()
+    stop = lambda: subprocess.run([str(script), "stop"], env=env, stdout=subprocess.DEVNULL)  # noqa: E731
+    return line.split("=", 1)[1], stop
+
+
+def _pg_fresh(base: str, name: str) -> str:
+    """An empty schema `name` on the server; the URL that uses it."""
+    import psycopg
+
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+        conn.execute(f"CREATE SCHEMA {name}")
+    sep = "&" if "?" in base else "?"
+    return f"{base}{sep}options=-csearch_path%3D{name}"
+
+
+def _pg_raw_rate(url: str, entries: list[bytes]) -> float:
+    """COPY of the same bytes in batches of BATCH, one commit each: one writer's ceiling."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE raw (idx BIGINT PRIMARY KEY, entry BYTEA NOT NULL)")
+        started = time.perf_counter()
+        for k in range(0, len(entries), BATCH):
+            with (
+                conn.transaction(),
+                conn.cursor().copy("COPY raw (idx, entry) FROM STDIN (FORMAT BINARY)") as cp,
+            ):
+                cp.set_types(["int8", "bytea"])
+                for j, e in enumerate(entries[k : k + BATCH], k):
+                    cp.write_row((j, e))
+        return len(entries) / (time.perf_counter() - started)
+
+
+def _pg_writers_rate(
+    url: str, key: Path, writers: int, per: int, window: int, batch: int = 1
+) -> float:
+    code = _PG_WRITER.format(bench=str(Path(__file__).parent))
+    args = [
+        [code, url, str(key), str(k), str(per), str(window), str(batch)] for k in range(writers)
+    ]
+    return writers * per / _timed_processes(args)
+
+
+def run_postgres(quick: bool, progress: Any) -> dict[str, Any]:
+    from ledgerml.ledger.postgres import PostgresLedger
+
+    per = 2_500 if quick else 10_000
+    threads = 256  # requests in flight per writer process
+    results: dict[str, Any] = {
+        "backend": "postgres",
+        "quick": quick,
+        "in_flight_per_writer": threads,
+    }
+    signer = NoteSigner.ed25519(ORIGIN, Ed25519Signer.generate())
+    with tempfile.TemporaryDirectory(prefix="ledgerml-bench-pg-") as tmp:
+        tmpdir = Path(tmp)
+        key = tmpdir / "signer.pem"
+        key.touch(mode=0o600)
+        key.write_bytes(signer.signer.private_pem())
+        base, stop = _pg_server(tmpdir)
+        try:
+            rates = {}
+            entries: list[bytes] = []
+            url = _pg_fresh(base, "bench_many")
+            with PostgresLedger(url, origin=ORIGIN, signers=[signer]) as ledger:
+                ledger.checkpoint()
+            progress(f"4 writer processes x {per:,} entries as append_many of 100, 4 in flight")
+            rate = _pg_writers_rate(url, key, 4, per, 4, 100)
+            results["writers4_append_many100_entries_per_s"] = round(rate)
+            for writers in (1, 2, 4):
+                url = _pg_fresh(base, f"bench_w{writers}")
+                with PostgresLedger(url, origin=ORIGIN, signers=[signer]) as ledger:
+                    ledger.checkpoint()
+                progress(
+                    f"{writers} writer process(es) x {per:,} single appends, {threads} threads"
+                )
+                rates[writers] = _pg_writers_rate(url, key, writers, per, threads)
+                results[f"writers{writers}_entries_per_s"] = round(rates[writers])
+                with PostgresLedger(url, origin=ORIGIN, signers=[signer], create=False) as ledger:
+                    report = ledger.verify([signer.verifier])
+                    assert report.ok and report.tree_size == writers * per, report.problems
+                    results[f"writers{writers}_checkpoints"] = report.checkpoints_checked
+                    if writers == 4:
+                        entries = [e for _, e in ledger.entries()]
+            progress(f"raw COPY of the same {len(entries):,} entry bytes, batches of {BATCH}")
+            raw = _pg_raw_rate(_pg_fresh(base, "bench_raw"), entries)
+            results["raw_copy_rows_per_s"] = round(raw)
+            results["writers4_vs_raw_ratio"] = round(rates[4] / raw, 3)
+            results["mean_entry_bytes"] = round(sum(map(len, entries)) / len(entries), 1)
+            results["writers4_append_many100_vs_raw_ratio"] = round(
+                results["writers4_append_many100_entries_per_s"] / raw, 3
+            )
+            for name in ("bench_w1", "bench_w2", "bench_w4", "bench_many", "bench_raw"):
+                _pg_fresh(base, name)  # emptied again: nothing left behind on a shared server
+        finally:
+            stop()
+    results["goals"] = {
+        "4 writers >= 5,000 entries/s": results["writers4_entries_per_s"] >= 5_000,
+        "4 writers >= 30% of raw COPY": results["writers4_vs_raw_ratio"] >= 0.3,
+    }
+    return results
+
+
+def run(quick: bool = False, progress: Any = print, backend: str = "sqlite") -> dict[str, Any]:
+    if backend == "postgres":
+        return run_postgres(quick, progress)
+    if backend != "sqlite":
+        from ledgerml.errors import InputError
+
+        raise InputError("must be sqlite or postgres", field="--backend")
     n_append = 50_000 if quick else 200_000
     n_big = 100_000 if quick else 1_000_000
     results: dict[str, Any] = {"quick": quick, "batch": BATCH}
@@ -224,4 +377,5 @@ def run(quick: bool = False, progress: Any = print) -> dict[str, Any]:
 if __name__ == "__main__":
     import json
 
-    print(json.dumps(run(quick="--quick" in sys.argv), indent=2))
+    backend = "postgres" if "postgres" in sys.argv else "sqlite"
+    print(json.dumps(run(quick="--quick" in sys.argv, backend=backend), indent=2))

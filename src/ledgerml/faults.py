@@ -28,6 +28,9 @@ POINTS: frozenset[str] = frozenset(
         "ledger.append.after_commit",  # committed (acknowledged next), no checkpoint yet
         "ledger.checkpoint.signed",  # checkpoint note signed, not stored
         "ledger.checkpoint.saved",  # checkpoint stored
+        "ledger.pg.sequence.before_commit",  # PostgreSQL: batch COPYed under the row lock
+        "ledger.pg.sequence.after_commit",  # sequenced and durable, not integrated yet
+        "ledger.pg.integrate.before_commit",  # tiles and size written, not committed
         "anchor.tx_sent",  # anchor transaction mined on chain, mirror entry not appended
         "vault.erase.before_commit",  # subject key deleted inside the open transaction
         "vault.erase.committed",  # key gone for good, `subject.erased` not appended yet

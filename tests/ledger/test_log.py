@@ -1,4 +1,5 @@
-"""The Ledger on a real SQLite file: proofs from tiles, atomicity, threads."""
+"""The Ledger on a real SQLite file and on a real PostgreSQL database (the tests taking
+`ledger` run on both drivers): proofs from tiles, atomicity, threads."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from ledgerml.crypto.signers import Ed25519Signer
 from ledgerml.errors import InputError
 from ledgerml.ledger import merkle
 from ledgerml.ledger.log import Checkpoint, Ledger
+from ledgerml.ledger.postgres import open_url
 
 ORIGIN = "ledgerml.test/log"
 CID = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
@@ -37,8 +39,8 @@ def signer() -> NoteSigner:
 
 
 @pytest.fixture
-def ledger(tmp_path: Path, signer: NoteSigner) -> Ledger:
-    led = Ledger(tmp_path / "ledger.db", origin=ORIGIN, signers=[signer])
+def ledger(ledger_url: str, signer: NoteSigner) -> Ledger:
+    led = open_url(ledger_url, origin=ORIGIN, signers=[signer])
     yield led
     led.close()
 
@@ -134,17 +136,17 @@ def test_verify_fails_closed_without_the_right_key(ledger: Ledger) -> None:
     assert report.problems[0].kind == "bad_signature"
 
 
-def test_reopen_continues_the_same_tree(tmp_path: Path, signer: NoteSigner) -> None:
-    path = tmp_path / "l.db"
-    with Ledger(path, origin=ORIGIN, signers=[signer]) as first:
+def test_reopen_continues_the_same_tree(ledger_url: str, signer: NoteSigner) -> None:
+    path = ledger_url
+    with open_url(path, origin=ORIGIN, signers=[signer]) as first:
         first.append_many([("x.n", {"i": i}) for i in range(21)])
-    with Ledger(path, origin=ORIGIN, signers=[signer]) as second:
+    with open_url(path, origin=ORIGIN, signers=[signer], create=False) as second:
         second.append_many([("x.n", {"i": i}) for i in range(21, 40)])
         leaves = [merkle.leaf_hash(e) for _, e in second.entries()]
         assert second.root() == merkle.root_from_leaf_hashes(leaves)
         assert second.verify([signer.verifier]).ok
     with pytest.raises(InputError, match="origin"):
-        Ledger(path, origin="someone.else/log", signers=[signer])
+        open_url(path, origin="someone.else/log", signers=[signer])
 
 
 def test_parallel_verify_agrees_with_sequential(

@@ -48,7 +48,9 @@ def _load(name: str) -> ModuleType:
     return module
 
 
-def _run_one(name: str, quick: bool, quiet: bool, soak_minutes: float = 0.0) -> dict[str, Any]:
+def _run_one(
+    name: str, quick: bool, quiet: bool, soak_minutes: float = 0.0, backend: str | None = None
+) -> dict[str, Any]:
     module = _load(name)
 
     def progress(message: str) -> None:
@@ -62,6 +64,10 @@ def _run_one(name: str, quick: bool, quiet: bool, soak_minutes: float = 0.0) -> 
         if "soak_minutes" not in inspect.signature(module.run).parameters:
             raise InputError(f"benchmark {name!r} has no soak", field="--soak-minutes")
         kwargs["soak_minutes"] = soak_minutes
+    if backend is not None:  # only `ledger` has storage backends
+        if "backend" not in inspect.signature(module.run).parameters:
+            raise InputError(f"benchmark {name!r} has no backends", field="--backend")
+        kwargs["backend"] = backend
     figures = module.run(quick=quick, **kwargs)
     return {
         "benchmark": name,
@@ -93,17 +99,24 @@ def register(app: typer.Typer) -> None:
             float,
             typer.Option("--soak-minutes", help="reliability: also soak `serve` this long."),
         ] = 0.0,
+        backend: Annotated[
+            str | None,
+            typer.Option("--backend", help="ledger: sqlite (default) or postgres."),
+        ] = None,
     ) -> None:
         """Run a benchmark; print and save its figures as JSON."""
         if soak_minutes < 0:
             raise InputError("must be >= 0 minutes", field="--soak-minutes")
+        if backend not in (None, "sqlite", "postgres"):
+            raise InputError("must be sqlite or postgres", field="--backend")
         names = _available() if name == "all" else [name]
         out_dir = output or BENCH_DIR / "results"
         out_dir.mkdir(parents=True, exist_ok=True)
         collected = []
         for n in names:
-            result = _run_one(n, quick, as_json, soak_minutes)
-            path = out_dir / f"{n}{'-quick' if quick else ''}.json"
+            result = _run_one(n, quick, as_json, soak_minutes, backend)
+            suffix = f"-{backend}" if backend not in (None, "sqlite") else ""
+            path = out_dir / f"{n}{suffix}{'-quick' if quick else ''}.json"
             path.write_text(json.dumps(result, indent=2) + "\n")
             collected.append(result)
             if not as_json:

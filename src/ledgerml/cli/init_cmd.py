@@ -20,11 +20,19 @@ def register(app: typer.Typer) -> None:
         origin: Annotated[
             str | None, typer.Option(help="Log origin / key name (default: a random one).")
         ] = None,
+        ledger_url: Annotated[
+            str,
+            typer.Option(
+                "--ledger-url",
+                help="'sqlite:' (ledger.db here, default) or postgresql://USER@HOST/DB "
+                "(one log shared by several workers and hosts).",
+            ),
+        ] = "sqlite:",
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
         """Create a LedgerML project (default ./.ledgerml) with its signing keys."""
         paths = project(ctx, must_exist=False)
-        init_project(paths.home, post_quantum=pq, origin=origin)
+        init_project(paths.home, post_quantum=pq, origin=origin, ledger_url=ledger_url)
         keys = log_keys(paths)
         info = {
             "home": str(paths.home),

@@ -15,7 +15,9 @@ on Tessera's MySQL/Spanner drivers:
   before that leaves nothing, after it the rows are there whoever integrates them.
 - *Integration*: whoever holds the advisory lock reads the entries sequenced beyond the
   tree size and extends tiles, size and root in one transaction. Idempotent: a killed
-  integrator's transaction rolls back and the next lock holder does the same work.
+  integrator's transaction rolls back and the next lock holder does the same work; so it
+  commits without waiting for a WAL flush of its own (`synchronous_commit` off for it
+  alone): after a server crash the tree may be shorter than the entries, never wrong.
   A caller's future resolves once its batch is integrated (or, if integration failed
   after the durable sequencing commit, once sequenced: it is acknowledged either way).
 - *Checkpoints*: signed by the integrating process at most every `checkpoint_interval_s`
@@ -505,16 +507,20 @@ class PostgresLedger:
     def _sequence(self, conn: Any, entries: list[PreparedEntry]) -> int:
         """Consecutive indices for `entries`, stored in one transaction under the row lock
         on the coordination row; durable on return. The first index."""
+        n = len(entries)
         with conn.transaction():
-            (start,) = conn.execute("SELECT next FROM seq WHERE id=0 FOR UPDATE").fetchone()
+            # The UPDATE takes the coordination row's lock (held until COMMIT) and says
+            # where this batch starts, in one round trip.
+            (start,) = conn.execute(
+                "UPDATE seq SET next = next + %s WHERE id=0 RETURNING next - %s", (n, n)
+            ).fetchone()
             start = int(start)
-            if start + len(entries) - 1 > MAX_INDEX:
+            if start + n - 1 > MAX_INDEX:
                 raise InputError("the log is full", field="ledger")
             with conn.cursor().copy("COPY entries (idx, entry) FROM STDIN (FORMAT BINARY)") as cp:
                 cp.set_types(["int8", "bytea"])
                 for i, entry in enumerate(entries, start):
                     cp.write_row((i, entry[0]))
-            conn.execute("UPDATE seq SET next=%s WHERE id=0", (start + len(entries),))
             crash_point("ledger.pg.sequence.before_commit")
         crash_point("ledger.pg.sequence.after_commit")
         return start
@@ -531,9 +537,17 @@ class PostgresLedger:
         checkpoint of the result when `sign`. Returns the edge and the size signed."""
         signed: int | None = None
         with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (INTEGRATE_LOCK,))
-            size = int(conn.execute("SELECT value FROM meta WHERE key='size'").fetchone()[0])
-            (top,) = conn.execute("SELECT next FROM seq WHERE id=0").fetchone()
+            # Derived data: a commit lost in a server crash is redone by the next integrator,
+            # so it need not wait for its own WAL flush (the entries' commit did).
+            conn.execute(
+                "SELECT set_config('synchronous_commit', 'off', true), pg_advisory_xact_lock(%s)",
+                (INTEGRATE_LOCK,),
+            )
+            # (a statement of its own after the lock: its snapshot sees the last holder's work)
+            size, top = conn.execute(
+                "SELECT (SELECT value::bigint FROM meta WHERE key='size'),"
+                " (SELECT next FROM seq WHERE id=0)"
+            ).fetchone()
             if edge is None or edge.size != size:  # first time, or another process did
                 self._check_extension(conn, size)
                 edge = _Edge(size, read_tiles(conn, _Edge.needed_tiles(size)))
@@ -547,21 +561,21 @@ class PostgresLedger:
                 else:
                     hashes = self._leaf_hashes(conn, size, top)
                 dirty = edge.append(hashes)
-                with conn.cursor() as cur:
-                    cur.executemany(_UPSERT_TILE, [(lv, ix, h) for (lv, ix), h in dirty.items()])
-                conn.execute("UPDATE meta SET value=%s WHERE key='size'", (str(edge.size),))
-                crash_point("ledger.pg.integrate.before_commit")
-            if sign and self.signers:
-                have = conn.execute(
-                    "SELECT 1 FROM checkpoints WHERE size=%s", (edge.size,)
-                ).fetchone()
-                if have is None:
-                    note = sign_note(
-                        Checkpoint(self.origin, edge.size, edge.root()).body(), self.signers
-                    )
-                    conn.execute(_INSERT_CHECKPOINT, (edge.size, edge.root(), note, utc_now()))
-                    self._trust(note)
+            note = None
+            if sign and self.signers:  # an existing one of this size is kept (DO NOTHING)
+                root = edge.root()
+                note = sign_note(Checkpoint(self.origin, edge.size, root).body(), self.signers)
                 signed = edge.size
+            with conn.pipeline(), conn.cursor() as cur:  # the writes in one round trip
+                if top > size:
+                    cur.executemany(_UPSERT_TILE, [(lv, ix, h) for (lv, ix), h in dirty.items()])
+                    cur.execute("UPDATE meta SET value=%s WHERE key='size'", (str(edge.size),))
+                if note is not None:
+                    cur.execute(_INSERT_CHECKPOINT, (edge.size, root, note, utc_now()))
+            if note is not None:
+                self._trust(note)
+            if top > size:
+                crash_point("ledger.pg.integrate.before_commit")
         return edge, signed
 
     def _leaf_hashes(self, conn: Any, lo: int, hi: int) -> bytes:
@@ -685,7 +699,7 @@ class PostgresLedger:
         self._flush()
         conn = self._connect()
         try:
-            edge, _ = self._integrate(conn, None, sign=True)
+            edge, _ = self._integrate(conn, None, sign=True)  # keeps a stored note of this size
             row = conn.execute(
                 "SELECT note FROM checkpoints WHERE size=%s", (edge.size,)
             ).fetchone()

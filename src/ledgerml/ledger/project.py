@@ -29,6 +29,10 @@ from ledgerml.crypto.note import NoteVerifier
 from ledgerml.errors import InputError, VerificationError
 from ledgerml.ledger.head import HeadCopy, head_size
 from ledgerml.ledger.log import Ledger, VerifyReport
+from ledgerml.ledger.postgres import PostgresLedger, is_postgres_url, redact_url
+
+#: A ledger of either driver (the same public methods).
+AnyLedger = Ledger | PostgresLedger
 
 _CONFIG_TEMPLATE = """\
 # LedgerML project configuration (created by `ledgerml init`).
@@ -48,7 +52,11 @@ post_quantum = {pq}
 backend = "embedded"
 # rpc_url = "http://127.0.0.1:8545"
 
-# [ledger]
+[ledger]
+# Where the log lives: "sqlite:" (ledger.db in this folder) or postgresql://USER@HOST/DB, one
+# log shared by several service workers and hosts (docs/deployment.md). Keep a password out
+# of this file: libpq reads PGPASSWORD or ~/.pgpass.
+url = "{url}"
 # A copy of the newest signed checkpoint, outside ledger.db (default: head.checkpoint in
 # this folder). On storage this account cannot rewrite it detects a rewritten ledger.db.
 # head_copy = "/mnt/ledger-heads/fraud.checkpoint"
@@ -65,10 +73,33 @@ def _valid_origin(origin: str) -> str:
     return origin
 
 
+def _valid_url(url: str) -> str:
+    if url == "sqlite:" or is_postgres_url(url):
+        if any(c in url for c in '"\\\n') or any(c.isspace() for c in url):
+            raise InputError("must not contain quotes, backslashes or spaces", field="ledger.url")
+        return url
+    raise InputError(
+        f"{redact_url(url)!r} is neither 'sqlite:' nor postgresql://…", field="ledger.url"
+    )
+
+
+def ledger_url(paths: ProjectPaths, config: dict[str, Any] | None = None) -> str:
+    """`[ledger] url`: "sqlite:" (the default, ledger.db in the project) or postgresql://…"""
+    if config is None:
+        config = load_config(paths)
+    value = config.get("ledger", {}).get("url")
+    return _valid_url(str(value)) if value else "sqlite:"
+
+
 def init_project(
-    home: Path, *, post_quantum: bool = False, origin: str | None = None
+    home: Path,
+    *,
+    post_quantum: bool = False,
+    origin: str | None = None,
+    ledger_url: str = "sqlite:",
 ) -> ProjectPaths:
     """Create the project folder, its keys and an empty ledger; refuses to overwrite."""
+    url = _valid_url(ledger_url)
     paths = ProjectPaths(home)
     if home.exists() and not home.is_dir():
         raise InputError(f"{home} exists and is not a folder", field="home")
@@ -87,8 +118,8 @@ def init_project(
     generate_log_keys(paths.keys, post_quantum=post_quantum)
     generate_api_keys(paths.keys)
     keys = load_log_keys(paths.keys, origin, post_quantum=post_quantum)
-    create_ledger(paths, keys)
-    config = _CONFIG_TEMPLATE.format(origin=origin, pq=str(post_quantum).lower())
+    create_ledger(paths, keys, url)
+    config = _CONFIG_TEMPLATE.format(origin=origin, pq=str(post_quantum).lower(), url=url)
     # 0600; the config appears last: a half-made project is not one
     write_private(paths.config_toml, config.encode())
     return paths
@@ -117,8 +148,15 @@ def head_copy_path(paths: ProjectPaths, config: dict[str, Any] | None = None) ->
     return path if path.is_absolute() else paths.home / path
 
 
-def create_ledger(paths: ProjectPaths, keys: LogKeys) -> None:
-    """The empty ledger of a new project, its first checkpoint and the head copy."""
+def create_ledger(paths: ProjectPaths, keys: LogKeys, url: str = "sqlite:") -> None:
+    """The empty ledger of a new project, its first checkpoint and the head copy.
+
+    On PostgreSQL an existing ledger of the same origin and keys is joined, not replaced
+    (a second host's project folder holds a copy of the keys)."""
+    if is_postgres_url(url):
+        with PostgresLedger(url, origin=keys.origin, signers=keys.note_signers) as shared:
+            shared.checkpoint()
+        return
     with Ledger(
         paths.ledger_db,
         origin=keys.origin,
@@ -132,10 +170,23 @@ def _writable(path: Path) -> bool:
     return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
 
 
-def open_ledger(paths: ProjectPaths, *, read_only: bool | None = False, **kwargs: Any) -> Ledger:
+def open_ledger(paths: ProjectPaths, *, read_only: bool | None = False, **kwargs: Any) -> AnyLedger:
     """The project's ledger with its signing keys loaded. Never creates one: a missing or
     emptied ledger.db is an error. `read_only=None` opens read-only when ledger.db or its
-    folder cannot be written (a copy on read-only media)."""
+    folder cannot be written (a copy on read-only media). `[ledger] url` picks the driver."""
+    url = ledger_url(paths)
+    if is_postgres_url(url):
+        keys = log_keys(paths)
+        kwargs.pop("head_copy", None)
+        return PostgresLedger(
+            url,
+            origin=keys.origin,
+            signers=keys.note_signers,
+            actor=keys.actor,
+            create=False,
+            read_only=bool(read_only),
+            **kwargs,
+        )
     keys = log_keys(paths)
     if read_only is None:
         read_only = not _writable(paths.ledger_db)

@@ -21,7 +21,8 @@ from ledgerml.config import ProjectPaths
 from ledgerml.errors import InputError, LedgerMLError, VerificationError
 from ledgerml.faults import crash_point
 from ledgerml.ledger.log import Checkpoint, TrustedRoot, connect_read_only, count_of_type
-from ledgerml.ledger.project import log_keys, open_ledger
+from ledgerml.ledger.postgres import is_postgres_url
+from ledgerml.ledger.project import ledger_url, log_keys, open_ledger
 from ledgerml.mlops._chain import has_deployment, project_chain, require_deployment
 
 if TYPE_CHECKING:  # the chain stack loads only when anchors are read or written
@@ -184,6 +185,9 @@ def anchored(paths: ProjectPaths) -> list[AnchorRecord]:
 
 def _recorded_anchor_count(paths: ProjectPaths) -> int:
     """How many `checkpoint.anchored` entries the local log holds."""
+    if is_postgres_url(ledger_url(paths)):
+        with open_ledger(paths, read_only=True) as ledger:
+            return ledger.count_of_type("checkpoint.anchored")
     conn = connect_read_only(paths.ledger_db)  # also on read-only media
     try:
         return count_of_type(conn, "checkpoint.anchored")
