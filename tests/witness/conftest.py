@@ -35,6 +35,15 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    """`ledgerml ARGS…` through the CLI's own entry point in this process (same code, exit
+    code and output as the command, without a second of Python start-up per call)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli_main(list(args))
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+
+
 @dataclass
 class WitnessProcess:
     """One witness folder and the server process serving it (None when stopped)."""

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from tests.witness.c2sp import verify_cosignatures
-from tests.witness.conftest import WitnessProcess, cli, make_witness, start_all
+from tests.witness.conftest import WitnessProcess, cli, make_witness, run, start_all
 
 from ledgerml.config import ProjectPaths
 from ledgerml.errors import VerificationError
@@ -202,7 +202,7 @@ def test_rewrite_drill(project: Project, running: list[WitnessProcess], tmp_path
     for o in report["outcomes"]:
         assert o["status"] == 422 and o["their_size"] == 8
         assert o["their_root"] == genuine.root != o["our_root_at_their_size"] == ours_at_8
-    r = cli("--home", str(rewritten.paths.home), "witness", "publish", "--policy",
+    r = run("--home", str(rewritten.paths.home), "witness", "publish", "--policy",
             str(project.policy_file))  # fmt: skip
     assert r.returncode == 1 and "bank-b: HTTP 422" in r.stderr and genuine.root in r.stderr
 
@@ -210,24 +210,24 @@ def test_rewrite_drill(project: Project, running: list[WitnessProcess], tmp_path
     forged = tmp_path / "forged.checkpoint"
     with open_ledger(rewritten.paths, read_only=True) as ledger:
         forged.write_text(ledger.newest_checkpoint())
-    r = cli("witness", "check", str(forged), "--policy", str(project.policy_file))
+    r = run("witness", "check", str(forged), "--policy", str(project.policy_file))
     assert r.returncode == 1 and "lacks the witness quorum" in r.stderr
     good = tmp_path / "genuine.checkpoint"
     good.write_text(genuine.note)
-    r = cli("witness", "check", str(good), "--policy", str(project.policy_file))
+    r = run("witness", "check", str(good), "--policy", str(project.policy_file))
     assert r.returncode == 0, r.stderr
     # `verify --policy`: the genuine project passes; the rewritten one, even holding the
     # genuine cosigned checkpoint, does not extend it
-    r = cli("--home", str(project.paths.home), "verify", "--skip-anchors", "--policy",
+    r = run("--home", str(project.paths.home), "verify", "--skip-anchors", "--policy",
             str(project.policy_file))  # fmt: skip
     assert r.returncode == 0, r.stdout + r.stderr
     assert "witness quorum met by bank-b" in r.stdout
-    r = cli("--home", str(rewritten.paths.home), "verify", "--skip-anchors", "--policy",
+    r = run("--home", str(rewritten.paths.home), "verify", "--skip-anchors", "--policy",
             str(project.policy_file))  # fmt: skip
     assert r.returncode == 1, r.stdout + r.stderr
     assert "no cosigned checkpoint" in r.stderr
     shutil.copy(project.paths.home / COSIGNED_DB, rewritten.paths.home / COSIGNED_DB)
-    r = cli("--home", str(rewritten.paths.home), "verify", "--skip-anchors", "--policy",
+    r = run("--home", str(rewritten.paths.home), "verify", "--skip-anchors", "--policy",
             str(project.policy_file))  # fmt: skip
     assert r.returncode == 1, r.stdout + r.stderr
 
@@ -359,14 +359,14 @@ def test_bundles_carry_the_cosigned_checkpoint(
         pub.close()
     home = str(project.paths.home)
     bundle = tmp_path / "bundle"
-    r = cli("--home", home, "audit", "export", "--all", "-o", str(bundle))
+    r = run("--home", home, "audit", "export", "--all", "-o", str(bundle))
     assert r.returncode == 0, r.stderr
     assert (bundle / "checkpoint.note").read_text().count("witness ") == 3
     everyone = tmp_path / "all-five.txt"
     everyone.write_text(project.policy_file.read_text().replace("banks 3", "banks all"))
     tool = [sys.executable, str(REPO / "tools" / "verify_bundle.py"), str(bundle)]
     for policy, ok in ((project.policy_file, True), (everyone, False)):
-        r = cli("audit", "verify-bundle", str(bundle), "--policy", str(policy))
+        r = run("audit", "verify-bundle", str(bundle), "--policy", str(policy))
         assert (r.returncode == 0) is ok, r.stdout + r.stderr
         t = subprocess.run([*tool, "--policy", str(policy), "--json"], capture_output=True,
                            text=True, check=False)  # fmt: skip
@@ -391,6 +391,6 @@ def test_local_consortium_publishes_with_a_majority_of_banks(tmp_path: Path) -> 
         assert report.published and set(report.cosigners) == {"B1", "B2", "B3", "auditor"}
         pids = [m.proc.pid for m in consortium.members if m.proc is not None]
     assert len(pids) == 4 and all(not Path(f"/proc/{pid}").exists() for pid in pids)
-    r = cli("--home", str(paths.home), "verify", "--skip-anchors", "--policy",
+    r = run("--home", str(paths.home), "verify", "--skip-anchors", "--policy",
             str(consortium.policy_file))  # fmt: skip
     assert r.returncode == 0 and "witness quorum met by B1, B2, B3, auditor" in r.stdout, r.stderr
