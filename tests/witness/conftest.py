@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from tests.conftest import free_port
 
 from ledgerml.cli.main import main as cli_main
+from tests.conftest import free_port
 
 CLI = (sys.executable, "-m", "ledgerml.cli.main")
 

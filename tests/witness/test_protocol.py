@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from ledgerml.cli.main import main as cli_main
 from tests.witness.c2sp import (
     DASH,
     TestLog,
@@ -27,8 +29,6 @@ from tests.witness.c2sp import (
     verify_cosignatures,
 )
 from tests.witness.conftest import WitnessProcess, cli, make_witness, start_all
-
-from ledgerml.cli.main import main as cli_main
 
 NAME = "auditor.example/witness"
 NL8, NL8X = "\n8\n", "\n8x\n"

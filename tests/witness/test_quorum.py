@@ -14,8 +14,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.witness.c2sp import verify_cosignatures
-from tests.witness.conftest import WitnessProcess, cli, make_witness, run, start_all
 
 from ledgerml.config import ProjectPaths
 from ledgerml.errors import VerificationError
@@ -23,6 +21,8 @@ from ledgerml.ledger import init_project
 from ledgerml.ledger.project import log_verifiers, open_ledger
 from ledgerml.witness.policy import Policy
 from ledgerml.witness.publisher import COSIGNED_DB, CosignedStore, Publisher, PublishReport
+from tests.witness.c2sp import verify_cosignatures
+from tests.witness.conftest import WitnessProcess, cli, make_witness, run, start_all
 
 BANKS = [f"bank-{c}" for c in "bcdef"]
 
@@ -280,9 +280,8 @@ def test_service_serves_only_cosigned_checkpoints(
 ) -> None:
     """`[witness] policy` in config.toml: `serve` publishes in the background, serves the
     cosigned checkpoint, fails closed when the quorum is down, and reports it."""
-    from tests.conftest import uvicorn_thread
-
     from ledgerml.serving.app import create_app
+    from tests.conftest import uvicorn_thread
 
     config = project.paths.config_toml
     config.write_text(
