@@ -1,0 +1,47 @@
+"""MLflow client steps the tests run in .venv-mlflow (a subprocess: mlflow is not in .venv).
+
+    python _client.py alias NAME ALIAS VERSION      # set a registered-model alias
+    python _client.py stage NAME VERSION STAGE      # transition a version's stage
+    python _client.py tag NAME VERSION KEY VALUE    # set a model-version tag
+    python _client.py version NAME VERSION          # the version as MLflow shows it
+
+Prints one JSON line: {"ok": true, ...} or {"ok": false, "error": "...", "code": "..."}.
+Only the real `mlflow` client over HTTP (MLFLOW_TRACKING_URI) is used.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from mlflow.exceptions import MlflowException
+
+from mlflow import MlflowClient
+
+
+def main(argv: list[str]) -> dict:
+    client = MlflowClient()
+    op, *args = argv
+    if op == "alias":
+        client.set_registered_model_alias(args[0], args[1], args[2])
+    elif op == "stage":
+        client.transition_model_version_stage(args[0], args[1], args[2])
+    elif op == "tag":
+        client.set_model_version_tag(args[0], args[1], args[2], args[3])
+    elif op != "version":
+        raise SystemExit(f"unknown step {op!r}")
+    mv = client.get_model_version(args[0], args[2] if op == "alias" else args[1])
+    return {
+        "ok": True,
+        "aliases": list(mv.aliases),
+        "tags": dict(mv.tags),
+        "stage": mv.current_stage,
+    }
+
+
+if __name__ == "__main__":
+    try:
+        out = main(sys.argv[1:])
+    except MlflowException as exc:
+        out = {"ok": False, "error": exc.message, "code": exc.error_code}
+    print(json.dumps(out))
