@@ -216,6 +216,8 @@ def test_rewrite_drill(project: Project, running: list[WitnessProcess], tmp_path
     good.write_text(genuine.note)
     r = run("witness", "check", str(good), "--policy", str(project.policy_file))
     assert r.returncode == 0, r.stderr
+    r = run("witness", "check", str(good), "--policy", str(project.policy_file), "--max-age", "0")
+    assert r.returncode == 2 and "--max-age" in r.stderr
     # `verify --policy`: the genuine project passes; the rewritten one, even holding the
     # genuine cosigned checkpoint, does not extend it
     r = run("--home", str(project.paths.home), "verify", "--skip-anchors", "--policy",
@@ -273,6 +275,11 @@ def test_split_view_drill(project: Project, running: list[WitnessProcess], tmp_p
         real.verify(b2.note, log_verifiers=log_verifiers(project.paths))
     with pytest.raises(VerificationError, match="lacks the witness quorum"):
         real.verify(b.note, log_verifiers=log_verifiers(project.paths))
+    # freshness: a verifier may count only recent cosignatures (a frozen view goes stale)
+    real.verify(a.note, log_verifiers=log_verifiers(project.paths), max_age_s=3600)
+    with pytest.raises(VerificationError, match="made in the last 3600 s"):
+        real.verify(a.note, log_verifiers=log_verifiers(project.paths), max_age_s=3600,
+                    now=time.time() + 7200)  # fmt: skip
 
 
 def test_service_serves_only_cosigned_checkpoints(

@@ -143,19 +143,25 @@ def publish(
 def check(
     checkpoint: Annotated[str, typer.Argument(help="A checkpoint (signed note file).")],
     policy: Annotated[str, typer.Option("--policy", help="Policy file.")],
+    max_age: Annotated[
+        float | None,
+        typer.Option("--max-age", help="Count only cosignatures made in the last SECONDS."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Verify a checkpoint against a policy: a listed log signed it and the quorum cosigned."""
     from ledgerml.errors import VerificationError
     from ledgerml.witness.policy import load_policy
 
+    if max_age is not None and not max_age > 0:
+        raise InputError("must be a number of seconds > 0", field="--max-age")
     pol = load_policy(str(as_path(policy)))
     try:
         text = as_path(checkpoint).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read {checkpoint}: {exc}", field="CHECKPOINT") from None
     try:
-        ok = pol.verify(text)
+        ok = pol.verify(text, max_age_s=max_age)
     except VerificationError as exc:
         if as_json:
             print_json({"ok": False, "error": str(exc)})

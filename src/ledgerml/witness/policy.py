@@ -196,11 +196,20 @@ class Policy:
 
     # -- verification ------------------------------------------------------------------
 
-    def cosigners_of(self, note: str | SignedNote, *, now: float | None = None) -> tuple[str, ...]:
-        """Witness names whose cosignature on `note` verifies (a bad one rejects the note)."""
+    def cosigners_of(
+        self,
+        note: str | SignedNote,
+        *,
+        now: float | None = None,
+        max_age_s: float | None = None,
+    ) -> tuple[str, ...]:
+        """Witness names whose cosignature on `note` verifies (a bad one rejects the note);
+        with `max_age_s`, only cosignatures made within that many seconds count."""
         parsed = parse_note(note) if isinstance(note, str) else note
         raw = parsed.text.encode()
-        limit = (time.time() if now is None else now) + FUTURE_SKEW_S
+        clock = time.time() if now is None else now
+        limit = clock + FUTURE_SKEW_S
+        oldest = -1.0 if max_age_s is None else clock - max_age_s
         good: list[str] = []
         for w in self.witnesses:
             v = w.verifier
@@ -210,19 +219,25 @@ class Policy:
                 if not v.verify(raw, sig.signature):
                     raise VerificationError(f"bad cosignature from witness {w.name} ({v.name})")
                 (ts,) = struct.unpack(">Q", sig.signature[:8])
-                if ts > limit:
-                    continue  # dated in the future: not counted (tlog-cosignature MAY)
+                if ts > limit or ts < oldest:
+                    continue  # in the future (tlog-cosignature MAY reject) or too old
                 if w.name not in good:
                     good.append(w.name)
         return tuple(good)
 
     def verify(
-        self, note: str, *, log_verifiers: Sequence[NoteVerifier] = (), now: float | None = None
+        self,
+        note: str,
+        *,
+        log_verifiers: Sequence[NoteVerifier] = (),
+        now: float | None = None,
+        max_age_s: float | None = None,
     ) -> Verified:
         """Accept `note` only if a listed log signed it and the quorum cosigned it.
 
-        `log_verifiers` add logs known from context (a policy may list none). Fails closed:
-        VerificationError naming what is missing.
+        `log_verifiers` add logs known from context (a policy may list none); `max_age_s`
+        counts only recent cosignatures (a log that froze a stale view for its verifiers
+        then fails). Fails closed: VerificationError naming what is missing.
         """
         parsed = parse_note(note)
         origin, size, root = parse_checkpoint_head(parsed.text)
@@ -242,12 +257,13 @@ class Policy:
                     signed = True
         if not signed:
             raise VerificationError(f"checkpoint {origin}@{size} has no valid log signature")
-        cosigners = self.cosigners_of(parsed, now=now)
+        cosigners = self.cosigners_of(parsed, now=now, max_age_s=max_age_s)
         if not self.satisfied(cosigners):
             got = ", ".join(cosigners) or "none"
+            recent = "" if max_age_s is None else f" made in the last {max_age_s:g} s"
             raise VerificationError(
                 f"checkpoint {origin}@{size} root {base64.b64encode(root).decode()} lacks the "
-                f"witness quorum {self.quorum!r} (valid cosignatures from: {got})"
+                f"witness quorum {self.quorum!r} (valid cosignatures{recent} from: {got})"
             )
         return Verified(origin, size, root, cosigners, parsed)
 
