@@ -15,7 +15,7 @@ import ledgerml
 
 FEATURES = ["V1", "V2", "V3", "V4", "V5", "V6", "Amount"]
 TARGET = "Class"
-ROWS = 6000
+ROWS = 4000
 
 
 def fraud_csv(path: Path, *, rows: int, seed: int) -> Path:

@@ -10,7 +10,7 @@ from _data import FEATURES, TARGET, project_and_data
 
 project, X, y = project_and_data()
 alias = sys.argv[2] if len(sys.argv) > 2 else "champion"
-params = {"n_estimators": 200, "learning_rate": 0.05, "num_leaves": 15}
+params = {"n_estimators": 100, "learning_rate": 0.1, "num_leaves": 15}
 
 
 def fit(X, y):

@@ -12,7 +12,7 @@ from sklearn.preprocessing import StandardScaler
 
 project, X, y = project_and_data()
 alias = sys.argv[2] if len(sys.argv) > 2 else "champion"
-params = {"n_estimators": 100, "max_depth": 3, "learning_rate": 0.1}
+params = {"n_estimators": 60, "max_depth": 3, "learning_rate": 0.15}
 
 
 def fit(X, y):

@@ -10,7 +10,7 @@ from xgboost import XGBClassifier
 
 project, X, y = project_and_data()
 alias = sys.argv[2] if len(sys.argv) > 2 else "champion"
-params = {"n_estimators": 200, "max_depth": 4, "learning_rate": 0.1}
+params = {"n_estimators": 100, "max_depth": 4, "learning_rate": 0.1}
 
 
 def fit(X, y):
