@@ -184,14 +184,17 @@ class Run:
         self,
         model: Any,
         *,
-        features: Sequence[str],
+        features: Sequence[str] | None,
         target: str,
         name: str | None = None,
+        filename: str | None = None,
     ) -> RegisteredModel:
         """Store `model` (an object or a model file) with its schema; record the run.
 
-        `features` must be the training data set's columns in its order (they are the
-        model's inputs); `target` its 0/1 label. The training window's percentiles go
+        `model` is a fitted object, a path to a model file, or a file's bytes (`filename`
+        names it in errors). `features` must be the training data set's columns in its order
+        (the model's inputs; None: every column but the target and the time column);
+        `target` its 0/1 label. The training window's percentiles go
         inside the stored file (the words of reason codes, pinned by the CID).
         """
         import numpy as np
@@ -204,13 +207,15 @@ class Run:
 
         if self.model is not None:
             raise InputError("this run already logged a model; start another run", field="model")
+        record = self.datasets[0]
+        table = load_table(self.project.paths, record.cid)
+        if features is None:
+            features = [c for c in table.column_names if c not in (target, self.time_column)]
         feats = [features] if isinstance(features, str) else list(features or [])
         if not feats or not all(isinstance(f, str) and f for f in feats):
             raise InputError("must be a non-empty list of column names", field="features")
         if len(set(feats)) != len(feats):
             raise InputError("names a column twice", field="features")
-        record = self.datasets[0]
-        table = load_table(self.project.paths, record.cid)
         unknown = [f for f in feats if f not in table.column_names]
         if unknown:
             raise InputError(
@@ -229,9 +234,11 @@ class Run:
         screen = _screen(prep.x[:cut], prep.y[:cut], feats)
 
         source = "model"
-        if isinstance(model, str | Path):
-            source = str(model)
-            raw = models.read_file(model, field="model")
+        if isinstance(model, str | Path | bytes):
+            if isinstance(model, bytes):
+                source, raw = filename or "the model file", model
+            else:
+                source, raw = str(model), models.read_file(model, field="model")
             try:
                 loaded = models.load("file", raw, source=source)
             except InputError as exc:  # names the file; the parameter is `model`

@@ -2,7 +2,8 @@
 
 A skops file holding a type outside the trusted list, a pickle renamed `.skops`, a
 truncated ONNX graph and a random blob: `ledgerml log-model` exits 2 naming the file,
-the Python API raises `InputError` on `model`, and the ledger and the store are unchanged.
+`POST /v1/models` answers 422 naming it, the Python API raises `InputError` on `model`,
+and the ledger and the store are unchanged.
 No file here is ever unpickled (the pickle is only written).
 """
 
@@ -10,8 +11,10 @@ from __future__ import annotations
 
 import pickle
 import random
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -21,7 +24,8 @@ import ledgerml
 from ledgerml.datasets.synthetic import fraud_csv
 from ledgerml.errors import InputError
 from ledgerml.ledger.project import open_ledger
-from tests.conftest import run_cli
+from ledgerml.mlops.datasets import iter_datasets
+from tests.conftest import run_cli, uvicorn_thread
 
 FEATURES = ["V1", "V2", "V3", "V4", "V5", "V6", "Amount"]
 
@@ -112,3 +116,62 @@ def test_python_api_names_the_parameter(
         run.log_model(object(), features=FEATURES, target="Class")
     assert info.value.field == "model"
     assert _state(project) == before
+
+
+KEYS = {"admin": "admin-key-0123456789ab", "scorer": "scorer-key-0123456789"}
+
+
+@pytest.fixture(scope="module")
+def service(project: ledgerml.Project) -> Iterator[str]:
+    """The decision service over real HTTP (uvicorn on a free port) for this project."""
+    from ledgerml.serving.app import create_app
+
+    with uvicorn_thread(create_app(project.paths, api_keys=KEYS), timeout=30) as url:
+        yield url
+
+
+def _upload(url: str, path: Path, role: str = "admin") -> httpx.Response:
+    return httpx.post(
+        f"{url}/v1/models",
+        params={"filename": path.name, "data": "cards", "target": "Class"},
+        content=path.read_bytes(),
+        headers={"Authorization": f"Bearer {KEYS[role]}"},
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize("name", ["untrusted.skops", "pickled.skops", "truncated.onnx", "blob.bin"])
+def test_http_refuses_with_422_naming_the_file(
+    project: ledgerml.Project, bad_files: dict[str, Path], service: str, name: str
+) -> None:
+    before = _state(project)
+    got = _upload(service, bad_files[name])
+    assert got.status_code == 422, got.text
+    assert name in got.text and "model" in got.text
+    assert _state(project) == before
+
+
+def test_http_records_a_readable_model(
+    project: ledgerml.Project, service: str, tmp_path: Path
+) -> None:
+    """The same endpoint takes a real LightGBM text model: 201, three entries, one block."""
+    import lightgbm as lgb
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ledgerml.storage import open_store
+
+    rec = next(r for r in iter_datasets(project.paths) if r.name == "cards")
+    table = pq.read_table(pa.BufferReader(open_store(project.paths).read_bytes(rec.cid)))
+    x = np.column_stack([table.column(f).to_numpy() for f in FEATURES])
+    y = table.column("Class").to_numpy()
+    booster = lgb.train({"objective": "binary", "verbose": -1}, lgb.Dataset(x, y), 10)
+    path = tmp_path / "model.txt"
+    path.write_text(booster.model_to_string())
+    assert _upload(service, path, role="scorer").status_code == 403  # admin only
+    size, _ = _state(project)
+    got = _upload(service, path)
+    assert got.status_code == 201, got.text
+    body = got.json()
+    assert body["model_type"] == "lightgbm" and body["features"] == FEATURES
+    assert _state(project)[0] == size + 3  # run.started, run.finished, model.registered

@@ -39,6 +39,14 @@ def _stages(enabled: bool) -> Iterator[Callable[[str, int, int], None]]:
         yield update
 
 
+def _params(text: str | None) -> dict[str, Any] | None:
+    """--params as a JSON object (None when not given); anything else names the option."""
+    parsed: Any = None if text is None else parse_json(text, field="--params")
+    if parsed is not None and not isinstance(parsed, dict):
+        raise InputError("must be a JSON object", field="--params")
+    return parsed
+
+
 def _time_column(value: str) -> str | None:
     return None if value.strip().lower() in ("", "none") else value
 
@@ -71,9 +79,7 @@ def register(app: typer.Typer) -> None:
         from ledgerml.mlops.training import train_model
 
         paths = project(ctx)
-        parsed: Any = None if params is None else parse_json(params, field="--params")
-        if parsed is not None and not isinstance(parsed, dict):
-            raise InputError("must be a JSON object", field="--params")
+        parsed = _params(params)
         if model not in ("xgboost", "logreg"):
             raise InputError("must be xgboost or logreg", field="--model")
         drops = [c.strip() for c in (drop or "").split(",") if c.strip()]
@@ -167,14 +173,10 @@ def register(app: typer.Typer) -> None:
         The file is read without running code (never pickle); a file LedgerML cannot read
         safely is refused (exit 2) naming it, and nothing is appended."""
         from ledgerml.api import Project
-        from ledgerml.mlops.training import load_table, resolve_dataset
 
         paths = project(ctx)
         tcol = _time_column(time_column)
-        feats = list(feature or [])
-        if not feats:
-            cols = load_table(paths, resolve_dataset(paths, data[0]).cid).column_names
-            feats = [c for c in cols if c not in (target, tcol)]
+        feats = list(feature) if feature else None
         p = parse_json(params, field="--params") if params else {}
         if not isinstance(p, dict):
             raise InputError("must be a JSON object", field="--params")

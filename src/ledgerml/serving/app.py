@@ -109,6 +109,8 @@ def _nan_ok(name: str) -> float:
 
 #: A score request holds at most MAX_BATCH records of numbers: a few hundred KiB at most.
 MAX_BODY_BYTES = 4 * 1024 * 1024
+#: A model file uploaded to `POST /v1/models`.
+MAX_MODEL_BYTES = 64 * 1024 * 1024
 
 
 #: A score body nests at most 4 deep (body, records, record, features); leave room, no more.
@@ -397,6 +399,48 @@ def create_app(
                 item["error"] = str(exc)
             out[alias] = item
         return {"aliases": out}
+
+    @app.post(
+        "/v1/models",
+        dependencies=[Depends(role(frozenset({"admin"})))],
+        tags=["models"],
+        status_code=201,
+    )
+    async def add_model(
+        request: Request,
+        filename: str = Query(..., min_length=1, max_length=255),
+        data: list[str] = Query(...),
+        target: str = Query(...),
+        feature: list[str] | None = Query(None),
+        time_column: str = Query("Time"),
+        train_fraction: float = Query(0.8),
+        name: str | None = Query(None),
+    ) -> JSONResponse:
+        """Record a model file trained elsewhere (admin): `ledgerml log-model` over HTTP.
+
+        The body is the file's bytes (.skops, .onnx, LightGBM text, XGBoost UBJSON). It is
+        read without running code; a file that cannot be read safely is a 422 naming it,
+        and nothing is appended or stored."""
+        from starlette.concurrency import run_in_threadpool
+
+        from ledgerml.api import Project
+
+        raw = await request.body()
+        if len(raw) > MAX_MODEL_BYTES:
+            raise InputError(f"is over {MAX_MODEL_BYTES:,} bytes", field="body")
+        tcol = None if time_column.strip().lower() in ("", "none") else time_column
+
+        def log() -> dict[str, Any]:
+            run = Project(paths).start_run(
+                data=data, time_column=tcol, train_fraction=train_fraction
+            )
+            with run:
+                res = run.log_model(
+                    raw, features=feature or None, target=target, name=name, filename=filename
+                )
+            return res.to_json()
+
+        return JSONResponse(await run_in_threadpool(log), status_code=201)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, Any]:
