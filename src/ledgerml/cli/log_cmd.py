@@ -260,4 +260,7 @@ def restore_head(
 
 
 def register(app: typer.Typer) -> None:
+    from ledgerml.cli.ledger_cmd import ledger_app
+
     app.add_typer(log_app, name="log")
+    app.add_typer(ledger_app, name="ledger")
