@@ -105,7 +105,9 @@ def test_stable_then_shifted_window_retrains_through_the_gate(deployed: Deployed
     with GovernanceService.open(paths) as gov:
         assert gov.status(model).status != "retrain_required"
 
-    proc = run_cli(deployed.home, "monitor", model, "--window", "shifted", "--retrain", "--json")
+    proc = run_cli(  # retrain, evaluate, backtest (3 folds) and check: give it time
+        deployed.home, "monitor", model, "--window", "shifted", "--retrain", "--json", timeout=300
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = json.loads(proc.stdout)
     assert out["retrain_required"] and out["exceeded"] and out["max_psi"] > 0.25

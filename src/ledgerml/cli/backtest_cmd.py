@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ledgerml.cli._common import console, parse_json, print_json, project
+from ledgerml.cli._common import console, print_json, project
 from ledgerml.errors import InputError
 
 
@@ -47,13 +47,11 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
         """Train before each of K later windows, score model and baselines on it, record it."""
-        from ledgerml.cli.train_cmd import _stages, _time_column
+        from ledgerml.cli.train_cmd import _params, _stages, _time_column
         from ledgerml.mlops.backtest import backtest
 
         paths = project(ctx)
-        parsed: Any = None if params is None else parse_json(params, field="--params")
-        if parsed is not None and not isinstance(parsed, dict):
-            raise InputError("must be a JSON object", field="--params")
+        parsed = _params(params)
         if model is None and data is None:
             raise InputError(
                 "name the data set (--data) or a trained model (--model)", field="--data"

@@ -31,7 +31,7 @@ from ledgerml import __version__
 from ledgerml.cli._common import EXIT_USAGE, EXIT_VERIFY, err_console
 from ledgerml.config import ConfigWarning, resolve_home
 from ledgerml.crypto.files import LoosePermissionsWarning
-from ledgerml.errors import InputError, LedgerMLError, VerificationError
+from ledgerml.errors import DataWarning, InputError, LedgerMLError, VerificationError
 
 app = typer.Typer(
     name="ledgerml",
@@ -247,7 +247,7 @@ def _loud_warnings() -> Iterator[None]:
         original = warnings.showwarning
 
         def show(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
-            if issubclass(category, LoosePermissionsWarning | ConfigWarning):
+            if issubclass(category, LoosePermissionsWarning | ConfigWarning | DataWarning):
                 err_console.print(f"[bold yellow]warning:[/] {escape(str(message))}")
             else:
                 original(message, category, *args, **kwargs)
@@ -255,6 +255,7 @@ def _loud_warnings() -> Iterator[None]:
         warnings.showwarning = show
         warnings.simplefilter("default", LoosePermissionsWarning)
         warnings.simplefilter("default", ConfigWarning)
+        warnings.simplefilter("default", DataWarning)
         yield
 
 

@@ -23,7 +23,6 @@ Usage::
 
 from __future__ import annotations
 
-import io
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -192,7 +191,7 @@ def _plot(folds: Sequence[FoldResult]) -> bytes:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from ledgerml.mlops.evaluation import PLOT_DPI, PLOT_SIZE
+    from ledgerml.mlops.evaluation import PLOT_DPI, PLOT_SIZE, png_bytes
 
     xs = np.arange(len(folds))
     series = {
@@ -210,10 +209,7 @@ def _plot(folds: Sequence[FoldResult]) -> bytes:
         ax.set_ylabel("false positives at 80% recall")
         ax.set_title("Rolling-origin backtest: each fold trained on all rows before it")
         ax.legend(loc="upper left")
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=PLOT_DPI, metadata={"Software": None})
-        plt.close(fig)
-    return buf.getvalue()
+        return png_bytes(fig)
 
 
 def _rounded(m: Mapping[str, Any]) -> dict[str, float | None]:

@@ -152,6 +152,16 @@ def _fit_rules(x: Any, y: Any, names: list[str]) -> RulesBaseline:
     )
 
 
+def png_bytes(fig: Any) -> bytes:
+    """A figure as PNG at the fixed dpi with no Software tag (same figure, same bytes); closed."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=PLOT_DPI, metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
 def _plots(curves: dict[str, tuple[Any, Any]]) -> dict[str, bytes]:
     """PR curve and FPR vs recall as PNG; fixed size/dpi and no Software tag -> same bytes."""
     import matplotlib
@@ -178,10 +188,7 @@ def _plots(curves: dict[str, tuple[Any, Any]]) -> dict[str, bytes]:
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.02)
         ax.legend(loc="lower left")
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=PLOT_DPI, metadata={"Software": None})
-        plt.close(fig)
-        out["pr_curve"] = buf.getvalue()
+        out["pr_curve"] = png_bytes(fig)
 
         fig, ax = plt.subplots(figsize=PLOT_SIZE, dpi=PLOT_DPI)
         for label, (scores, labels) in curves.items():
@@ -193,10 +200,7 @@ def _plots(curves: dict[str, tuple[Any, Any]]) -> dict[str, bytes]:
         ax.set_ylabel("false-positive rate")
         ax.set_title("False-positive rate vs recall (dashed: 80% recall)")
         ax.legend(loc="upper left")
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=PLOT_DPI, metadata={"Software": None})
-        plt.close(fig)
-        out["fpr_vs_recall"] = buf.getvalue()
+        out["fpr_vs_recall"] = png_bytes(fig)
     return out
 
 

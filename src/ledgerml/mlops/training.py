@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ledgerml.config import ProjectPaths
 from ledgerml.crypto.canonical import canonical_json
-from ledgerml.errors import InputError
+from ledgerml.errors import DataWarning, InputError
 from ledgerml.ledger import open_ledger
 from ledgerml.ledger.events import validate_body
 from ledgerml.mlops.datasets import DatasetRecord, iter_datasets
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from ledgerml.mlops.explain import Reason
 
 
-class LeakageWarning(UserWarning):
+class LeakageWarning(DataWarning):
     """A feature nearly separates the label, or looks like an identifier (mlops.leakage)."""
 
 
