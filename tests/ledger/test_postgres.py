@@ -408,3 +408,57 @@ def test_migrate_sqlite_to_postgres_and_back_byte_for_byte(tmp_path: Path, pg_ur
     (home / "config.toml").write_text(config.replace(f'url = "{pg_url}"', 'url = "sqlite:"'))
     r = run_cli(home, "verify", "--json")
     assert r.returncode == 0 and json.loads(r.stdout)["tree_size"] == 601, r.stdout
+
+
+def test_dropped_connections_fail_clearly_and_appends_resume(
+    pg_url: str, signer: NoteSigner
+) -> None:
+    """The server ends every ledger connection (as a restart or a network cut would) while
+    threads append: those appends fail with LedgerUnavailable naming no password, the ones
+    acknowledged are all there, and later appends succeed on new connections by themselves."""
+    import threading
+
+    import psycopg
+
+    from ledgerml.ledger.postgres import LedgerUnavailable
+
+    acked: list[int] = []
+    failures: list[str] = []
+    others: list[str] = []
+    stop = threading.Event()
+    with PostgresLedger(pg_url, origin=ORIGIN, signers=[signer]) as ledger:
+
+        def produce(t: int) -> None:
+            i = 0
+            while not stop.is_set():
+                try:
+                    acked.append(ledger.append("x.load", {"t": t, "i": i}))
+                except LedgerUnavailable as exc:
+                    failures.append(str(exc))
+                except Exception as exc:  # anything else is a bug: a raw driver error
+                    others.append(repr(exc))
+                i += 1
+
+        threads = [threading.Thread(target=produce, args=(t,)) for t in range(4)]
+        for t in threads:
+            t.start()
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            for _ in range(5):
+                time.sleep(0.3)
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE application_name = 'ledgerml' AND pid <> pg_backend_pid()"
+                )
+        time.sleep(0.5)
+        stop.set()
+        for t in threads:
+            t.join()
+        after = ledger.append("x.after", {})  # a new connection, without a restart
+        report = ledger.verify([signer.verifier])
+    assert failures, "no append saw the dropped connections: the test tests nothing"
+    assert not others, others[:3]
+    password = pg_url.split("://", 1)[1].split("@", 1)[0].partition(":")[2]
+    assert all("unavailable" in f and (not password or password not in f) for f in failures)
+    assert report.ok, report.problems
+    assert len(set(acked)) == len(acked) and after == report.tree_size - 1
+    assert set(acked) <= set(range(report.tree_size))
