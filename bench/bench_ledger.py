@@ -255,7 +255,7 @@ def run_postgres(quick: bool, progress: Any) -> dict[str, Any]:
                 with PostgresLedger(url, origin=ORIGIN, signers=[signer]) as ledger:
                     ledger.checkpoint()
                 progress(
-                    f"{writers} writer process(es) x {per:,} single appends, {threads} threads"
+                    f"{writers} writer process(es) x {per:,} single appends, {threads} in flight"
                 )
                 rates[writers] = _pg_writers_rate(url, key, writers, per, threads)
                 results[f"writers{writers}_entries_per_s"] = round(rates[writers])

@@ -426,7 +426,8 @@ def test_dropped_connections_fail_clearly_and_appends_resume(
     failures: list[str] = []
     others: list[str] = []
     stop = threading.Event()
-    with PostgresLedger(pg_url, origin=ORIGIN, signers=[signer]) as ledger:
+    name = f"ledgerml-test-{os.getpid()}"  # only this test's connections are dropped
+    with PostgresLedger(pg_url, origin=ORIGIN, signers=[signer], application_name=name) as ledger:
 
         def produce(t: int) -> None:
             i = 0
@@ -447,7 +448,8 @@ def test_dropped_connections_fail_clearly_and_appends_resume(
                 time.sleep(0.3)
                 admin.execute(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE application_name = 'ledgerml' AND pid <> pg_backend_pid()"
+                    " WHERE application_name = %s",
+                    (name,),
                 )
         time.sleep(0.5)
         stop.set()

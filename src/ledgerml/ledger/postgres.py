@@ -213,6 +213,7 @@ class PostgresLedger:
         read_only: bool = False,
         head_copy: object = None,
         connect_timeout_s: float = 5.0,
+        application_name: str = "ledgerml",
         **_ignored: Any,  # SQLite-only options (use_writer_process, busy_timeout_s)
     ) -> None:
         if not origin or "\n" in origin:
@@ -237,6 +238,7 @@ class PostgresLedger:
         self.max_batch = max_batch
         self.commits = 0
         self._timeout = max(1, int(connect_timeout_s))
+        self._application_name = application_name  # what pg_stat_activity shows
         self._local = threading.local()
         self._queue: queue.Queue[_Request | None] = queue.Queue()
         self._writer: threading.Thread | None = None
@@ -259,7 +261,7 @@ class PostgresLedger:
                 self.url,
                 autocommit=True,
                 connect_timeout=self._timeout,
-                application_name="ledgerml",
+                application_name=self._application_name,
             )
         except pg.OperationalError as exc:
             raise _unavailable(f"connecting to {self.path}", exc) from None
