@@ -1,6 +1,7 @@
 """Decision latency with and without the ledger, and with a blockchain in the loop.
 
     ledgerml bench latency [--quick]          # writes bench/results/latency.json + latency.png
+    ledgerml bench latency --model-type lightgbm --model-type onnx   # per model type, vs XGBoost
     .venv/bin/python bench/bench_latency.py [--quick]
 
 One small XGBoost model (trained here, promoted through the gate: the ModelRegistry
@@ -670,7 +671,117 @@ def _plot(out: dict[str, Any], path: Path) -> None:
 # ------------------------------------------------------------------------------- run
 
 
-def run(quick: bool = False, progress: Callable[[str], None] = print) -> dict[str, Any]:
+def _fit_for(model_type: str, x: Any, y: Any) -> Any:
+    """A model of about the same size for every type: 50 trees."""
+    if model_type == "xgboost":
+        from xgboost import XGBClassifier
+
+        return XGBClassifier(n_estimators=50, max_depth=6, n_jobs=1, tree_method="hist").fit(x, y)
+    if model_type == "lightgbm":
+        import lightgbm as lgb
+
+        return lgb.LGBMClassifier(
+            n_estimators=50, num_leaves=31, n_jobs=1, deterministic=True, verbose=-1
+        ).fit(x, y)
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    fitted = GradientBoostingClassifier(n_estimators=50, max_depth=3, random_state=0).fit(x, y)
+    if model_type == "sklearn":
+        return fitted
+    from skl2onnx import to_onnx
+
+    return to_onnx(fitted, x[:1].astype("float32"), options={id(fitted): {"zipmap": False}})
+
+
+def _typed_project(root: Path, model_type: str) -> tuple[Path, float]:
+    """`_trained_project` for a model trained outside LedgerML (the Python API's log_model)."""
+    import numpy as np
+
+    import ledgerml
+    from ledgerml.chain import Rule
+    from ledgerml.datasets.synthetic import fraud_csv
+    from ledgerml.mlops.governance import THRESHOLD_METRIC, GovernanceService
+    from ledgerml.mlops.training import load_table
+
+    project = ledgerml.init(root / "proj")
+    rec = project.add_data(fraud_csv(root / "fraud.csv", rows=5000), name="cards", label="Class")
+    table = load_table(project.paths, rec.cid).sort_by("Time")
+    cut = int(table.num_rows * 0.8)
+    x = np.column_stack([table.column(f).to_numpy() for f in FEATURES])[:cut]
+    y = table.column("Class").to_numpy()[:cut]
+    with project.start_run(data="cards") as run:
+        model = run.log_model(_fit_for(model_type, x, y), features=FEATURES, target="Class")
+    metrics = project.evaluate(model).metrics
+    with GovernanceService.open(project.paths) as gov:
+        gov.set_policy("bench-v1", [Rule("auprc", ">=", 0.0)], ["risk_approver"], 1.0)
+        gov.register(model.cid, "bench-v1")
+        gov.submit_metrics(
+            model.cid, {"auprc": metrics["auprc"], THRESHOLD_METRIC: metrics[THRESHOLD_METRIC]}
+        )
+        gov.approve(model.cid, "risk_approver")
+        gov.promote(model.cid, "champion")
+        threshold = gov.gov.metric(model.cid, THRESHOLD_METRIC)
+    assert threshold is not None
+    return project.paths.home, threshold
+
+
+def run_model_types(
+    model_types: list[str], quick: bool = False, progress: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """Serving overhead per model type, XGBoost (same API, same size) as the in-run baseline.
+
+    For each type: (a) scoring alone and (b) + ledger `sync`, in-process, and (b) over
+    HTTP with one client; ratios are against XGBoost measured in this same run."""
+    n = 300 if quick else 2000
+    warmup = 30 if quick else 200
+    bodies = _requests(n)
+    types = ["xgboost", *[t for t in model_types if t != "xgboost"]]
+    out: dict[str, Any] = {
+        "quick": quick,
+        "requests": "one record per request, the same list for every type",
+        "models": "50 trees each: XGBClassifier depth 6, LGBMClassifier 31 leaves, ONNX of "
+        "scikit-learn GradientBoostingClassifier depth 3 (onnxruntime, 1 thread); "
+        "all recorded with Run.log_model and promoted through the gate; reasons for alerts",
+        "types": {},
+    }
+    with tempfile.TemporaryDirectory() as tmp_s:
+        tmp = Path(tmp_s)
+        for t in types:
+            progress(f"{t}: training, recording, promoting")
+            base, threshold = _typed_project(tmp / t, t)
+            res: dict[str, Any] = {"alert_threshold": threshold}
+            for key, label in (("a", "scoring alone"), ("b", "+ ledger, sync")):
+                copy = tmp / f"{t}-{key}"
+                shutil.copytree(base, copy)
+                progress(f"{t}: {label}, in-process")
+                with _service(copy, "sync", key, None) as svc:
+                    res[f"in_process {label}"] = _in_process(svc, bodies, warmup)
+            copy = tmp / f"{t}-http"
+            shutil.copytree(base, copy)
+            progress(f"{t}: + ledger, sync, HTTP one client")
+            with _server(copy, "sync", "b", None) as url:
+                res["http + ledger, sync"] = _http(url, bodies, 1, warmup)
+            out["types"][t] = res
+    ref = out["types"]["xgboost"]
+    for res in out["types"].values():
+        res["ratio_vs_xgboost"] = {
+            k: {
+                p: round(res[k][p] / ref[k][p], 2) if ref[k][p] else None
+                for p in ("p50_ms", "p99_ms")
+            }
+            for k in res
+            if isinstance(res[k], dict) and "p50_ms" in res[k]
+        }
+    return out
+
+
+def run(
+    quick: bool = False,
+    progress: Callable[[str], None] = print,
+    model_types: list[str] | None = None,
+) -> dict[str, Any]:
+    if model_types:
+        return run_model_types(model_types, quick, progress)
     from ledgerml.chain import AnchorLog, Chain, deploy
 
     n_fast = 300 if quick else 3000  # (a)-(c), one caller

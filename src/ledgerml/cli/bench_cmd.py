@@ -49,7 +49,12 @@ def _load(name: str) -> ModuleType:
 
 
 def _run_one(
-    name: str, quick: bool, quiet: bool, soak_minutes: float = 0.0, backend: str | None = None
+    name: str,
+    quick: bool,
+    quiet: bool,
+    soak_minutes: float = 0.0,
+    backend: str | None = None,
+    model_types: list[str] | None = None,
 ) -> dict[str, Any]:
     module = _load(name)
 
@@ -68,6 +73,10 @@ def _run_one(
         if "backend" not in inspect.signature(module.run).parameters:
             raise InputError(f"benchmark {name!r} has no backends", field="--backend")
         kwargs["backend"] = backend
+    if model_types:  # only `latency` compares model types
+        if "model_types" not in inspect.signature(module.run).parameters:
+            raise InputError(f"benchmark {name!r} has no model types", field="--model-type")
+        kwargs["model_types"] = model_types
     figures = module.run(quick=quick, **kwargs)
     return {
         "benchmark": name,
@@ -103,19 +112,32 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option("--backend", help="ledger: sqlite (default) or postgres."),
         ] = None,
+        model_type: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--model-type", help="latency: lightgbm, onnx, sklearn (XGBoost is the baseline)."
+            ),
+        ] = None,
     ) -> None:
         """Run a benchmark; print and save its figures as JSON."""
         if soak_minutes < 0:
             raise InputError("must be >= 0 minutes", field="--soak-minutes")
         if backend not in (None, "sqlite", "postgres"):
             raise InputError("must be sqlite or postgres", field="--backend")
+        from ledgerml.mlops.models import names as model_names
+
+        for t in model_type or []:
+            if t not in model_names() or t == "logreg":
+                known = ", ".join(n for n in model_names() if n != "logreg")
+                raise InputError(f"unknown model type {t!r} (known: {known})", field="--model-type")
         names = _available() if name == "all" else [name]
         out_dir = output or BENCH_DIR / "results"
         out_dir.mkdir(parents=True, exist_ok=True)
         collected = []
         for n in names:
-            result = _run_one(n, quick, as_json, soak_minutes, backend)
+            result = _run_one(n, quick, as_json, soak_minutes, backend, model_type)
             suffix = f"-{backend}" if backend not in (None, "sqlite") else ""
+            suffix += "-models" if model_type else ""
             path = out_dir / f"{n}{suffix}{'-quick' if quick else ''}.json"
             path.write_text(json.dumps(result, indent=2) + "\n")
             collected.append(result)
