@@ -113,8 +113,8 @@ def reasons(
             text = f"{phrase} ({detail}): pushed the score up by {push:.2f}"
             if base_driven:
                 text = (
-                    f"{phrase} ({detail}): lowered the score least ({push:.2f}); the base "
-                    "rate, not an input, drives this score"
+                    f"no input raised this score (the base rate sets it); {phrase} "
+                    f"({detail}) lowered it least ({push:.2f})"
                 )
             row_reasons.append(Reason(names[i], value, round(push, 6), level, text))
         out.append(row_reasons)

@@ -89,5 +89,5 @@ def test_a_decline_driven_by_the_intercept_has_a_reason() -> None:
     assert float(model.predict_proba(row)[0]) > 0.9
     reasons = model.explain(row, top=3)[0]
     assert len(reasons) == 1 and reasons[0].feature == "a"
-    assert "base rate" in reasons[0].text
+    assert "no input raised this score" in reasons[0].text
     assert json.dumps(reasons[0].to_json())
