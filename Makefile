@@ -51,6 +51,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench tools examples
 	$(VENV)/bin/ruff format --check src tests bench tools examples
+	$(VENV)/bin/mypy  # the files and the baseline are in pyproject.toml [tool.mypy]
 
 clean:
 	rm -rf $(VENV) $(RUN) .pytest_cache
