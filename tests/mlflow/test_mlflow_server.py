@@ -187,12 +187,18 @@ def test_champion_needs_the_gate(server: Server, trained: Trained) -> None:
     PROMOTED["tx"] = promoted["tx_hash"]
 
 
-def test_audit_trace_by_name_and_version(server: Server, trained: Trained) -> None:
-    if "tx" not in PROMOTED:  # run alone: promote the same way first
+def _ensure_champion(server: Server, trained: Trained) -> None:
+    """When a test runs without test_champion_needs_the_gate: promote the same way."""
+    if "tx" not in PROMOTED:
         _enrol(server, trained)
         ok(server.ledgerml("chain", "metrics", trained.cid, "--metric", "auprc=0.31"))
         ok(server.ledgerml("approve", trained.cid, "--as", "risk_approver"))
         assert server.client("alias", trained.model_name, "champion", trained.version)["ok"]
+        PROMOTED["tx"] = "set"
+
+
+def test_audit_trace_by_name_and_version(server: Server, trained: Trained) -> None:
+    _ensure_champion(server, trained)
     done = ok(
         server.ledgerml(
             "audit", "trace", "--model", f"{trained.model_name}/{trained.version}", "--json"
@@ -213,6 +219,36 @@ def test_audit_trace_by_name_and_version(server: Server, trained: Trained) -> No
     assert positions == sorted(positions), steps
     missing = server.ledgerml("audit", "trace", "--model", f"{trained.model_name}/999")
     assert missing.returncode == 2 and "999" in missing.stderr
+
+
+def test_serving_the_mlflow_champion(server: Server, trained: Trained, tmp_path: Path) -> None:
+    """`ledgerml score --alias champion` scores with the MLflow version the gate promoted."""
+    import numpy as np
+    import xgboost as xgb
+
+    _ensure_champion(server, trained)
+    rows = [(120.5, 3, 1.2, 0.8), (15.0, 14, -0.3, 0.1), (900.0, 2, 2.5, 0.95)]
+    data = tmp_path / "tx.csv"
+    data.write_text(
+        "amount,hour,velocity,merchant_risk\n"
+        + "".join(f"{a},{h},{v},{m}\n" for a, h, v, m in rows)
+    )
+    out = tmp_path / "decisions.jsonl"
+    done = ok(server.ledgerml("score", str(data), "--alias", "champion", "-o", str(out)))
+    decisions = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [d["model_cid"] for d in decisions] == [trained.cid] * 3, done.stdout
+    # the same file MLflow stored, scored by XGBoost itself
+    path = next(
+        b["path"]
+        for b in _bodies(server, "mlflow.artifact_stored")
+        if b["cid"] == trained.cid and b["path"].endswith("model.ubj")
+    )
+    booster = xgb.Booster(model_file=str(server.artifacts / path))
+    matrix = xgb.DMatrix(
+        np.array(rows, dtype=np.float32), feature_names=list(booster.feature_names or [])
+    )
+    expected = booster.predict(matrix)
+    assert np.allclose([d["score"] for d in decisions], expected, atol=1e-5)
 
 
 def test_mlflow_is_imported_only_by_the_plugin() -> None:
