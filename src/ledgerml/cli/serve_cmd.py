@@ -10,12 +10,30 @@ the ledger).
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
 from ledgerml.cli._common import as_path, console, print_json, progress_bar, project
+from ledgerml.config import ProjectPaths
 from ledgerml.errors import InputError
+
+#: How `serve --workers N` hands its options to each uvicorn worker process.
+_WORKER_ARGS = "LEDGERML_SERVE_WORKER_ARGS"
+
+
+def worker_app() -> Any:
+    """The app of one `serve --workers N` worker (a uvicorn factory): each worker has its
+    own ledger writer, coalescing and group commit, on the one shared ledger."""
+    from ledgerml.serving.app import create_app
+
+    args = json.loads(os.environ[_WORKER_ARGS])
+    return create_app(
+        ProjectPaths(Path(args["home"])), mode=args["mode"], max_pending=args["max_pending"]
+    )
 
 
 def serve_cmd(
@@ -37,8 +55,20 @@ def serve_cmd(
             "(0 = off; default: [serving] anchor_every_s in config.toml, else off).",
         ),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            help="Worker processes on the one port (uvicorn); all append to the one ledger "
+            "([ledger] url: PostgreSQL for several hosts).",
+        ),
+    ] = 1,
 ) -> None:
     """Run the decision service (keys: serving.api_keys in config.toml; docs at /docs)."""
+    if not 1 <= workers <= 64:
+        raise InputError("must be 1..64", field="--workers")
+    if workers > 1 and anchor_every:
+        raise InputError("anchoring runs in one process: not with --workers > 1", field="--workers")
     if mode not in ("sync", "async"):
         raise InputError("must be sync or async", field="--mode")
     if not 1 <= port <= 65535:
@@ -49,6 +79,21 @@ def serve_cmd(
 
     if anchor_every is not None and anchor_every < 0:
         raise InputError("must be >= 0 seconds", field="--anchor-every")
+    if workers > 1:
+        paths = project(ctx)
+        paths.require_initialised()
+        os.environ[_WORKER_ARGS] = json.dumps(
+            {"home": str(paths.home), "mode": mode, "max_pending": max_pending}
+        )
+        uvicorn.run(
+            "ledgerml.cli.serve_cmd:worker_app",
+            factory=True,
+            host=host,
+            port=port,
+            log_level="info",
+            workers=workers,
+        )
+        return
     app = create_app(
         project(ctx),
         mode=mode,  # type: ignore[arg-type]

@@ -254,6 +254,11 @@ def create_app(
 
     @app.exception_handler(VerificationError)
     async def _verify_error(_: Request, exc: VerificationError) -> JSONResponse:
+        retry = getattr(exc, "retry_after_s", None)
+        if retry is not None:  # the ledger's database is unreachable: nothing was recorded
+            resp = _problem(503, str(exc))
+            resp.headers["Retry-After"] = str(retry)
+            return resp
         return _problem(500, f"verification failed: {exc}")
 
     @app.exception_handler(Backpressure)
