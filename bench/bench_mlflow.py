@@ -19,7 +19,8 @@ Rows:
   file); the plugin reads the files' CIDs and the MLmodel from the ledger and the CAS and
   appends two entries.
 
-Goal: plugin / plain <= 1.3 at the median.
+Goal: plugin / plain <= 1.3 at the median of the per-round ratios (`paired_ratio_p50`; the
+machine is shared, so the ratio of two medians, also shown, drifts with other load).
 """
 
 from __future__ import annotations
@@ -58,14 +59,17 @@ def _figures(plain: list[float], plugin: list[float]) -> dict[str, Any]:
         return round(xs[min(len(xs) - 1, int(q * len(xs)))] * 1000, 3)
 
     p50 = statistics.median(plugin) / statistics.median(plain)
+    # each round's two calls ran back to back: their ratio sees the same machine load
+    paired = statistics.median(b / a for a, b in zip(plain, plugin, strict=True))
     return {
         "plain_p50_ms": ms(plain, 0.5),
         "plain_p99_ms": ms(plain, 0.99),
         "plugin_p50_ms": ms(plugin, 0.5),
         "plugin_p99_ms": ms(plugin, 0.99),
         "ratio_p50": round(p50, 3),
+        "paired_ratio_p50": round(paired, 3),
         "goal_ratio": GOAL_RATIO,
-        "meets_goal": p50 <= GOAL_RATIO,
+        "meets_goal": paired <= GOAL_RATIO,
         "n": len(plain),
     }
 

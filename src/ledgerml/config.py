@@ -134,6 +134,11 @@ def _days_by_type(value: Any, field: str) -> None:
         _days(days, f"{field}.{key}")  # which types may be set, and their floors: audit.retention
 
 
+def _texts(value: Any, field: str) -> None:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise InputError('must be a list of non-empty strings, e.g. ["champion"]', field=field)
+
+
 def _api_keys(value: Any, field: str) -> None:
     if not isinstance(value, dict):
         raise InputError('must be a table of role = "key" or ["key", …]', field=field)
@@ -153,6 +158,7 @@ SCHEMA: dict[str, dict[str, Check]] = {
     "serving": {"api_keys": _api_keys, "public_tiles": _bool, "anchor_every_s": _seconds},
     "retention": {"log_days": _days},
     "audit": {"retention": _days_by_type},
+    "mlflow": {"gated_aliases": _texts},
     "witness": {
         "policy": _text,
         "fail_open": _bool,
