@@ -224,6 +224,47 @@ def _pg_writers_rate(
     return writers * per / _timed_processes(args)
 
 
+def _pg_service(base: str, tmpdir: Path, quick: bool, progress: Any) -> dict[str, Any]:
+    """`ledgerml serve --workers 2` on a PostgreSQL ledger, over HTTP from a separate load
+    generator process (bench_latency's), with a model promoted through the gate."""
+    import httpx
+
+    from bench_latency import KEY, _free_port, _http, _requests, _trained_project
+
+    progress("service: training and promoting a model (bench_latency's project)")
+    home, _ = _trained_project(tmpdir / "svc")
+    url = _pg_fresh(base, "bench_svc")
+    cli = [sys.executable, "-m", "ledgerml.cli.main", "--home", str(home)]
+    subprocess.run([*cli, "ledger", "migrate", "--to", url], check=True, capture_output=True)
+    config = home / "config.toml"
+    text = config.read_text().replace('url = "sqlite:"', f'url = "{url}"')
+    config.write_text(text + f'\n[serving.api_keys]\nscorer = "{KEY}"\n')
+    port = _free_port()
+    server = subprocess.Popen(
+        [*cli, "serve", "--workers", "2", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("serve --workers 2 did not start")
+            time.sleep(0.5)
+        n = 3_000 if quick else 20_000
+        progress(f"service: {n:,} decisions over HTTP, 2 workers, 64 connections")
+        return _http(f"http://127.0.0.1:{port}", _requests(n), 64, 500)
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+        _pg_fresh(base, "bench_svc")
+
+
 def run_postgres(quick: bool, progress: Any) -> dict[str, Any]:
     from ledgerml.ledger.postgres import PostgresLedger
 
@@ -275,11 +316,17 @@ def run_postgres(quick: bool, progress: Any) -> dict[str, Any]:
             )
             for name in ("bench_w1", "bench_w2", "bench_w4", "bench_many", "bench_raw"):
                 _pg_fresh(base, name)  # emptied again: nothing left behind on a shared server
+            results["service_2_workers_http"] = _pg_service(base, tmpdir, quick, progress)
         finally:
             stop()
     results["goals"] = {
         "4 writers >= 5,000 entries/s": results["writers4_entries_per_s"] >= 5_000,
         "4 writers >= 30% of raw COPY": results["writers4_vs_raw_ratio"] >= 0.3,
+        "service, 2 workers: >= 1,500 decisions/s, p99 <= 50 ms": (
+            results["service_2_workers_http"]["throughput_per_s"] >= 1_500
+            and results["service_2_workers_http"]["p99_ms"] <= 50
+            and results["service_2_workers_http"]["errors"] == 0
+        ),
     }
     return results
 
