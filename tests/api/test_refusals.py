@@ -175,3 +175,23 @@ def test_http_records_a_readable_model(
     body = got.json()
     assert body["model_type"] == "lightgbm" and body["features"] == FEATURES
     assert _state(project)[0] == size + 3  # run.started, run.finished, model.registered
+
+
+def test_monitor_will_not_retrain_a_model_it_has_no_recipe_for(
+    project: ledgerml.Project,
+) -> None:
+    """Drift of an external model is measured, but `--retrain` is refused up front."""
+    import lightgbm as lgb
+
+    from ledgerml.mlops.monitor import monitor
+
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(300, 7)), (rng.uniform(size=300) < 0.2).astype(int)
+    with project.start_run(data="cards") as run:
+        model = lgb.LGBMClassifier(n_estimators=5, verbose=-1).fit(x, y)
+        cid = run.log_model(model, features=FEATURES, target="Class").cid
+    before = _state(project)
+    with pytest.raises(InputError) as info:
+        monitor(project.paths, cid, "cards", retrain=True)
+    assert info.value.field == "--retrain" and "lightgbm" in str(info.value)
+    assert _state(project) == before

@@ -193,6 +193,13 @@ def monitor(
             "the ledger has no training run (data set, target, split) for this model",
             field="MODEL",
         )
+    if retrain and info.model_type not in ("xgboost", "logreg"):
+        raise InputError(
+            f"LedgerML cannot retrain a {info.model_type} model trained elsewhere (it has no "
+            "recipe); monitor without --retrain, retrain it yourself and record it with "
+            "Run.log_model",
+            field="--retrain",
+        )
     names = [n for n, _ in info.features]
     split = info.run_params.get("split") or {}
     time_column = split.get("time_column")
