@@ -7,6 +7,7 @@ cannot log in (the database is unreachable for it), requests get 503 with Retry-
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import secrets
@@ -135,6 +136,20 @@ def test_two_workers_share_one_postgres_ledger_and_answer_503_when_it_is_down(
             for d in made[::20]:
                 got = c.get(f"/v1/decisions/{d['decision_id']}")
                 assert got.status_code == 200 and got.json()["index"] == d["ledger_index"]
+
+            # tlog-tiles through the PostgreSQL driver: leaf hashes of the entries bundle
+            size = c.get("/healthz").json()["tree_size"]
+            w = min(size, 256)
+            suffix = "" if w == 256 else f".p/{w}"
+            tile = c.get(f"/tile/0/000{suffix}")
+            bundle = c.get(f"/tile/entries/000{suffix}")
+            assert tile.status_code == bundle.status_code == 200, (tile.text, bundle.text)
+            data, leaves = bundle.content, []
+            while data:
+                n = int.from_bytes(data[:2], "big")
+                leaves.append(hashlib.sha256(b"\x00" + data[2 : 2 + n]).digest())
+                data = data[2 + n :]
+            assert b"".join(leaves) == tile.content and len(leaves) == w
 
         # the database is unreachable for the service: 503 + Retry-After, then recovery
         statuses.clear()

@@ -657,6 +657,25 @@ class PostgresLedger:
         for idx, data in rows:
             yield int(idx), orjson.loads(bytes(data))
 
+    def tile_rows(self, level: int, lo: int, hi: int) -> dict[int, bytes]:
+        """Stored height-4 tiles `level`, lo..hi (the tlog-tiles endpoints read these)."""
+        with self._snapshot("reading tiles") as conn:
+            rows = conn.execute(
+                "SELECT idx, hashes FROM tiles WHERE level=%s AND idx BETWEEN %s AND %s",
+                (level, lo, hi),
+            ).fetchall()
+        return {int(i): bytes(h) for i, h in rows}
+
+    def entry_range(self, lo: int, hi: int) -> list[bytes]:
+        """Entries lo..hi-1 of the integrated tree (fewer when the tree is smaller)."""
+        with self._snapshot("reading entries") as conn:
+            rows = conn.execute(
+                "SELECT entry FROM entries WHERE idx >= %s AND idx < LEAST(%s,"
+                " (SELECT value::bigint FROM meta WHERE key='size')) ORDER BY idx",
+                (lo, hi),
+            ).fetchall()
+        return [bytes(e) for (e,) in rows]
+
     def count_of_type(self, event_type: str) -> int:
         suffix = type_suffix(event_type)
         with self._snapshot("counting entries") as conn:

@@ -376,12 +376,16 @@ def create_app(
             tp = parse_tile_path(whole[whole.index("/tile/") + 6 :] if "/tile/" in whole else path)
         except InputError as exc:
             return _problem(400, str(exc), exc.field)
-        conn = ledger_conn()
-        conn.execute("BEGIN")
-        try:
-            data = read_entry_bundle(conn, tp) if tp.level is None else read_tile(conn, tp)
-        finally:
-            conn.execute("COMMIT")
+        shared = svc().ledger
+        if hasattr(shared, "tile_rows"):  # PostgreSQL: through the driver, one snapshot each
+            data = read_entry_bundle(shared, tp) if tp.level is None else read_tile(shared, tp)
+        else:
+            conn = ledger_conn()
+            conn.execute("BEGIN")
+            try:
+                data = read_entry_bundle(conn, tp) if tp.level is None else read_tile(conn, tp)
+            finally:
+                conn.execute("COMMIT")
         if data is None:
             raise HTTPException(404, "no such tile (yet)")
         return Response(

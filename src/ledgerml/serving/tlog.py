@@ -13,6 +13,7 @@ import re
 import sqlite3
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 from ledgerml.errors import InputError
 from ledgerml.ledger.merkle import HASH_SIZE
@@ -88,16 +89,21 @@ def tile_path(level: int | str, index: int, width: int = TILE_WIDTH) -> str:
     return f"{level}/{'/'.join(elems)}{suffix}"
 
 
-def read_tile(conn: sqlite3.Connection, tp: TilePath) -> bytes | None:
-    """The tile's hashes, or None when the log does not (yet) hold that many."""
+def read_tile(conn: sqlite3.Connection | Any, tp: TilePath) -> bytes | None:
+    """The tile's hashes, or None when the log does not (yet) hold that many.
+
+    `conn`: a SQLite connection to ledger.db, or a ledger with `tile_rows` (PostgreSQL)."""
     assert tp.level is not None
     first = tp.index * 16
-    rows = dict(
-        conn.execute(
-            "SELECT idx, hashes FROM tiles WHERE level=? AND idx BETWEEN ? AND ?",
-            (2 * tp.level, first, first + 15),
+    if hasattr(conn, "tile_rows"):
+        rows = conn.tile_rows(2 * tp.level, first, first + 15)
+    else:
+        rows = dict(
+            conn.execute(
+                "SELECT idx, hashes FROM tiles WHERE level=? AND idx BETWEEN ? AND ?",
+                (2 * tp.level, first, first + 15),
+            )
         )
-    )
     data = b"".join(bytes(rows[first + k]) for k in range(16) if first + k in rows)
     need = tp.width * HASH_SIZE
     if len(data) < need:
@@ -105,12 +111,18 @@ def read_tile(conn: sqlite3.Connection, tp: TilePath) -> bytes | None:
     return data[:need]
 
 
-def read_entry_bundle(conn: sqlite3.Connection, tp: TilePath) -> bytes | None:
-    """Entries 256N..256N+W-1, each as u16 big-endian length ‖ bytes; None if not all exist."""
+def read_entry_bundle(conn: sqlite3.Connection | Any, tp: TilePath) -> bytes | None:
+    """Entries 256N..256N+W-1, each as u16 big-endian length ‖ bytes; None if not all exist.
+
+    `conn`: a SQLite connection to ledger.db, or a ledger with `entry_range` (PostgreSQL)."""
     lo = tp.index * TILE_WIDTH
-    rows = conn.execute(
-        "SELECT entry FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx", (lo, lo + tp.width)
-    ).fetchall()
+    if hasattr(conn, "entry_range"):
+        rows = [(e,) for e in conn.entry_range(lo, lo + tp.width)]
+    else:
+        rows = conn.execute(
+            "SELECT entry FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx",
+            (lo, lo + tp.width),
+        ).fetchall()
     if len(rows) < tp.width:
         return None
     out = []
