@@ -90,6 +90,7 @@ class PublishReport:
     cosigners: tuple[str, ...]
     outcomes: tuple[Outcome, ...]
     note: str = field(repr=False)
+    why_not: str = ""  # the policy's refusal when not published
 
     @property
     def conflicts(self) -> tuple[Outcome, ...]:
@@ -106,11 +107,12 @@ class PublishReport:
             "cosigners": list(self.cosigners),
             "outcomes": [o.to_json() for o in self.outcomes],
             "checkpoint": self.note if self.published else None,
+            "why_not": self.why_not or None,
         }
 
     def lines(self) -> list[str]:
         """Human-readable summary; a conflict names the witness and both roots."""
-        verdict = "published" if self.published else "NOT published (no quorum)"
+        verdict = "published" if self.published else f"NOT published ({self.why_not})"
         out = [
             f"{self.origin} size {self.size} root {self.root}: {verdict}; quorum "
             f"{self.quorum!r}, cosigned by {', '.join(self.cosigners) or 'none'}"
@@ -238,31 +240,37 @@ class Publisher:
         """Get `note` (default: the log's current checkpoint) cosigned; store it on quorum."""
         note = self.log.checkpoint() if note is None else note
         origin, size, root = parse_checkpoint_head(parse_note(note).text)
-        outcomes = list(self._pool.map(lambda w: self._ask(w, note, size, root), self.witnesses))
-        lines = "".join(o.detail for o in outcomes if o.cosigned)
-        merged = note + lines
-        published, cosigners = False, ()
+        answers = list(self._pool.map(lambda w: self._ask(w, note, size), self.witnesses))
+        outcomes = tuple(o for o, _ in answers)
+        merged = note + "".join(lines for _, lines in answers)
+        published, cosigners, why = False, tuple(o.witness for o in outcomes if o.cosigned), ""
         try:
             verified = self.policy.verify(merged, log_verifiers=self.log_verifiers)
-        except VerificationError:
-            cosigners = tuple(o.witness for o in outcomes if o.cosigned)
+        except VerificationError as exc:
+            why = str(exc)
         else:
             published, cosigners = True, verified.cosigners
             self.store.save(size, root, merged, cosigners)
         for o in outcomes:
             if not o.cosigned:
                 self.failures[o.witness] = self.failures.get(o.witness, 0) + 1
-        clean = tuple(
-            Outcome(o.witness, True, 200, "cosigned") if o.cosigned else o for o in outcomes
-        )
         report = PublishReport(
-            origin, size, _b64(root), self.policy.quorum, published, cosigners, clean, merged
+            origin,
+            size,
+            _b64(root),
+            self.policy.quorum,
+            published,
+            cosigners,
+            outcomes,
+            merged,
+            why,
         )
         self.last = report
         return report
 
-    def _ask(self, w: PolicyWitness, note: str, size: int, root: bytes) -> Outcome:
-        """One witness: from the size we think it holds, once more from the one it names."""
+    def _ask(self, w: PolicyWitness, note: str, size: int) -> tuple[Outcome, str]:
+        """One witness: from the size we think it holds, again from the one a 409 names;
+        the outcome and the valid cosignature lines ("" without)."""
         client = self.clients[w.name]
         old = min(self.sizes.get(w.name, 0), size)
         for _ in range(3):
@@ -272,23 +280,22 @@ class Publisher:
             except SizeConflict as conflict:
                 self.sizes[w.name] = conflict.size
                 if conflict.size > size:
-                    return self._conflict(
-                        w, 409, f"it cosigned size {conflict.size}, larger than ours", note
-                    )
+                    reason = f"it cosigned size {conflict.size}, larger than ours"
+                    return self._conflict(w, 409, reason, note), ""
                 old = conflict.size
                 continue
             except WitnessRefused as refused:
                 if refused.status == 422:
-                    return self._conflict(w, 422, refused.reason, note)
-                return Outcome(w.name, False, refused.status, refused.reason)
+                    return self._conflict(w, 422, refused.reason, note), ""
+                return Outcome(w.name, False, refused.status, refused.reason), ""
             except LedgerMLError as exc:  # no proof from that size (not in our log)
-                return Outcome(w.name, False, 0, f"no consistency proof from {old}: {exc}")
+                return Outcome(w.name, False, 0, f"no consistency proof from {old}: {exc}"), ""
             good = _verified_lines(w, note, lines)
             if not good:
-                return Outcome(w.name, False, 200, "answer holds no valid cosignature of its key")
+                return Outcome(w.name, False, 200, "answer holds no valid cosignature"), ""
             self.sizes[w.name] = size
-            return Outcome(w.name, True, 200, good)
-        return Outcome(w.name, False, 409, "size kept changing (another log writer?)")
+            return Outcome(w.name, True, 200, "cosigned"), good
+        return Outcome(w.name, False, 409, "size kept changing (another log writer?)"), ""
 
     def _conflict(self, w: PolicyWitness, status: int, reason: str, note: str) -> Outcome:
         """A refusal that may be evidence of a fork: fetch what the witness holds."""
