@@ -140,7 +140,7 @@ def run_cmd(
         _fmt(comp["local_mean"]["auprc"]),
     )
     table.add_row(
-        "centralized (upper bound)",
+        "centralized (pooled; not a bound)",
         _fmt(comp["centralized"]["recall_at_1pct_fpr"]),
         _fmt(comp["centralized"]["auprc"]),
     )

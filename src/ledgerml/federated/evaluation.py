@@ -6,7 +6,9 @@ is the higher of the two — the consortium flags it if either bank's model does
 contender is scored on the same held-out transactions: the federated model, each bank's
 local-only model (one model per bank, applied by every bank to its view, as if that
 bank's model were shared), and the centralized model trained on the whole table with
-whole-table features (the upper bound no consortium may legally build).
+whole-table features (what no consortium may legally build; a reference, not an upper
+bound: it has 1/N of the federated model's trees and scores each transaction once, where
+the federated score is the higher of two banks' views — issue 15).
 """
 
 from __future__ import annotations

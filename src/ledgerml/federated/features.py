@@ -4,7 +4,7 @@ A bank's view is every transaction that touches one of its accounts (as sender o
 receiver). Account statistics are computed inside the view, so a foreign
 counterparty is seen only through its dealings with this bank's customers — which is
 exactly why a laundering chain that crosses banks looks fragmentary to each of them.
-The centralized upper bound uses the same function on the whole table (`bank=None`).
+The centralized reference uses the same function on the whole table (`bank=None`).
 
     view = bank_view(table, "B2")                      # rows touching B2's accounts
     x, y = featurize(view, bank="B2")                  # float32 matrix, 0/1 labels
