@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -82,7 +82,7 @@ def show(
 
     w = Witness.open(_dir(directory))
     try:
-        info = {
+        info: dict[str, Any] = {
             "name": w.keys.name,
             "vkeys": [v.vkey() for v in w.keys.verifiers()],
             "logs": [{"origin": o, "vkey": v} for o, v in w.logs()],

@@ -100,8 +100,8 @@ class Policy:
         raw = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text
         for i, byte in enumerate(raw):
             if (byte < 0x20 and byte not in (0x09, 0x0A)) or byte == 0x7F:
-                line = raw.count(b"\n", 0, i) + 1
-                raise InputError(f"line {line}: control character {byte:#04x}", field="policy")
+                at = raw.count(b"\n", 0, i) + 1
+                raise InputError(f"line {at}: control character {byte:#04x}", field="policy")
         logs: list[PolicyLog] = []
         witnesses: dict[str, PolicyWitness] = {}
         groups: dict[str, Group] = {}
