@@ -4,8 +4,9 @@
     python _client.py stage NAME VERSION STAGE      # transition a version's stage
     python _client.py tag NAME VERSION KEY VALUE    # set a model-version tag
     python _client.py version NAME VERSION          # the version as MLflow shows it
+    python _client.py STEP ARGS -- STEP ARGS …      # several steps, one process
 
-Prints one JSON line: {"ok": true, ...} or {"ok": false, "error": "...", "code": "..."}.
+Prints one JSON line, a list with per step {"ok": true, ...} or {"ok": false, "error", "code"}.
 Only the real `mlflow` client over HTTP (MLFLOW_TRACKING_URI) is used.
 """
 
@@ -39,9 +40,19 @@ def main(argv: list[str]) -> dict:
     }
 
 
-if __name__ == "__main__":
+def step(argv: list[str]) -> dict:
     try:
-        out = main(sys.argv[1:])
+        return main(argv)
     except MlflowException as exc:
-        out = {"ok": False, "error": exc.message, "code": exc.error_code}
-    print(json.dumps(out))
+        return {"ok": False, "error": exc.message, "code": exc.error_code}
+
+
+if __name__ == "__main__":
+    # several steps in one process (importing mlflow costs seconds): STEP ARGS -- STEP ARGS
+    steps: list[list[str]] = [[]]
+    for arg in sys.argv[1:]:
+        if arg == "--":
+            steps.append([])
+        else:
+            steps[-1].append(arg)
+    print(json.dumps([step(s) for s in steps]))

@@ -51,6 +51,12 @@ class Server:
 
     def client(self, *args: str, timeout: float = 120) -> dict[str, Any]:
         """One step of the real MLflow client (tests/mlflow/_client.py) in .venv-mlflow."""
+        (out,) = self.client_steps(list(args), timeout=timeout)
+        return out
+
+    def client_steps(self, *steps: list[str], timeout: float = 180) -> list[dict[str, Any]]:
+        """Several client steps in one .venv-mlflow process, in order."""
+        args = [a for s in steps for a in (*s, "--")][:-1]
         done = subprocess.run(
             [self.python, str(CLIENT), *args],
             capture_output=True,

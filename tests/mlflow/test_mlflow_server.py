@@ -130,12 +130,18 @@ def _registry_rows(server: Server, name: str) -> list[tuple]:
     return aliases + tags
 
 
-def _refused(server: Server, trained: Trained, expected: str, *step: str) -> None:
-    """`step` (default: set champion) refused naming `expected`; nothing changed anywhere."""
+def _refused(server: Server, trained: Trained, *expected: tuple[str, list[str]]) -> None:
+    """Each (reason, step) refused naming its reason; nothing changed in MLflow or the ledger.
+
+    A step defaults to setting `champion` on the trained version; steps run in one client
+    process, and the database and ledger are compared before and after all of them.
+    """
     size = server.size()
-    got = server.client(*(step or ("alias", trained.model_name, "champion", trained.version)))
-    assert not got["ok"], got
-    assert expected in got["error"], got
+    champion = ["alias", trained.model_name, "champion", trained.version]
+    got = server.client_steps(*[step or champion for _, step in expected])
+    for (reason, _), out in zip(expected, got, strict=True):
+        assert not out["ok"], out
+        assert reason in out["error"], out
     assert _registry_rows(server, trained.model_name) == []
     assert server.size() == size
 
@@ -156,23 +162,23 @@ def _enrol(server: Server, trained: Trained) -> str:
 
 
 def test_champion_needs_the_gate(server: Server, trained: Trained) -> None:
-    _refused(server, trained, "no model with this id is registered on chain")
+    name, version = trained.model_name, trained.version
+    _refused(server, trained, ("no model with this id is registered on chain", []))
     _enrol(server, trained)
-    _refused(server, trained, "no validation metrics have been submitted")
+    _refused(server, trained, ("no validation metrics have been submitted", []))
     ok(server.ledgerml("chain", "metrics", trained.cid, "--metric", "auprc=0.31"))
     _refused(
         server,
         trained,
-        f"({trained.cid}): ModelRegistry.promote: approval by role risk_approver is missing",
+        (f"({trained.cid}): ModelRegistry.promote: approval by role risk_approver is missing", []),
+        # the stage Production goes through the same gate
+        ("approval by role risk_approver", ["stage", name, version, "Production"]),
+        # nothing appendable is authority: the gate's tag cannot be written through MLflow
+        (
+            "written by the LedgerML gate only",
+            ["tag", name, version, "ledgerml.gate_tx", "0x" + "1" * 64],
+        ),
     )
-    # the stage Production goes through the same gate
-    name, version = trained.model_name, trained.version
-    _refused(
-        server, trained, "approval by role risk_approver", "stage", name, version, "Production"
-    )
-    # nothing appendable is authority: the gate's tag cannot be written through MLflow
-    forged = ("tag", name, version, "ledgerml.gate_tx", "0x" + "1" * 64)
-    _refused(server, trained, "written by the LedgerML gate only", *forged)
 
     ok(server.ledgerml("approve", trained.cid, "--as", "risk_approver"))
     done = server.client("alias", trained.model_name, "champion", trained.version)
