@@ -282,3 +282,16 @@ def test_mlflow_is_imported_only_by_the_plugin() -> None:
                 f"{path.name} must not import mlflow at module level"
             )
             assert path.name not in {"records.py", "verify.py", "_context.py"}, path.name
+
+
+def test_mlflow_types_are_reserved(tmp_path: Path) -> None:
+    """No server needed: only the plugins write mlflow.* entries; the shell cannot forge them."""
+    from tests.conftest import run_cli
+
+    home = tmp_path / "p"
+    assert run_cli(home, "init").returncode == 0
+    done = run_cli(
+        home, "log", "append", "--type", "mlflow.alias", "--body", '{"alias": "champion"}'
+    )
+    assert done.returncode == 2 and "mlflow_plugin" in done.stderr, done.stderr
+    assert run_cli(home, "log", "append", "--type", "x.note", "--body", "{}").returncode == 0
