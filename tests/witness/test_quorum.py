@@ -331,11 +331,16 @@ def test_service_serves_only_cosigned_checkpoints(
         for w in running[:3]:
             w.stop()
         decide(project, ["d-4", "d-5"])
-        time.sleep(1.0)
+        deadline = time.monotonic() + 30
+        while True:  # the publisher has tried size 5 and failed
+            health = httpx.get(url + "/healthz", timeout=10).json()["witness"]
+            if (health["last_round"] or {}).get("size") == 5:
+                break
+            assert time.monotonic() < deadline, health
+            time.sleep(0.1)
+        assert health["last_round"]["published"] is False
         r = wait_for(lambda r: r.status_code == 200, "still served")
         assert r.text.split("\n")[1] == "3"  # fail closed: the uncosigned size 5 is not served
-        health = httpx.get(url + "/healthz", timeout=10).json()["witness"]
-        assert health["last_round"]["published"] is False and health["last_round"]["size"] == 5
         metrics = httpx.get(url + "/metrics", timeout=10).text
         assert 'ledgerml_witness_failures_total{witness="bank-b"}' in metrics
         assert "ledgerml_cosigned_tree_size 3" in metrics
