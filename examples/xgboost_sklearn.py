@@ -24,7 +24,7 @@ with project.start_run(data=["cards"], params=params, seed=0) as run:
 
 evaluation = project.evaluate(run.model, data="cards_test")
 print("auprc", evaluation.metrics["auprc"], "baselines", sorted(evaluation.baselines))
-backtest = project.backtest(run.model, fit=fit)  # the same recipe on each rolling-origin fold
+backtest = project.backtest(run.model, fit=fit, folds=3)  # the recipe on each rolling-origin fold
 print("backtest: worst FP ratio vs logistic", backtest.summary["worst_fp_ratio_vs_logreg"])
 check = project.check(run.model, pack="fraud-model")
 print("check passed:", check.passed)
