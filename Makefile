@@ -49,8 +49,8 @@ bench: $(STAMP)
 	$(LEDGERML) bench all
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests bench tools examples
-	$(VENV)/bin/ruff format --check src tests bench tools examples
+	$(VENV)/bin/ruff check --no-cache src tests bench tools examples
+	$(VENV)/bin/ruff format --no-cache --check src tests bench tools examples
 	$(VENV)/bin/mypy  # the files and the baseline are in pyproject.toml [tool.mypy]
 
 clean:

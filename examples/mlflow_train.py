@@ -15,13 +15,14 @@ import json
 import tempfile
 from pathlib import Path
 
-import mlflow
 import mlflow.data
 import mlflow.xgboost
 import numpy as np
 import pandas as pd
 import xgboost as xgb
 from sklearn.metrics import average_precision_score, roc_auc_score
+
+import mlflow
 
 
 def make_data(seed: int, rows: int = 2000) -> pd.DataFrame:
