@@ -77,6 +77,8 @@ def _figures(plain: list[float], plugin: list[float]) -> dict[str, Any]:
 def _worker(quick: bool) -> dict[str, Any]:  # pragma: no cover - runs in .venv-mlflow
     tmp = Path(tempfile.mkdtemp(prefix="bench-mlflow-"))
     os.environ["LEDGERML_HOME"] = str(tmp / "project")
+    # anything MLflow opens on its own (a client inside a store) stays in the temporary folder
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp / 'client.db'}"
     from ledgerml.ledger.project import init_project
 
     init_project(tmp / "project")
