@@ -36,6 +36,8 @@ from ledgerml.ledger.project import init_project, log_verifiers, open_ledger
 
 MARKER = ".ledgerml-demo"
 BACKTEST_FOLDS = 3
+#: Rules on the backtest: a model refused on these alone leaves the logistic challenger.
+BACKTEST_RULES = frozenset({"FM-BT-LOGREG", "FM-BT-STABLE"})
 PACK = "fraud-model"
 INTENDED_USE = (
     "Real-time screening of card-not-present transactions for fraud; an alert sends the "
@@ -80,6 +82,10 @@ class DemoResult:
     credit: CreditResult | None = None
     #: the rolling-origin backtest of the model's recipe (summary, per-fold FP ratios)
     backtest: dict[str, Any] | None = None
+    #: the model promoted (the XGBoost model, or the logistic challenger when the gate
+    #: refused XGBoost on its backtest: `refused_rules` names the rules)
+    champion_cid: str | None = None
+    refused_rules: list[str] = field(default_factory=list)
 
 
 def _fresh_folder(folder: Path) -> None:
@@ -210,12 +216,22 @@ def run_demo(
     checked = check_model(paths, trained.model_cid, PACK)
     verdict = "all rules pass" if checked.passed else "FAILED " + ", ".join(checked.failed)
     say(f"policy pack {PACK}: {verdict} (on-chain tx {(checked.tx_hash or 'none')[:18]}…)")
+    champion, refused = trained.model_cid, None
+    if not checked.passed and set(checked.failed) <= BACKTEST_RULES:
+        # Better on the one split, not on every later window: the gate refuses it (issue 15)
+        # and the challenger it was measured against, the logistic regression, goes through
+        # the same steps instead.
+        refused, challenger = checked, _logistic_challenger(paths, say)
+        checked = check_model(paths, challenger, PACK)
+        verdict = "all rules pass" if checked.passed else "FAILED " + ", ".join(checked.failed)
+        say(f"policy pack {PACK} on the logistic regression {challenger}: {verdict}")
+        champion = challenger
     promoted = False
     with GovernanceService.open(paths) as gov:
         if checked.passed:
-            gov.approve(trained.model_cid, "risk_approver")
-            gov.approve(trained.model_cid, "compliance_approver")
-            done = gov.promote(trained.model_cid, "champion")
+            gov.approve(champion, "risk_approver")
+            gov.approve(champion, "compliance_approver")
+            done = gov.promote(champion, "champion")
             promoted = True
             say(
                 f"approved by risk and compliance (distinct keys); promoted to champion in block "
@@ -249,7 +265,7 @@ def run_demo(
         f"scored {len(made):,} later transactions through the ledger; "
         f"{len(alerts):,} alerts with TreeSHAP reason codes"
     )
-    drift = monitor(paths, trained.model_cid, window.cid, retrain=True, policy=PACK)
+    drift = monitor(paths, champion, window.cid, retrain=True, policy=PACK)
     say(
         f"drift: largest PSI {drift.max_psi:.3f} ({drift.max_feature}) against the limit "
         f"{drift.threshold}; "
@@ -313,6 +329,8 @@ def run_demo(
         check_passed=checked.passed,
         failed_rules=list(checked.failed),
         promoted=promoted,
+        champion_cid=champion,
+        refused_rules=list(refused.failed) if refused else [],
         decisions=len(made),
         alerts=len(alerts),
         max_psi=drift.max_psi,
@@ -339,6 +357,25 @@ def run_demo(
             "ledger_index": bt.ledger_index,
         },
     )
+
+
+def _logistic_challenger(paths: ProjectPaths, say: Callable[[str], None]) -> str:
+    """The logistic regression on the same rows, evaluated, documented and backtested."""
+    from ledgerml.mlops.backtest import backtest
+    from ledgerml.mlops.evaluation import evaluate_model
+    from ledgerml.mlops.model_card import build_model_card
+    from ledgerml.mlops.training import train_model
+
+    lr = train_model(paths, "card-transactions", "Class", "logreg", seed=0)
+    ev = evaluate_model(paths, lr.model_cid)
+    build_model_card(paths, lr.model_cid, INTENDED_USE, LIMITATIONS)
+    bt = backtest(paths, model=lr.model_cid, folds=BACKTEST_FOLDS)
+    say(
+        f"logistic regression {lr.model_cid}: AUPRC {ev.metrics['auprc']:.3f}, false positives "
+        f"at 80% recall {ev.metrics['fp_at_80_recall']:.0f}; backtest worst AUPRC "
+        f"{bt.summary['worst_auprc']:.3f}"
+    )
+    return lr.model_cid
 
 
 def _ratio_text(v: float | None) -> str:

@@ -66,7 +66,13 @@ def _facts(r: DemoResult) -> Table:
         ("model", r.model_cid),
         (
             "policy pack fraud-model",
-            "passed" if r.check_passed else "FAILED: " + ", ".join(r.failed_rules),
+            ("passed" if r.check_passed else "FAILED: " + ", ".join(r.failed_rules))
+            + (
+                f" (XGBoost refused on {', '.join(r.refused_rules)}; champion: the logistic "
+                f"regression {r.champion_cid})"
+                if r.refused_rules
+                else ""
+            ),
         ),
         ("promoted to champion", "yes (risk + compliance approvals)" if r.promoted else "no"),
         ("backtest", _backtest_text(r)),
