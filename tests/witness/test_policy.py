@@ -91,3 +91,45 @@ def test_fail_closed_serves_only_cosigned_and_fail_open_the_newest(tmp_path: Pat
         assert served_checkpoint(store, newest, fail_open=False) == old + "— cosigner AAAA\n"
         assert "\n2\n" in served_checkpoint(store, newest, fail_open=True)  # type: ignore[operator]
     store.close()
+
+
+def test_one_publisher_leads_when_several_workers_run(tmp_path: Path) -> None:
+    """`serve --workers N` starts a publisher per worker: one holds the lock and publishes,
+    the others wait, and one takes over when the leader stops."""
+    import time
+
+    from ledgerml.ledger import init_project
+    from ledgerml.ledger.project import log_verifiers, open_ledger
+    from ledgerml.witness.publisher import ServicePublisher, start_publisher
+
+    paths = init_project(tmp_path / "p", origin="workers.example/log")
+    (paths.home / "policy.txt").write_text(f"log {log_verifiers(paths)[0].vkey()}\nquorum none\n")
+    config = paths.config_toml
+    config.write_text(config.read_text() + '\n[witness]\npolicy = "policy.txt"\n'
+                      "publish_every_s = 0.05\n")  # fmt: skip
+
+    def wait_for_size(pub: ServicePublisher, size: int) -> None:
+        deadline = time.monotonic() + 20
+        while (pub.store.newest() or (-1, ""))[0] < size:
+            assert time.monotonic() < deadline, pub.loop.status()
+            time.sleep(0.05)
+
+    with open_ledger(paths) as one, open_ledger(paths) as two:
+        first, second = start_publisher(paths, one), start_publisher(paths, two)
+        assert first is not None and second is not None
+        running = [first, second]
+        try:
+            one.append("x.note", {"n": 1})
+            wait_for_size(first, one.size())
+            leaders = [p for p in running if p.loop.leader]
+            assert len(leaders) == 1 and leaders[0].loop.rounds >= 1
+            follower = second if leaders[0] is first else first
+            assert follower.loop.rounds == 0
+            leaders[0].stop()
+            running.remove(leaders[0])
+            one.append("x.note", {"n": 2})
+            wait_for_size(follower, one.size())
+            assert follower.loop.leader and follower.loop.rounds >= 1
+        finally:
+            for p in running:
+                p.stop()

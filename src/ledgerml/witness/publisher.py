@@ -20,6 +20,7 @@ endpoint, and that witness's cosignature is simply missing.
 from __future__ import annotations
 
 import base64
+import os
 import sqlite3
 import threading
 import time
@@ -36,6 +37,8 @@ from ledgerml.witness.client import SizeConflict, WitnessClient, WitnessRefused
 from ledgerml.witness.policy import Policy, PolicyWitness, load_policy
 
 COSIGNED_DB = "cosigned.db"
+#: Held by the one process that publishes (see PublisherLoop).
+PUBLISHER_LOCK = "witness-publisher.lock"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cosigned (size INTEGER PRIMARY KEY, root BLOB NOT NULL,
     note TEXT NOT NULL, cosigners TEXT NOT NULL, created REAL NOT NULL);
@@ -393,10 +396,24 @@ def served_checkpoint(
 
 
 class PublisherLoop:
-    """The background publisher: publish whenever the log grew or the last round failed."""
+    """The background publisher: publish whenever the log grew or the last round failed.
 
-    def __init__(self, publisher: Publisher, size: Callable[[], int], every_s: float) -> None:
+    With `lock` (a file), only the process holding an exclusive lock on it publishes: with
+    `serve --workers N` every worker runs a loop, one of them leads, the others serve what
+    it stores in cosigned.db and take over when it exits.
+    """
+
+    def __init__(
+        self,
+        publisher: Publisher,
+        size: Callable[[], int],
+        every_s: float,
+        *,
+        lock: Path | None = None,
+    ) -> None:
         self.publisher, self._size, self.every_s = publisher, size, every_s
+        self._lock_path = lock
+        self._lock_fd: int | None = None
         self.published_size = -1
         self.rounds = 0
         self.errors = 0
@@ -413,10 +430,31 @@ class PublisherLoop:
         """Publish now (a new checkpoint was made) instead of at the next period."""
         self._wake.set()
 
+    @property
+    def leader(self) -> bool:
+        return self._lock_path is None or self._lock_fd is not None
+
+    def _try_lead(self) -> bool:
+        """Take the publisher lock if free (non-blocking); kept until stop()."""
+        if self.leader:
+            return True
+        import fcntl
+
+        assert self._lock_path is not None
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._lock_fd = fd
+        return True
+
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self.step()
+                if self._try_lead():
+                    self.step()
             except Exception as exc:  # counted and shown in /healthz; retried next period
                 self.errors += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
@@ -438,6 +476,7 @@ class PublisherLoop:
         last = self.publisher.last
         newest = self.publisher.store.newest()
         return {
+            "leader": self.leader,
             "rounds": self.rounds,
             "errors": self.errors,
             "last_error": self.last_error,
@@ -459,6 +498,9 @@ class PublisherLoop:
         if self._thread.is_alive():
             self._thread.join()
         self.publisher.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the lock: another worker may lead
+            self._lock_fd = None
 
 
 @dataclass(frozen=True)
@@ -493,7 +535,8 @@ def start_publisher(paths: ProjectPaths, log: CheckpointSource) -> ServicePublis
     size = getattr(log, "size", None)
     if not callable(size):
         raise InputError("the log has no size()", field="log")
-    loop = PublisherLoop(publisher, size, max(settings.publish_every_s, 0.05)).start()
+    every = max(settings.publish_every_s, 0.05)
+    loop = PublisherLoop(publisher, size, every, lock=paths.home / PUBLISHER_LOCK).start()
     return ServicePublisher(loop, store, settings.fail_open)
 
 
