@@ -464,3 +464,42 @@ def test_dropped_connections_fail_clearly_and_appends_resume(
     assert report.ok, report.problems
     assert len(set(acked)) == len(acked) and after == report.tree_size - 1
     assert set(acked) <= set(range(report.tree_size))
+
+
+def test_the_audit_index_reads_the_same_through_a_file_or_a_driver(
+    ledger_url: str, tmp_path: Path, signer: NoteSigner
+) -> None:
+    from ledgerml.ledger.index import LedgerIndex
+    from ledgerml.ledger.postgres import open_url
+
+    cid = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
+    bodies = [
+        ("decision.recorded", {
+            "decision_id": f"d-{i}", "model_cid": cid, "input_commitment": f"{i:064x}",
+            "score": 0.1, "threshold": 0.5, "outcome": "approve", "reasons": [],
+        })
+        for i in range(30)
+    ]  # fmt: skip
+    with open_url(ledger_url, origin=ORIGIN, signers=[signer]) as ledger:
+        ledger.append_many([*_items(10), *bodies])
+        ledger.checkpoint()
+        sources: list[Any] = [ledger]
+        if not ledger_url.startswith("postgresql"):
+            sources.append(ledger_url)  # the ledger.db path, as AuditView opens it on SQLite
+        seen = []
+        for k, source in enumerate(sources):
+            with LedgerIndex.open(tmp_path / f"index{k}.db", source) as index:
+                stats = index.refresh()
+                assert stats.watermark == 40
+                seen.append(
+                    (
+                        index.find("d-7"),
+                        index.by_type("decision.recorded")[:3],
+                        index.latest_checkpoint(),
+                        index.entry(12),
+                    )
+                )
+        assert seen[0][0] == [17] and seen[0][1] == [10, 11, 12]
+        assert seen[0][2] == (40, ledger.newest_checkpoint())
+        assert seen[0][3] == ledger.entry(12)
+        assert all(s == seen[0] for s in seen)

@@ -183,3 +183,11 @@ def test_two_workers_share_one_postgres_ledger_and_answer_503_when_it_is_down(
         entry = json.loads(base64.b64decode(exported[d["ledger_index"]]))
         assert entry["body"]["decision_id"] == d["decision_id"]
     assert len(made) == acked_before + 10
+    # audit trace and bundles read the same shared log
+    r = run_cli(paths.home, "audit", "trace", made[0]["decision_id"], "--json")
+    assert r.returncode == 0, r.stderr
+    bundle = tmp_path / "bundle.zip"
+    lo = min(d["ledger_index"] for d in made)
+    r = run_cli(paths.home, "audit", "export", "--decisions", f"{lo}..{lo + 20}", "-o", str(bundle))
+    assert r.returncode == 0, r.stderr
+    assert run_cli(paths.home, "audit", "verify-bundle", str(bundle)).returncode == 0

@@ -23,7 +23,8 @@ from ledgerml.errors import InputError, VerificationError
 from ledgerml.ledger import merkle
 from ledgerml.ledger.index import LedgerIndex, RefreshStats
 from ledgerml.ledger.log import Checkpoint, InclusionProof, Ledger
-from ledgerml.ledger.project import log_verifiers
+from ledgerml.ledger.postgres import PostgresLedger, is_postgres_url
+from ledgerml.ledger.project import ledger_url, log_verifiers
 
 INDEX_FILE = "index.db"
 
@@ -113,8 +114,13 @@ class AuditView:
         if not isinstance(origin, str):
             raise InputError("[log] origin is missing from config.toml", field="log.origin")
         verifiers = log_verifiers(paths)
-        ledger = Ledger(paths.ledger_db, origin=origin, use_writer_process=False, create=False)
-        index = LedgerIndex.open(paths.home / INDEX_FILE, paths.ledger_db)
+        url = ledger_url(paths)
+        if is_postgres_url(url):  # one shared log: read through the driver
+            ledger: Any = PostgresLedger(url, origin=origin, create=False)
+            index = LedgerIndex.open(paths.home / INDEX_FILE, ledger)
+        else:
+            ledger = Ledger(paths.ledger_db, origin=origin, use_writer_process=False, create=False)
+            index = LedgerIndex.open(paths.home / INDEX_FILE, paths.ledger_db)
         return cls(paths, ledger, index, verifiers, progress)
 
     def close(self) -> None:

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -84,26 +85,90 @@ def index_keys(event_type: str, body: dict) -> list[str]:
     return out
 
 
-class LedgerIndex:
-    """The sidecar index of one ledger file; one instance per thread or process."""
+class _SqliteRows:
+    """What the index reads from a ledger.db, through its own read-only connection."""
 
-    def __init__(self, conn: sqlite3.Connection, ledger: sqlite3.Connection) -> None:
+    def __init__(self, ledger_db: str | Path) -> None:
+        self.conn = sqlite3.connect(
+            f"file:{Path(ledger_db)}?mode=ro", uri=True, check_same_thread=False
+        )
+        self.conn.execute("PRAGMA busy_timeout=30000")
+
+    def size(self) -> int:
+        row = self.conn.execute("SELECT value FROM meta WHERE key='size'").fetchone()
+        return int(row[0]) if row else 0
+
+    def entry(self, idx: int) -> bytes | None:
+        row = self.conn.execute("SELECT entry FROM entries WHERE idx=?", (idx,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def rows(self, lo: int, hi: int) -> list[tuple[int, bytes]]:
+        sql = "SELECT idx, entry FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx"
+        return [(int(i), bytes(e)) for i, e in self.conn.execute(sql, (lo, hi)).fetchall()]
+
+    def newest_checkpoint(self) -> tuple[int, str] | None:
+        row = self.conn.execute(
+            "SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else (int(row[0]), str(row[1]))
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class _DriverRows:
+    """The same reads through a ledger driver's public methods (PostgreSQL)."""
+
+    def __init__(self, ledger: Any) -> None:
+        self.ledger = ledger
+
+    def size(self) -> int:
+        return int(self.ledger.size())
+
+    def entry(self, idx: int) -> bytes | None:
+        from ledgerml.errors import InputError
+
+        try:
+            return bytes(self.ledger.entry(idx))
+        except InputError:
+            return None
+
+    def rows(self, lo: int, hi: int) -> list[tuple[int, bytes]]:
+        return list(self.ledger.entries(lo, hi - lo))
+
+    def newest_checkpoint(self) -> tuple[int, str] | None:
+        from ledgerml.crypto.note import parse_checkpoint_head, parse_note
+        from ledgerml.errors import VerificationError
+
+        try:
+            note = self.ledger.newest_checkpoint()
+        except VerificationError:
+            return None
+        return parse_checkpoint_head(parse_note(note).text)[1], note
+
+    def close(self) -> None:
+        """The driver belongs to the caller."""
+
+
+class LedgerIndex:
+    """The sidecar index of one ledger; one instance per thread or process."""
+
+    def __init__(self, conn: sqlite3.Connection, ledger: _SqliteRows | _DriverRows) -> None:
         self._conn = conn
         self._ledger = ledger
 
     @classmethod
-    def open(cls, index_db: str | Path, ledger_db: str | Path) -> LedgerIndex:
-        """Open (creating) the index beside a ledger; the ledger is opened read-only."""
+    def open(cls, index_db: str | Path, ledger_db: str | Path | Any) -> LedgerIndex:
+        """Open (creating) the index beside a ledger: a ledger.db path (opened read-only), or
+        a ledger driver object (PostgreSQL: read through its public methods)."""
         conn = sqlite3.connect(index_db, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout=30000")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")  # derived data: the ledger can rebuild it
         conn.executescript(_SCHEMA)
-        ledger = sqlite3.connect(
-            f"file:{Path(ledger_db)}?mode=ro", uri=True, check_same_thread=False
-        )
-        ledger.execute("PRAGMA busy_timeout=30000")
-        return cls(conn, ledger)
+        if isinstance(ledger_db, (str, Path)):
+            return cls(conn, _SqliteRows(ledger_db))
+        return cls(conn, _DriverRows(ledger_db))
 
     def close(self) -> None:
         self._conn.close()
@@ -127,12 +192,11 @@ class LedgerIndex:
         return int(self._meta("watermark") or 0)
 
     def _ledger_size(self) -> int:
-        row = self._ledger.execute("SELECT value FROM meta WHERE key='size'").fetchone()
-        return int(row[0]) if row else 0
+        return self._ledger.size()
 
     def _leaf_hex(self, idx: int) -> str | None:
-        row = self._ledger.execute("SELECT entry FROM entries WHERE idx=?", (idx,)).fetchone()
-        return None if row is None else hashlib.sha256(b"\x00" + bytes(row[0])).hexdigest()
+        data = self._ledger.entry(idx)
+        return None if data is None else hashlib.sha256(b"\x00" + data).hexdigest()
 
     def _matches_ledger(self, watermark: int, size: int) -> bool:
         if watermark > size:
@@ -155,10 +219,7 @@ class LedgerIndex:
         start = mark
         loads = orjson.loads
         while mark < size:
-            rows = self._ledger.execute(
-                "SELECT idx, entry FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx",
-                (mark, min(size, mark + BATCH)),
-            ).fetchall()
+            rows = self._ledger.rows(mark, min(size, mark + BATCH))
             if not rows:
                 break
             type_rows: list[tuple[str, int, str]] = []
@@ -256,14 +317,11 @@ class LedgerIndex:
 
     def entry(self, idx: int) -> bytes:
         """The exact bytes of entry `idx`, read from the ledger (not from the index)."""
-        row = self._ledger.execute("SELECT entry FROM entries WHERE idx=?", (idx,)).fetchone()
-        if row is None:
+        data = self._ledger.entry(idx)
+        if data is None:
             raise KeyError(idx)
-        return bytes(row[0])
+        return data
 
     def latest_checkpoint(self) -> tuple[int, str] | None:
         """(tree size, signed note) of the newest checkpoint the ledger holds."""
-        row = self._ledger.execute(
-            "SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1"
-        ).fetchone()
-        return None if row is None else (int(row[0]), str(row[1]))
+        return self._ledger.newest_checkpoint()
