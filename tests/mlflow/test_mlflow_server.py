@@ -11,6 +11,8 @@ import base64
 import hashlib
 import json
 import sqlite3
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -203,7 +205,7 @@ def _ensure_champion(server: Server, trained: Trained) -> None:
         PROMOTED["tx"] = "set"
 
 
-def test_audit_trace_by_name_and_version(server: Server, trained: Trained) -> None:
+def test_audit_trace_by_name_and_version(server: Server, trained: Trained, tmp_path: Path) -> None:
     _ensure_champion(server, trained)
     done = ok(
         server.ledgerml(
@@ -223,6 +225,15 @@ def test_audit_trace_by_name_and_version(server: Server, trained: Trained) -> No
     ]
     positions = [steps.index(s) for s in order]
     assert positions == sorted(positions), steps
+    # an audit bundle of the same lineage, checked by the standalone auditor's script
+    bundle = tmp_path / "bundle.zip"
+    asked = f"{trained.model_name}/{trained.version}"
+    ok(server.ledgerml("audit", "export", "--model", asked, "--artifacts", "-o", str(bundle)))
+    tool = Path(__file__).resolve().parents[2] / "tools" / "verify_bundle.py"
+    checked = subprocess.run(
+        [sys.executable, str(tool), str(bundle)], capture_output=True, text=True, check=False
+    )
+    assert checked.returncode == 0 and checked.stdout.startswith("OK"), checked.stderr
     missing = server.ledgerml("audit", "trace", "--model", f"{trained.model_name}/999")
     assert missing.returncode == 2 and "999" in missing.stderr
 
