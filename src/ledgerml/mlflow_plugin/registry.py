@@ -29,7 +29,8 @@ from ledgerml.mlflow_plugin.tracking import sql_uri
 #: The model-version tag that carries the gate's transaction hash (written by the gate only).
 GATE_TAG = "ledgerml.gate_tx"
 RESERVED_TAG_PREFIX = "ledgerml."
-#: MLmodel flavours whose model file LedgerML can load, and the MLmodel key naming it.
+#: MLmodel flavours whose model file LedgerML can load, and the MLmodel key naming it
+#: (scikit-learn only as skops, MLflow's default serialization; never a pickle).
 FLAVOUR_FILES = {"xgboost": "data", "lightgbm": "data", "sklearn": "pickled_model"}
 
 
@@ -87,6 +88,8 @@ def model_file(files: dict[str, str]) -> tuple[str | None, str | None]:
     spec = yaml.safe_load(_context.project().store.read_bytes(mlmodel)) or {}
     for flavour, key in FLAVOUR_FILES.items():
         conf = (spec.get("flavors") or {}).get(flavour)
+        if flavour == "sklearn" and conf and conf.get("serialization_format") != "skops":
+            continue  # a pickle: LedgerML never loads one, so it names no model CID
         if conf and conf.get(key) in files:
             return flavour, files[conf[key]]
     return None, None
