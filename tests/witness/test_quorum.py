@@ -376,6 +376,8 @@ def test_bundles_carry_the_cosigned_checkpoint(
     everyone = tmp_path / "all-five.txt"
     everyone.write_text(project.policy_file.read_text().replace("banks 3", "banks all"))
     tool = [sys.executable, str(REPO / "tools" / "verify_bundle.py"), str(bundle)]
+    plain = subprocess.run([*tool, "--json"], capture_output=True, text=True, check=False)
+    assert plain.returncode == 0 and "cosigners" not in json.loads(plain.stdout), plain.stdout
     for policy, ok in ((project.policy_file, True), (everyone, False)):
         r = run("audit", "verify-bundle", str(bundle), "--policy", str(policy))
         assert (r.returncode == 0) is ok, r.stdout + r.stderr
