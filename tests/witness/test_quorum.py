@@ -394,15 +394,23 @@ def test_bundles_carry_the_cosigned_checkpoint(
 def test_local_consortium_publishes_with_a_majority_of_banks(tmp_path: Path) -> None:
     """`fl run --witnesses` uses this: a witness process per bank plus the auditor, a policy
     of ⌊n/2⌋+1 banks, processes stopped by PID afterwards."""
-    from ledgerml.witness.consortium import LocalConsortium
+    from ledgerml.witness.consortium import RoundWitnessing
 
     paths = init_project(tmp_path / "fl", origin="consortium.example/fl-log")
-    Project(paths, "", tmp_path / "unused").append(5, "round")
-    with LocalConsortium(paths, ["B1", "B2", "B3"]) as consortium:
+    log = Project(paths, "", tmp_path / "unused")
+    cosigning = RoundWitnessing(paths)
+    try:
+        for round_ in range(2):  # as `fl run --witnesses` does after each round
+            log.append(3, f"round {round_}")
+            report = cosigning.publish(["B1", "B2", "B3"])
+            assert report.published and set(report.cosigners) == {"B1", "B2", "B3", "auditor"}
+        consortium = cosigning.consortium
+        assert consortium is not None
         assert "group banks 2 B1 B2 B3" in consortium.policy_file.read_text()
-        report = consortium.publish()
-        assert report.published and set(report.cosigners) == {"B1", "B2", "B3", "auditor"}
         pids = [m.proc.pid for m in consortium.members if m.proc is not None]
+    finally:
+        cosigning.close()
+    assert [r.size for r in cosigning.reports] == [3, 6]
     assert len(pids) == 4 and all(not Path(f"/proc/{pid}").exists() for pid in pids)
     r = run("--home", str(paths.home), "verify", "--skip-anchors", "--policy",
             str(consortium.policy_file))  # fmt: skip

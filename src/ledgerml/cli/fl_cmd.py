@@ -94,6 +94,13 @@ def run_cmd(
         columns=tuple(sorted(mapping.items())),
     )
 
+    paths = project(ctx)
+    cosigning = None
+    if witnesses:  # each bank's witness cosigns the shared log, round by round (issue 13)
+        from ledgerml.witness.consortium import RoundWitnessing
+
+        cosigning = RoundWitnessing(paths)
+
     def progress(info: dict[str, Any]) -> None:
         trust = " ".join(f"{b}={t:.2f}" for b, t in info["trust"].items())
         rejected = f"  rejected: {', '.join(info['rejected'])}" if info["rejected"] else ""
@@ -101,16 +108,22 @@ def run_cmd(
             f"round {info['round']}/{rounds}  {info['seconds']:.1f}s  trust {trust}{rejected}",
             highlight=False,
         )
+        if cosigning is not None:
+            done = cosigning.publish(sorted(info["trust"]))
+            who = ", ".join(done.cosigners) or "none"
+            verdict = "cosigned" if done.published else "NOT published"
+            err_console.print(f"  checkpoint {done.size}: {verdict} ({who})", highlight=False)
 
-    paths = project(ctx)
-    result = run_federated(paths, opts, progress=progress)
     witnessed = None
-    if witnesses:  # each bank's witness cosigns the shared log's checkpoint (issue 13)
-        from ledgerml.witness.consortium import LocalConsortium
-
-        names = sorted(result.rounds[-1]["trust"]) if result.rounds else []
-        with LocalConsortium(paths, names) as consortium:
-            witnessed = consortium.publish()
+    try:
+        result = run_federated(paths, opts, progress=progress)
+        if cosigning is not None:  # the run's last entries too
+            witnessed = cosigning.publish(
+                sorted(result.rounds[-1]["trust"] if result.rounds else [])
+            )
+    finally:
+        if cosigning is not None:
+            cosigning.close()
     if as_json:
         extra = {"witnesses": witnessed.to_json()} if witnessed is not None else {}
         print_json(result.to_json() | extra)

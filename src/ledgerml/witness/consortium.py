@@ -144,3 +144,28 @@ class LocalConsortium:
                 os.kill(m.proc.pid, signal.SIGKILL)
                 m.proc.wait(timeout=20)
             m.proc = None
+
+
+class RoundWitnessing:
+    """`fl run --witnesses`: the consortium starts at the first round (the bank names come
+    with it) and the log's checkpoint is sent after every round and once at the end, so each
+    round is cosigned as it is written, not only the finished run."""
+
+    def __init__(self, paths: ProjectPaths) -> None:
+        self.paths = paths
+        self.consortium: LocalConsortium | None = None
+        self.reports: list[PublishReport] = []
+
+    def publish(self, banks: list[str]) -> PublishReport:
+        """Publish the log's newest checkpoint (starting the consortium first if needed)."""
+        if self.consortium is None:
+            consortium = LocalConsortium(self.paths, banks)
+            consortium.__enter__()
+            self.consortium = consortium
+        report = self.consortium.publish()
+        self.reports.append(report)
+        return report
+
+    def close(self) -> None:
+        if self.consortium is not None:
+            self.consortium.stop()
