@@ -184,15 +184,17 @@ class LedgerRegistryStore(SqlAlchemyStore):
             "files": files,
             "tags": {t.key: value_digest(t.value) for t in tags or ()},
         }
-        self._record("mlflow.model_version", body)
+        items: list[tuple[str, dict[str, Any]]] = [("mlflow.model_version", body | _context.who())]
         if cid is not None and framework is not None:
             from ledgerml.mlops.governance import find_model_registered
 
-            if find_model_registered(_context.project().ledger, cid) is None:
+            ledger = _context.project().ledger
+            if find_model_registered(ledger, cid) is None:
                 entry = {"name": name, "cid": cid, "framework": framework}
                 if lineage_run:
                     entry["run_id"] = lineage_run
-                _context.record("model.registered", entry)
+                items.append(("model.registered", entry))
+        _context.project().ledger.append_many(items)  # one batch: both entries or neither
         return mv
 
     def delete_model_version(self, name: Any, version: Any) -> None:
