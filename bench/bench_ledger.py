@@ -237,7 +237,7 @@ def _pg_service(base: str, tmpdir: Path, quick: bool, progress: Any) -> dict[str
     cli = [sys.executable, "-m", "ledgerml.cli.main", "--home", str(home)]
     subprocess.run([*cli, "ledger", "migrate", "--to", url], check=True, capture_output=True)
     config = home / "config.toml"
-    text = config.read_text().replace('url = "sqlite:"', f'url = "{url}"')
+    text = config.read_text() + f'\n[ledger]\nurl = "{url}"\n'
     config.write_text(text + f'\n[serving.api_keys]\nscorer = "{KEY}"\n')
     port = _free_port()
     server = subprocess.Popen(

@@ -392,7 +392,7 @@ def test_migrate_sqlite_to_postgres_and_back_byte_for_byte(tmp_path: Path, pg_ur
 
     # the project now on PostgreSQL: append, then back into a fresh SQLite file
     config = (home / "config.toml").read_text()
-    (home / "config.toml").write_text(config.replace('url = "sqlite:"', f'url = "{pg_url}"'))
+    (home / "config.toml").write_text(config + f'\n[ledger]\nurl = "{pg_url}"\n')
     assert run_cli(home, "log", "append", "--type", "x.after", "--body", "{}").returncode == 0
     assert run_cli(home, "verify").returncode == 0
     pg = _Sql(home, pg_url)

@@ -78,7 +78,7 @@ def test_two_workers_share_one_postgres_ledger_and_answer_503_when_it_is_down(
     role, url = service_role
     _grant(role, pg_url.rsplit("%3D", 1)[1])
     config = paths.config_toml.read_text()
-    paths.config_toml.write_text(config.replace('url = "sqlite:"', f'url = "{url}"'))
+    paths.config_toml.write_text(config + f'\n[ledger]\nurl = "{url}"\n')
     keys = read_api_keys(paths.keys)
     key = keys["scorer"]
     port = free_port()

@@ -52,11 +52,12 @@ post_quantum = {pq}
 backend = "embedded"
 # rpc_url = "http://127.0.0.1:8545"
 
-[ledger]
-# Where the log lives: "sqlite:" (ledger.db in this folder) or postgresql://USER@HOST/DB, one
-# log shared by several service workers and hosts (docs/deployment.md). Keep a password out
-# of this file: libpq reads PGPASSWORD or ~/.pgpass.
-url = "{url}"
+# [ledger]
+# Where the log lives: "sqlite:" (the default: ledger.db in this folder) or
+# postgresql://USER@HOST/DB, one log shared by several service workers and hosts
+# (docs/deployment.md; `ledgerml init --ledger-url`). Keep a password out of this file:
+# libpq reads PGPASSWORD or ~/.pgpass.
+# url = "sqlite:"
 # A copy of the newest signed checkpoint, outside ledger.db (default: head.checkpoint in
 # this folder). On storage this account cannot rewrite it detects a rewritten ledger.db.
 # head_copy = "/mnt/ledger-heads/fraud.checkpoint"
@@ -119,7 +120,10 @@ def init_project(
     generate_api_keys(paths.keys)
     keys = load_log_keys(paths.keys, origin, post_quantum=post_quantum)
     create_ledger(paths, keys, url)
-    config = _CONFIG_TEMPLATE.format(origin=origin, pq=str(post_quantum).lower(), url=url)
+    config = _CONFIG_TEMPLATE.format(origin=origin, pq=str(post_quantum).lower())
+    if url != "sqlite:":  # a table of its own: the template's [ledger] stays a comment
+        config += f'\n[ledger]\nurl = "{url}"\n'
+
     # 0600; the config appears last: a half-made project is not one
     write_private(paths.config_toml, config.encode())
     return paths
