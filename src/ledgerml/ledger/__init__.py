@@ -3,6 +3,9 @@
 - `merkle` — pure RFC 9162 hashing and proofs (no I/O).
 - `Ledger` — the log on SQLite: group-committed appends, proofs from stored
   tiles, checkpoints, full verification.
+- `postgres.PostgresLedger` — the same log (same bytes, same methods) on PostgreSQL,
+  shared by many processes and hosts; `[ledger] url` picks it (`open_ledger`).
+- `migrate` — moving a log between the two, byte for byte.
 - `events` — typed bodies of the event types listed in DESIGN.md.
 """
 
