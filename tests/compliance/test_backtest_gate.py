@@ -8,12 +8,13 @@ import json
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pytest
 
 from ledgerml.compliance import check_model
 from ledgerml.config import ProjectPaths
 from ledgerml.datasets.synthetic import fraud_csv
-from ledgerml.ledger import init_project
+from ledgerml.ledger import init_project, open_ledger
 from ledgerml.mlops.backtest import backtest
 from ledgerml.mlops.datasets import register_dataset
 from ledgerml.mlops.evaluation import evaluate_model
@@ -89,6 +90,29 @@ def test_leaky_feature_and_identifiers_fail_the_pack_naming_them(tmp_path: Path)
     assert not by_id["FM-CHAL-LOGREG"].passed and "undefined" in by_id["FM-CHAL-LOGREG"].detail
     assert not by_id["FM-NO-PII"].passed
     assert "CUSTOMER_ID" in by_id["FM-NO-PII"].detail and "TERM" in by_id["FM-NO-PII"].detail
+
+    # A forged run.started for the same run, appended afterwards with a clean screen, is not
+    # evidence: the first entry of a run is.
+    with open_ledger(paths) as ledger:
+        started = next(
+            entry["body"]
+            for _, entry in ledger.entries_of_type("run.started")
+            if entry["body"]["run_id"] == trained.run_id
+        )
+    forged = {**started, "params": {**started["params"], "screen": {"leaky": [], "id_like": []}}}
+    r = run_cli(
+        paths.home,
+        "log",
+        "append",
+        "--type",
+        "run.started",
+        "--body",
+        orjson.dumps(forged).decode(),
+    )
+    assert r.returncode == 0, r.stderr
+    forged_check = check_model(paths, trained.model_cid, "fraud-model", submit=False)
+    leak = next(r for r in forged_check.results if r.rule_id == "FM-LEAKAGE")
+    assert not leak.passed and "SCENARIO" in leak.detail
 
     clean = train_model(
         paths, "sim", "Class", params=FAST, drop=("SCENARIO", "CUSTOMER_ID", "TERM"), seed=0

@@ -184,14 +184,17 @@ def gather_evidence(ledger: Ledger, model_cid: str, pack: Pack | None = None) ->
         pending.append((index, obj))
     if ev is None:
         raise InputError(f"no model.registered entry for {model_cid} in the ledger", field="model")
+    # The first entry for a data set or run is the evidence: anyone can append another
+    # `run.started` with the same run_id (`ledgerml log append`), and a later one must not
+    # replace the leakage screen or the recipe that training recorded.
     for index, obj in pending:
         t, body = obj["type"], obj["body"]
         if t == "dataset.registered":
-            ev.datasets[body["cid"]] = {**body, "_index": index}
+            ev.datasets.setdefault(body["cid"], {**body, "_index": index})
         elif t == "run.started":
-            ev.runs_started[body["run_id"]] = body
+            ev.runs_started.setdefault(body["run_id"], body)
         elif t == "run.finished":
-            ev.runs_finished[body["run_id"]] = body
+            ev.runs_finished.setdefault(body["run_id"], body)
         elif t == "backtest.recorded":
             ev.backtests.append((index, body))
         elif t == "evaluation.recorded":
