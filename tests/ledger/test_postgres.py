@@ -443,14 +443,19 @@ def test_dropped_connections_fail_clearly_and_appends_resume(
         threads = [threading.Thread(target=produce, args=(t,)) for t in range(4)]
         for t in threads:
             t.start()
+        # Cut often, until some append has seen a cut (on a quiet machine a cut can land
+        # between two appends and go unnoticed), then a few more times; 10 s at most.
         with psycopg.connect(pg_url, autocommit=True) as admin:
-            for _ in range(5):
-                time.sleep(0.3)
+            rounds_after = 0
+            deadline = time.monotonic() + 10
+            while rounds_after < 5 and time.monotonic() < deadline:
+                time.sleep(0.05)
                 admin.execute(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                     " WHERE application_name = %s",
                     (name,),
                 )
+                rounds_after += bool(failures)
         time.sleep(0.5)
         stop.set()
         for t in threads:
