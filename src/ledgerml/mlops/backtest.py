@@ -33,7 +33,7 @@ from ledgerml.config import ProjectPaths
 from ledgerml.errors import InputError
 from ledgerml.ledger import open_ledger
 from ledgerml.ledger.events import validate_body
-from ledgerml.mlops import _metrics
+from ledgerml.mlops.evaluation import PLOT_DPI, PLOT_SIZE, evaluate_arrays, png_bytes
 from ledgerml.mlops.training import (
     MODEL_TYPES,
     Prepared,
@@ -50,6 +50,7 @@ from ledgerml.mlops.training import (
     resolve_dataset,
 )
 from ledgerml.storage import open_store
+from ledgerml.storage.cid import cid_of_bytes
 
 #: Default and bounds: 5 folds of 1/10 of the rows leave the first half as the first window.
 DEFAULT_FOLDS = 5
@@ -142,17 +143,6 @@ def fold_bounds(rows: int, folds: int, fold_fraction: float = FOLD_FRACTION) -> 
     return [first + k * size for k in range(folds)]
 
 
-def _ratio(fp: float, baseline_fp: float) -> float | None:
-    """model FP / baseline FP; None when undefined (0/0: two perfect scorers, or no frauds)."""
-    return _metrics.fp_ratio(fp, baseline_fp) if baseline_fp > 0 else None
-
-
-def _fold_scores(model: Any, prep: Prepared, x_test: Any, y_test: Any, seed: int) -> Any:
-    from ledgerml.mlops.evaluation import evaluate_arrays
-
-    return evaluate_arrays(model, prep, x_test, y_test, seed=seed, plots=False)
-
-
 def _summary(folds: Sequence[FoldResult]) -> dict[str, float | int | None]:
     """Median and worst per metric; a fold with an undefined ratio makes the worst undefined."""
 
@@ -190,8 +180,6 @@ def _plot(folds: Sequence[FoldResult]) -> bytes:
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
     import numpy as np
-
-    from ledgerml.mlops.evaluation import PLOT_DPI, PLOT_SIZE, png_bytes
 
     xs = np.arange(len(folds))
     series = {
@@ -303,33 +291,11 @@ def backtest(
             raw, used = fit_model_used(prep, model_type, requested, seed, tick)
         else:
             raw, used = fit(prep, tick)
-        if store is not None:
-            cid = store.add_bytes(raw).cid
-        else:
-            from ledgerml.storage.cid import cid_of_bytes
-
-            cid = cid_of_bytes(raw)
+        cid = store.add_bytes(raw).cid if store is not None else cid_of_bytes(raw)
         fitted = model_from_bytes(cid, raw)
         tick("scoring model and baselines", 0, 1)
-        core = _fold_scores(fitted, prep, whole.x[a:b], whole.y[a:b], seed)
-        fp = core.metrics["fp_at_80_recall"]
-        lr_fp = core.baselines["logreg"]["fp_at_80_recall"]
-        rules_fp = core.baselines["rules"]["fp_at_80_recall"]
-        metrics = {
-            **core.metrics,
-            "fp_ratio_vs_logreg": _ratio(fp, lr_fp),
-            "fp_ratio_vs_rules": _ratio(fp, rules_fp),
-        }
-        baselines = {
-            name: _rounded(
-                {
-                    **m,
-                    "fp_ratio_vs_logreg": _ratio(m["fp_at_80_recall"], lr_fp),
-                    "fp_ratio_vs_rules": _ratio(m["fp_at_80_recall"], rules_fp),
-                }
-            )
-            for name, m in core.baselines.items()
-        }
+        # `ledgerml evaluate`'s computation: its FP ratios are left out when undefined (x/0)
+        core = evaluate_arrays(fitted, prep, whole.x[a:b], whole.y[a:b], seed=seed, plots=False)
         results.append(
             FoldResult(
                 fold=k,
@@ -339,8 +305,8 @@ def backtest(
                 boundary=None if times is None else float(times[a]),
                 model_cid=cid,
                 rounds=used.get("num_boost_round") if model_type == "xgboost" else None,
-                metrics=_rounded(metrics),
-                baselines=baselines,
+                metrics=_rounded(core.metrics),
+                baselines={name: _rounded(m) for name, m in core.baselines.items()},
                 rules=core.rules.description,
             )
         )
@@ -368,8 +334,6 @@ def backtest(
         with open_ledger(paths) as ledger:
             index = ledger.append("backtest.recorded", body)
     else:
-        from ledgerml.storage.cid import cid_of_bytes
-
         body["plot"] = cid_of_bytes(png)
     say("done", 1, 1)
     return BacktestResult(
