@@ -58,9 +58,9 @@ def project() -> Project:
         return _project
 
 
-def record(event_type: str, body: dict[str, Any]) -> int:
-    """Append one `mlflow.*` entry; returns its index once durable."""
-    return project().ledger.append(event_type, body)
+def record(event_type: str, body: dict[str, Any], user: str | None = None) -> int:
+    """Append one `mlflow.*` entry with who asked (`who(user)`); its index once durable."""
+    return project().ledger.append(event_type, body | who(user))
 
 
 def _commit(kind: str, value: str) -> str:

@@ -60,4 +60,4 @@ class LedgerArtifactRepository(LocalArtifactRepository):
     def _record(self, destination: str, cid: str, size: int) -> None:
         path = os.path.relpath(destination, self._root)
         body = {"path": Path(path).as_posix(), "cid": cid, "size": size}
-        _context.record("mlflow.artifact_stored", body | _context.who())
+        _context.record("mlflow.artifact_stored", body)

@@ -113,9 +113,6 @@ class LedgerRegistryStore(SqlAlchemyStore):
         _context.project()
         super().__init__(sql_uri(store_uri))
 
-    def _record(self, event_type: str, body: dict[str, Any]) -> None:
-        _context.record(event_type, body | _context.who())
-
     # ------------------------------------------------------------- registered models
 
     def create_registered_model(
@@ -124,30 +121,30 @@ class LedgerRegistryStore(SqlAlchemyStore):
         _refuse_reserved_tags(tags)
         model = super().create_registered_model(name, tags, description, deployment_job_id)
         tag_digests = {t.key: value_digest(t.value) for t in tags or ()}
-        self._record(
+        _context.record(
             "mlflow.registered_model", {"action": "created", "name": name, "tags": tag_digests}
         )
         return model
 
     def rename_registered_model(self, name: Any, new_name: Any) -> Any:
         model = super().rename_registered_model(name, new_name)
-        self._record(
+        _context.record(
             "mlflow.registered_model", {"action": "renamed", "name": name, "new": new_name}
         )
         return model
 
     def delete_registered_model(self, name: Any) -> None:
         super().delete_registered_model(name)
-        self._record("mlflow.registered_model", {"action": "deleted", "name": name})
+        _context.record("mlflow.registered_model", {"action": "deleted", "name": name})
 
     def set_registered_model_tag(self, name: Any, tag: Any) -> None:
         super().set_registered_model_tag(name, tag)
         body = {"action": "tagged", "name": name, "tags": {tag.key: value_digest(tag.value)}}
-        self._record("mlflow.registered_model", body)
+        _context.record("mlflow.registered_model", body)
 
     def delete_registered_model_tag(self, name: Any, key: Any) -> None:
         super().delete_registered_model_tag(name, key)
-        self._record(
+        _context.record(
             "mlflow.registered_model", {"action": "tagged", "name": name, "tags": {key: None}}
         )
 
@@ -200,7 +197,7 @@ class LedgerRegistryStore(SqlAlchemyStore):
     def delete_model_version(self, name: Any, version: Any) -> None:
         super().delete_model_version(name, version)
         body = {"name": name, "version": str(version), "deleted": True}
-        self._record("mlflow.model_version", body)
+        _context.record("mlflow.model_version", body)
 
     def set_model_version_tag(self, name: Any, version: Any, tag: Any) -> None:
         _refuse_reserved_tags([tag])
@@ -214,7 +211,7 @@ class LedgerRegistryStore(SqlAlchemyStore):
 
     def _version_tag(self, name: str, version: Any, key: str, value: str | None) -> None:
         body = {"name": name, "version": str(version), "tags": {key: value_digest(value)}}
-        self._record("mlflow.model_version_tag", body)
+        _context.record("mlflow.model_version_tag", body)
 
     # ------------------------------------------------------------ aliases and stages
 
@@ -224,7 +221,7 @@ class LedgerRegistryStore(SqlAlchemyStore):
         super().set_registered_model_alias(name, alias, version)
         if tx is not None:
             super().set_model_version_tag(name, version, ModelVersionTag(GATE_TAG, tx["tx_hash"]))
-        self._record(
+        _context.record(
             "mlflow.alias",
             {"action": "set", "name": name, "alias": alias, "version": str(version)}
             | ({"gated": True, **tx} if tx else {}),
@@ -232,7 +229,7 @@ class LedgerRegistryStore(SqlAlchemyStore):
 
     def delete_registered_model_alias(self, name: Any, alias: Any) -> None:
         super().delete_registered_model_alias(name, alias)
-        self._record("mlflow.alias", {"action": "deleted", "name": name, "alias": alias})
+        _context.record("mlflow.alias", {"action": "deleted", "name": name, "alias": alias})
 
     def transition_model_version_stage(
         self, name: Any, version: Any, stage: Any, archive_existing_versions: Any
@@ -246,7 +243,7 @@ class LedgerRegistryStore(SqlAlchemyStore):
         mv = super().transition_model_version_stage(name, version, stage, archive_existing_versions)
         if tx is not None:
             super().set_model_version_tag(name, version, ModelVersionTag(GATE_TAG, tx["tx_hash"]))
-        self._record(
+        _context.record(
             "mlflow.stage",
             {"name": name, "version": str(version), "stage": canonical}
             | {"archive_existing": bool(archive_existing_versions)}

@@ -49,13 +49,13 @@ class LedgerTrackingStore(SqlAlchemyStore):
         _context.record(
             "mlflow.experiment",
             {"action": "created", "experiment_id": str(experiment_id), "name": name}
-            | {"tags": _tags(tags), **_context.who()},
+            | {"tags": _tags(tags)},
         )
         return experiment_id
 
     def _experiment(self, action: str, experiment_id: Any, **extra: Any) -> None:
         body = {"action": action, "experiment_id": str(experiment_id), **extra}
-        _context.record("mlflow.experiment", body | _context.who())
+        _context.record("mlflow.experiment", body)
 
     def delete_experiment(self, experiment_id: Any) -> None:
         super().delete_experiment(experiment_id)
@@ -92,7 +92,7 @@ class LedgerTrackingStore(SqlAlchemyStore):
             # the stored tags: MLflow adds mlflow.runName (and mlflow.user) itself
             "tags": {k: value_digest(v) for k, v in sorted(run.data.tags.items())},
         }
-        _context.record("mlflow.run_created", body | _context.who(user_id or None))
+        _context.record("mlflow.run_created", body, user_id or None)
         return run
 
     def update_run_info(self, run_id: Any, run_status: Any, end_time: Any, run_name: Any) -> Any:
@@ -100,16 +100,16 @@ class LedgerTrackingStore(SqlAlchemyStore):
         body: dict[str, Any] = {"run_id": run_id, "status": info.status, "end_time": end_time}
         if run_name:
             body["tags"] = {"mlflow.runName": value_digest(run_name)}
-        _context.record("mlflow.run_updated", body | _context.who())
+        _context.record("mlflow.run_updated", body)
         return info
 
     def delete_run(self, run_id: Any) -> None:
         super().delete_run(run_id)
-        _context.record("mlflow.run_deleted", {"run_id": run_id} | _context.who())
+        _context.record("mlflow.run_deleted", {"run_id": run_id})
 
     def restore_run(self, run_id: Any) -> None:
         super().restore_run(run_id)
-        _context.record("mlflow.run_restored", {"run_id": run_id} | _context.who())
+        _context.record("mlflow.run_restored", {"run_id": run_id})
 
     # ---------------------------------------------------------- params, metrics, tags
 
@@ -157,7 +157,7 @@ class LedgerTrackingStore(SqlAlchemyStore):
         if tags:
             body["tags"] = _tags(tags)
         if len(body) > 1:
-            _context.record("mlflow.batch_logged", body | _context.who())
+            _context.record("mlflow.batch_logged", body)
 
     def log_batch(self, run_id: Any, metrics: Any, params: Any, tags: Any) -> None:
         points, existing = self._points(run_id, metrics)
@@ -179,7 +179,7 @@ class LedgerTrackingStore(SqlAlchemyStore):
 
     def delete_tag(self, run_id: Any, key: Any) -> None:
         super().delete_tag(run_id, key)
-        _context.record("mlflow.tag_deleted", {"run_id": run_id, "key": key} | _context.who())
+        _context.record("mlflow.tag_deleted", {"run_id": run_id, "key": key})
 
     def record_logged_model(self, run_id: Any, mlflow_model: Any) -> None:
         super().record_logged_model(run_id, mlflow_model)
@@ -189,7 +189,7 @@ class LedgerTrackingStore(SqlAlchemyStore):
 
     def _record_tag_values(self, run_id: str, values: dict[str, str | None]) -> None:
         tags = {k: value_digest(v) for k, v in values.items()}
-        _context.record("mlflow.batch_logged", {"run_id": run_id, "tags": tags} | _context.who())
+        _context.record("mlflow.batch_logged", {"run_id": run_id, "tags": tags})
 
     # ------------------------------------------------------------- inputs, outputs
 
@@ -211,7 +211,7 @@ class LedgerTrackingStore(SqlAlchemyStore):
                 }
             )
         body["models"] = [m.model_id for m in models or ()]
-        _context.record("mlflow.inputs_logged", body | _context.who())
+        _context.record("mlflow.inputs_logged", body)
 
     def log_outputs(self, run_id: Any, models: Any) -> None:
         super().log_outputs(run_id, models)
@@ -219,13 +219,13 @@ class LedgerTrackingStore(SqlAlchemyStore):
             "run_id": run_id,
             "models": [{"model_id": m.model_id, "step": m.step} for m in models],
         }
-        _context.record("mlflow.outputs_logged", body | _context.who())
+        _context.record("mlflow.outputs_logged", body)
 
     # -------------------------------------------------------------- logged models
 
     def _logged_model(self, action: str, model_id: str, **extra: Any) -> None:
         body = {"action": action, "model_id": model_id, **extra}
-        _context.record("mlflow.logged_model", body | _context.who())
+        _context.record("mlflow.logged_model", body)
 
     def create_logged_model(
         self,
