@@ -10,11 +10,27 @@ from typing import Annotated, Any
 import typer
 
 from ledgerml.cli._common import console, print_json, project
-from ledgerml.errors import InputError
 
 
-def _fmt(v: Any, spec: str) -> str:
-    return "undefined" if v is None else format(v, spec)
+def _fmt(v: Any, spec: str, none: str = "undefined") -> str:
+    return none if v is None else format(v, spec)
+
+
+#: The per-fold table: (header, key of `fold_table`'s rows, format spec, shown for None).
+_COLUMNS = (
+    ("fold", "fold", "", "-"),
+    ("train rows", "train_rows", ",", "-"),
+    ("test rows", "test_rows", ",", "-"),
+    ("frauds", "frauds", "", "-"),
+    ("rounds", "rounds", "", "-"),
+    ("AUPRC", "auprc", ".3f", "undefined"),
+    ("ROC-AUC", "roc_auc", ".4f", "undefined"),
+    ("FP@80", "fp80", ".0f", "undefined"),
+    ("logreg FP@80", "fp80_logreg", ".0f", "undefined"),
+    ("rules FP@80", "fp80_rules", ".0f", "undefined"),
+    ("ratio vs logreg", "ratio_logreg", ".2f", "undefined"),
+    ("ratio vs rules", "ratio_rules", ".2f", "undefined"),
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -47,15 +63,11 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
         """Train before each of K later windows, score model and baselines on it, record it."""
-        from ledgerml.cli.train_cmd import _params, _stages, _time_column
-        from ledgerml.mlops.backtest import backtest
+        from ledgerml.cli.train_cmd import _columns, _params, _stages, _time_column
+        from ledgerml.mlops.backtest import backtest, fold_table
 
         paths = project(ctx)
         parsed = _params(params)
-        if model is None and data is None:
-            raise InputError(
-                "name the data set (--data) or a trained model (--model)", field="--data"
-            )
         with _stages(not as_json) as progress:
             res = backtest(
                 paths,
@@ -66,7 +78,7 @@ def register(app: typer.Typer) -> None:
                 params=parsed,
                 seed=seed,
                 time_column=_time_column(time_column),
-                drop=[c.strip() for c in (drop or "").split(",") if c.strip()],
+                drop=_columns(drop),
                 folds=folds,
                 progress=progress,
             )
@@ -76,26 +88,10 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         t = Table(title=f"backtest of {res.model_type} on {res.dataset_cid[:16]}…, seed {res.seed}")
-        for col in ("fold", "train rows", "test rows", "frauds", "rounds", "AUPRC", "ROC-AUC"):
-            t.add_column(col, justify="right")
-        for col in ("FP@80", "logreg FP@80", "rules FP@80", "ratio vs logreg", "ratio vs rules"):
-            t.add_column(col, justify="right")
-        for f in res.folds:
-            m, lr, ru = f.metrics, f.baselines["logreg"], f.baselines["rules"]
-            t.add_row(
-                str(f.fold),
-                f"{f.train_rows:,}",
-                f"{f.test_rows:,}",
-                str(f.test_positives),
-                "-" if f.rounds is None else str(f.rounds),
-                _fmt(m["auprc"], ".3f"),
-                _fmt(m["roc_auc"], ".4f"),
-                _fmt(m["fp_at_80_recall"], ".0f"),
-                _fmt(lr["fp_at_80_recall"], ".0f"),
-                _fmt(ru["fp_at_80_recall"], ".0f"),
-                _fmt(m["fp_ratio_vs_logreg"], ".2f"),
-                _fmt(m["fp_ratio_vs_rules"], ".2f"),
-            )
+        for header, *_ in _COLUMNS:
+            t.add_column(header, justify="right")
+        for row in fold_table(res):
+            t.add_row(*(_fmt(row[key], spec, none) for _, key, spec, none in _COLUMNS))
         console.print(t)
         s = res.summary
         console.print(

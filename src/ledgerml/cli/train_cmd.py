@@ -47,6 +47,11 @@ def _params(text: str | None) -> dict[str, Any] | None:
     return parsed
 
 
+def _columns(text: str | None) -> list[str]:
+    """A comma-separated column list (--drop), blanks left out."""
+    return [c.strip() for c in (text or "").split(",") if c.strip()]
+
+
 def _time_column(value: str) -> str | None:
     return None if value.strip().lower() in ("", "none") else value
 
@@ -82,7 +87,6 @@ def register(app: typer.Typer) -> None:
         parsed = _params(params)
         if model not in ("xgboost", "logreg"):
             raise InputError("must be xgboost or logreg", field="--model")
-        drops = [c.strip() for c in (drop or "").split(",") if c.strip()]
         with _stages(not as_json) as progress:
             res = train_model(
                 paths,
@@ -94,7 +98,7 @@ def register(app: typer.Typer) -> None:
                 time_column=_time_column(time_column),
                 train_fraction=train_fraction,
                 progress=progress,
-                drop=drops,
+                drop=_columns(drop),
                 name=name,
             )
         if as_json:
