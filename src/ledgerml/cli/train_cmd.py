@@ -181,9 +181,7 @@ def register(app: typer.Typer) -> None:
         paths = project(ctx)
         tcol = _time_column(time_column)
         feats = list(feature) if feature else None
-        p = parse_json(params, field="--params") if params else {}
-        if not isinstance(p, dict):
-            raise InputError("must be a JSON object", field="--params")
+        p = _params(params or None) or {}
         front = Project(paths)
         with front.start_run(
             data=data, params=p, time_column=tcol, train_fraction=train_fraction
