@@ -200,7 +200,6 @@ class Run:
         import numpy as np
 
         from ledgerml.ledger import open_ledger
-        from ledgerml.ledger.events import validate_body
         from ledgerml.mlops import models
         from ledgerml.mlops.training import _reference, load_table, prepare
         from ledgerml.storage import open_store
@@ -291,17 +290,13 @@ class Run:
             "features": [{"name": n, "dtype": t} for n, t in prep.features],
             "target": target,
         }
-        for kind_, body in (("run.started", started), ("run.finished", finished)):
-            validate_body(kind_, body)
-        validate_body("model.registered", registered)
-        with open_ledger(self.project.paths) as ledger:
-            *_, index = ledger.append_many(
-                [
-                    ("run.started", started),
-                    ("run.finished", finished),
-                    ("model.registered", registered),
-                ]
-            )
+        events = [
+            ("run.started", started),
+            ("run.finished", finished),
+            ("model.registered", registered),
+        ]
+        with open_ledger(self.project.paths) as ledger:  # validates all three, then appends
+            *_, index = ledger.append_many(events)
         self.model = RegisteredModel(
             cid=cid,
             name=model_name,
