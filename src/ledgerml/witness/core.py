@@ -38,19 +38,12 @@ from ledgerml.crypto.files import (
     read_private,
     write_private,
 )
-from ledgerml.crypto.note import (
-    SIG_COSIG_ED25519,
-    SIG_COSIG_MLDSA44,
-    SIG_ED25519,
-    NoteVerifier,
-    SignedNote,
-    parse_checkpoint_head,
-    parse_note,
-)
+from ledgerml.crypto.note import NoteVerifier, SignedNote, parse_checkpoint_head, parse_note
 from ledgerml.crypto.signers import Ed25519Signer, MLDSASigner, load_private_pem
 from ledgerml.errors import InputError, ProjectError, VerificationError
 from ledgerml.ledger.merkle import EMPTY_ROOT, HASH_SIZE, verify_consistency
 from ledgerml.witness.cosignature import WitnessKeys
+from ledgerml.witness.policy import LOG_TYPES, BadLogSignature, log_signature_lines
 
 #: A request body larger than this is refused (413) before it is parsed.
 MAX_BODY_BYTES = 256 * 1024
@@ -59,7 +52,6 @@ MAX_PROOF_LINES = 63
 MAX_SIZE = 2**63 - 1
 SIZE_TYPE = "text/x.tlog.size"
 TEXT_TYPE = "text/plain; charset=utf-8"
-_LOG_TYPES = {SIG_ED25519, SIG_COSIG_ED25519, SIG_COSIG_MLDSA44}
 _DECIMAL = re.compile(r"0|[1-9][0-9]{0,18}", re.ASCII)
 
 CONFIG = "witness.toml"
@@ -243,7 +235,7 @@ class Witness:
         origin = verifier.name if origin is None else origin
         if not origin or len(origin.encode()) > 255 or any(ord(c) < 0x20 for c in origin):
             raise InputError("must be 1..255 bytes on one line", field="origin")
-        if verifier.sig_type not in _LOG_TYPES:
+        if verifier.sig_type not in LOG_TYPES:
             raise InputError(
                 f"unknown or unsupported key type {verifier.sig_type:#04x} (a log signs with "
                 "0x01 Ed25519, 0x04 or 0x06)",
@@ -298,14 +290,10 @@ class Witness:
         logs = self.log_verifiers(req.origin)
         if not logs:
             return Answer(404, "checkpoint: unknown log origin\n")
-        raw = req.note.text.encode()
-        signed_lines = []
-        for sig in req.note.signatures:
-            for v in logs:
-                if sig.name == v.name and sig.key_id == v.key_id:
-                    if not v.verify(raw, sig.signature):
-                        return Answer(403, f"checkpoint: bad signature from log key {v.name}\n")
-                    signed_lines.append(sig)
+        try:
+            signed_lines = log_signature_lines(req.note, logs)
+        except BadLogSignature as exc:
+            return Answer(403, f"checkpoint: bad signature from log key {exc.key_name}\n")
         if not signed_lines:
             return Answer(403, "checkpoint: no signature from a key trusted for this origin\n")
         if req.old > req.size:

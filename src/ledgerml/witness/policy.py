@@ -26,6 +26,7 @@ from ledgerml.crypto.note import (
     SIG_COSIG_MLDSA44,
     SIG_ED25519,
     NoteVerifier,
+    SignatureLine,
     SignedNote,
     parse_checkpoint_head,
     parse_note,
@@ -36,8 +37,9 @@ from ledgerml.errors import InputError, VerificationError
 MAX_ENTRIES = 256
 #: Cosignatures dated further than this into the future are ignored (clock skew allowance).
 FUTURE_SKEW_S = 600
-_LOG_TYPES = {SIG_ED25519, SIG_COSIG_ED25519, SIG_COSIG_MLDSA44}
-_WITNESS_TYPES = {SIG_COSIG_ED25519, SIG_COSIG_MLDSA44}
+#: Key types a log may sign its checkpoints with (policy `log` lines, a witness's logs).
+LOG_TYPES = frozenset({SIG_ED25519, SIG_COSIG_ED25519, SIG_COSIG_MLDSA44})
+_WITNESS_TYPES = frozenset({SIG_COSIG_ED25519, SIG_COSIG_MLDSA44})
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,29 @@ class Verified:
     note: SignedNote = field(repr=False)
 
 
-def _vkey(text: str, lineno: int, allowed: set[int], what: str) -> NoteVerifier:
+class BadLogSignature(VerificationError):
+    """A trusted log key signed the checkpoint, but its signature does not verify."""
+
+    def __init__(self, key_name: str) -> None:
+        super().__init__(f"bad log signature from {key_name}")
+        self.key_name = key_name
+
+
+def log_signature_lines(note: SignedNote, logs: Sequence[NoteVerifier]) -> list[SignatureLine]:
+    """The note's signature lines made by one of `logs` (lines of other keys are ignored, as
+    signed-note says); a listed key whose signature fails raises BadLogSignature."""
+    raw = note.text.encode()
+    lines: list[SignatureLine] = []
+    for sig in note.signatures:
+        for v in logs:
+            if sig.name == v.name and sig.key_id == v.key_id:
+                if not v.verify(raw, sig.signature):
+                    raise BadLogSignature(v.name)
+                lines.append(sig)
+    return lines
+
+
+def _vkey(text: str, lineno: int, allowed: frozenset[int], what: str) -> NoteVerifier:
     try:
         verifier = NoteVerifier.from_vkey(text)
     except InputError as exc:
@@ -119,7 +143,7 @@ class Policy:
             if keyword == "log":
                 if len(args) not in (1, 2):
                     raise fail("expected `log <vkey> [<url>]`")
-                v = _vkey(args[0], lineno, _LOG_TYPES, "log")
+                v = _vkey(args[0], lineno, LOG_TYPES, "log")
                 if v.public_key in seen_keys:
                     raise fail("duplicate key (a log or witness already uses it)")
                 seen_keys.add(v.public_key)
@@ -247,15 +271,7 @@ class Policy:
         logs += [v for v in log_verifiers if v.name == origin]
         if not logs:
             raise VerificationError(f"the policy lists no log with origin {origin!r}")
-        raw = parsed.text.encode()
-        signed = False
-        for sig in parsed.signatures:
-            for v in logs:
-                if sig.name == v.name and sig.key_id == v.key_id:
-                    if not v.verify(raw, sig.signature):
-                        raise VerificationError(f"bad log signature from {v.name}")
-                    signed = True
-        if not signed:
+        if not log_signature_lines(parsed, logs):
             raise VerificationError(f"checkpoint {origin}@{size} has no valid log signature")
         cosigners = self.cosigners_of(parsed, now=now, max_age_s=max_age_s)
         if not self.satisfied(cosigners):
