@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 #: Every entry type this package writes (all reserved to it, see ledger/events.py).
 TYPES = (
@@ -46,6 +47,11 @@ _MOD = 1 << _MOD_BITS
 def value_digest(value: str | None) -> str | None:
     """SHA-256 hex of a param or tag value (None stays None)."""
     return None if value is None else hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+def item_digests(items: Iterable[Any] | None) -> dict[str, str | None]:
+    """key -> `value_digest(value)` of MLflow params or tags (anything with .key and .value)."""
+    return {i.key: value_digest(i.value) for i in items or ()}
 
 
 def _point_int(key: str, step: int, timestamp: int, is_nan: bool, value: float) -> int:

@@ -23,7 +23,7 @@ from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
 
 from ledgerml.errors import InputError, VerificationError
 from ledgerml.mlflow_plugin import _context
-from ledgerml.mlflow_plugin.records import value_digest
+from ledgerml.mlflow_plugin.records import item_digests, value_digest
 from ledgerml.mlflow_plugin.tracking import sql_uri
 
 #: The model-version tag that carries the gate's transaction hash (written by the gate only).
@@ -44,13 +44,20 @@ def logged_model(model_id: str) -> dict[str, Any]:
     return {}
 
 
-def artifact_prefix(source: str, run_id: str | None, model_id: str | None) -> str | None:
-    """The version's folder relative to the artifacts destination, from what the ledger holds."""
+def source_model_id(source: str, model_id: str | None) -> str | None:
+    """The logged model a version comes from: `model_id`, or the one a `models:/m-…` names."""
+    if model_id or not source.startswith("models:/m-"):
+        return model_id
+    return source.removeprefix("models:/").split("/")[0]
+
+
+def artifact_prefix(source: str, run_id: str | None, model: dict[str, Any] | None) -> str | None:
+    """The version's folder relative to the artifacts destination, from what the ledger holds
+    (`model`: the `logged_model` body of the version's logged model, None when it has none)."""
     ledger = _context.project().ledger
     location = None
-    if model_id or source.startswith("models:/m-"):
-        mid = model_id or source.removeprefix("models:/").split("/")[0]
-        location = logged_model(mid).get("artifact_location")
+    if model is not None:
+        location = model.get("artifact_location")
     elif source.startswith("mlflow-artifacts:"):
         location = source
     elif source.startswith("runs:/") and run_id:
@@ -120,9 +127,9 @@ class LedgerRegistryStore(SqlAlchemyStore):
     ) -> Any:
         _refuse_reserved_tags(tags)
         model = super().create_registered_model(name, tags, description, deployment_job_id)
-        tag_digests = {t.key: value_digest(t.value) for t in tags or ()}
         _context.record(
-            "mlflow.registered_model", {"action": "created", "name": name, "tags": tag_digests}
+            "mlflow.registered_model",
+            {"action": "created", "name": name, "tags": item_digests(tags)},
         )
         return model
 
@@ -139,7 +146,7 @@ class LedgerRegistryStore(SqlAlchemyStore):
 
     def set_registered_model_tag(self, name: Any, tag: Any) -> None:
         super().set_registered_model_tag(name, tag)
-        body = {"action": "tagged", "name": name, "tags": {tag.key: value_digest(tag.value)}}
+        body = {"action": "tagged", "name": name, "tags": item_digests([tag])}
         _context.record("mlflow.registered_model", body)
 
     def delete_registered_model_tag(self, name: Any, key: Any) -> None:
@@ -162,11 +169,13 @@ class LedgerRegistryStore(SqlAlchemyStore):
         model_id: Any = None,
     ) -> Any:
         _refuse_reserved_tags(tags)
-        prefix = artifact_prefix(source, run_id, model_id)
+        mid = source_model_id(source, model_id)
+        model = logged_model(mid) if mid else None  # one ledger scan for prefix and lineage
+        prefix = artifact_prefix(source, run_id, model)
         files = version_files(prefix) if prefix else {}
         framework, cid = model_file(files)
         # the run behind a logged model, for lineage (MLflow itself is passed what it got)
-        lineage_run = run_id or (logged_model(model_id).get("source_run_id") if model_id else None)
+        lineage_run = run_id or (model.get("source_run_id") if model_id and model else None)
         mv = super().create_model_version(
             name, source, run_id, tags, run_link, description, local_model_path, model_id
         )
@@ -179,19 +188,19 @@ class LedgerRegistryStore(SqlAlchemyStore):
             "cid": cid,
             "framework": framework,
             "files": files,
-            "tags": {t.key: value_digest(t.value) for t in tags or ()},
+            "tags": item_digests(tags),
         }
         items: list[tuple[str, dict[str, Any]]] = [("mlflow.model_version", body | _context.who())]
+        ledger = _context.project().ledger
         if cid is not None and framework is not None:
             from ledgerml.mlops.governance import find_model_registered
 
-            ledger = _context.project().ledger
             if find_model_registered(ledger, cid) is None:
                 entry = {"name": name, "cid": cid, "framework": framework}
                 if lineage_run:
                     entry["run_id"] = lineage_run
                 items.append(("model.registered", entry))
-        _context.project().ledger.append_many(items)  # one batch: both entries or neither
+        ledger.append_many(items)  # one batch: both entries or neither
         return mv
 
     def delete_model_version(self, name: Any, version: Any) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
 from ledgerml.mlflow_plugin import _context
-from ledgerml.mlflow_plugin.records import metric_sums, value_digest
+from ledgerml.mlflow_plugin.records import item_digests, metric_sums, value_digest
 
 SCHEME = "ledgerml+"
 #: A metric point as stored: (key, step, timestamp, is_nan, value).
@@ -25,10 +25,6 @@ Point = tuple[str, int, int, bool, float]
 def sql_uri(store_uri: str) -> str:
     """`ledgerml+sqlite:///x.db` -> `sqlite:///x.db` (what SQLAlchemy understands)."""
     return store_uri[len(SCHEME) :] if store_uri.startswith(SCHEME) else store_uri
-
-
-def _tags(tags: Any) -> dict[str, str | None]:
-    return {t.key: value_digest(t.value) for t in tags or ()}
 
 
 class LedgerTrackingStore(SqlAlchemyStore):
@@ -49,7 +45,7 @@ class LedgerTrackingStore(SqlAlchemyStore):
         _context.record(
             "mlflow.experiment",
             {"action": "created", "experiment_id": str(experiment_id), "name": name}
-            | {"tags": _tags(tags)},
+            | {"tags": item_digests(tags)},
         )
         return experiment_id
 
@@ -71,7 +67,7 @@ class LedgerTrackingStore(SqlAlchemyStore):
 
     def set_experiment_tag(self, experiment_id: Any, tag: Any) -> None:
         super().set_experiment_tag(experiment_id, tag)
-        self._experiment("tagged", experiment_id, tags={tag.key: value_digest(tag.value)})
+        self._experiment("tagged", experiment_id, tags=item_digests([tag]))
 
     def delete_experiment_tag(self, experiment_id: Any, key: Any) -> None:
         super().delete_experiment_tag(experiment_id, key)
@@ -153,9 +149,9 @@ class LedgerTrackingStore(SqlAlchemyStore):
         if new:
             body["metrics"] = {k: s.to_json() for k, s in metric_sums(new).items()}
         if params:
-            body["params"] = {p.key: value_digest(p.value) for p in params}
+            body["params"] = item_digests(params)
         if tags:
-            body["tags"] = _tags(tags)
+            body["tags"] = item_digests(tags)
         if len(body) > 1:
             _context.record("mlflow.batch_logged", body)
 
@@ -185,10 +181,7 @@ class LedgerTrackingStore(SqlAlchemyStore):
         super().record_logged_model(run_id, mlflow_model)
         run = self.get_run(run_id)
         key = "mlflow.log-model.history"
-        self._record_tag_values(run_id, {key: run.data.tags.get(key)})
-
-    def _record_tag_values(self, run_id: str, values: dict[str, str | None]) -> None:
-        tags = {k: value_digest(v) for k, v in values.items()}
+        tags = {key: value_digest(run.data.tags.get(key))}
         _context.record("mlflow.batch_logged", {"run_id": run_id, "tags": tags})
 
     # ------------------------------------------------------------- inputs, outputs
@@ -207,7 +200,7 @@ class LedgerTrackingStore(SqlAlchemyStore):
                     "source_sha256": value_digest(ds.source),
                     "schema_sha256": value_digest(ds.schema),
                     "profile": ds.profile,
-                    "tags": _tags(d.tags),
+                    "tags": item_digests(d.tags),
                 }
             )
         body["models"] = [m.model_id for m in models or ()]
@@ -247,8 +240,8 @@ class LedgerTrackingStore(SqlAlchemyStore):
             source_run_id=source_run_id,
             artifact_location=model.artifact_location,
             model_type=model_type,
-            tags=_tags(tags),
-            params={p.key: value_digest(p.value) for p in params or ()},
+            tags=item_digests(tags),
+            params=item_digests(params),
         )
         return model
 
@@ -263,7 +256,7 @@ class LedgerTrackingStore(SqlAlchemyStore):
 
     def set_logged_model_tags(self, model_id: Any, tags: Any) -> None:
         super().set_logged_model_tags(model_id, tags)
-        self._logged_model("tagged", model_id, tags=_tags(tags))
+        self._logged_model("tagged", model_id, tags=item_digests(tags))
 
     def delete_logged_model_tag(self, model_id: Any, key: Any) -> None:
         super().delete_logged_model_tag(model_id, key)
@@ -271,6 +264,4 @@ class LedgerTrackingStore(SqlAlchemyStore):
 
     def log_logged_model_params(self, model_id: Any, params: Any) -> None:
         super().log_logged_model_params(model_id, params)
-        self._logged_model(
-            "params", model_id, params={p.key: value_digest(p.value) for p in params}
-        )
+        self._logged_model("params", model_id, params=item_digests(params))
