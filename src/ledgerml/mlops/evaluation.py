@@ -36,6 +36,7 @@ from ledgerml.errors import InputError
 from ledgerml.ledger import open_ledger
 from ledgerml.ledger.events import validate_body
 from ledgerml.mlops import _metrics
+from ledgerml.mlops.leakage import screen_and_warn
 from ledgerml.mlops.training import (
     Progress,
     load_model,
@@ -322,7 +323,9 @@ def evaluate_model(
         raise InputError("the evaluation window has no positive rows", field="--data")
 
     core = evaluate_arrays(model, train_prep, x_test, y_test, seed=info.seed or 0, progress=say)
-    found = _screen(train_prep)
+    _, found = screen_and_warn(
+        train_prep.x[:cut], train_prep.y[:cut], [n for n, _ in train_prep.features]
+    )
     metrics, base, pngs, rules = core.metrics, core.baselines, core.pngs, core.rules
     body: dict[str, Any] = {
         "model_cid": model_cid,
@@ -358,17 +361,3 @@ def evaluate_model(
         ledger_index=index,
         warnings=tuple(found),
     )
-
-
-def _screen(prep: Any) -> list[str]:
-    """Leakage and identifier findings on the training window, also as Python warnings."""
-    import warnings
-
-    from ledgerml.mlops.leakage import screen_features, warnings_of
-    from ledgerml.mlops.training import LeakageWarning
-
-    cut = prep.split.train_rows
-    found = warnings_of(screen_features(prep.x[:cut], prep.y[:cut], [n for n, _ in prep.features]))
-    for line in found:
-        warnings.warn(line, LeakageWarning, stacklevel=3)
-    return found

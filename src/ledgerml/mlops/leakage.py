@@ -14,9 +14,12 @@ nobody passed `--pii`. Both are found on the training window only, recorded in
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from ledgerml.errors import DataWarning
 
 #: A single feature whose best one-sided ranking reaches this AUPRC "nearly separates" the
 #: label. Chosen a priori, not tuned: on ULB the best single feature reaches about 0.5, a
@@ -31,6 +34,10 @@ ID_WORDS = frozenset(
 ID_MIN_DISTINCT = 1000
 ID_MAX_RANGE_RATIO = 1.5
 TIME_LIKE_SHARE = 0.99
+
+
+class LeakageWarning(DataWarning):
+    """A feature nearly separates the label, or looks like an identifier."""
 
 
 @dataclass(frozen=True)
@@ -114,3 +121,15 @@ def warnings_of(screen: Screen) -> list[str]:
         for n in screen.id_like
     ]
     return out
+
+
+def screen_and_warn(
+    x: Any, y: Any, names: Sequence[str], *, stacklevel: int = 2
+) -> tuple[Screen, list[str]]:
+    """`screen_features` and its `warnings_of` lines, each also issued as a `LeakageWarning`
+    (`stacklevel` as for `warnings.warn`, counted from the caller)."""
+    screen = screen_features(x, y, names)
+    found = warnings_of(screen)
+    for line in found:
+        warnings.warn(line, LeakageWarning, stacklevel=stacklevel + 1)
+    return screen, found

@@ -26,17 +26,17 @@ import math
 import platform
 import secrets
 import time
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from ledgerml.config import ProjectPaths
 from ledgerml.crypto.canonical import canonical_json
-from ledgerml.errors import DataWarning, InputError
+from ledgerml.errors import InputError
 from ledgerml.ledger import open_ledger
 from ledgerml.ledger.events import validate_body
 from ledgerml.mlops.datasets import DatasetRecord, iter_datasets
+from ledgerml.mlops.leakage import LeakageWarning as LeakageWarning  # re-exported
 from ledgerml.storage import open_store
 
 if TYPE_CHECKING:
@@ -44,10 +44,6 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from ledgerml.mlops.explain import Reason
-
-
-class LeakageWarning(DataWarning):
-    """A feature nearly separates the label, or looks like an identifier (mlops.leakage)."""
 
 
 #: progress(stage, done, total): the CLI draws a bar from it.
@@ -676,13 +672,10 @@ def train_model(
             _fit_logreg(prep, merged, seed, None)  # raises InputError before anything is recorded
 
     merged = _resolve_weight(model, merged, prep)
-    from ledgerml.mlops.leakage import screen_features, warnings_of
+    from ledgerml.mlops.leakage import screen_and_warn
 
     cut = prep.split.train_rows
-    screen = screen_features(prep.x[:cut], prep.y[:cut], [n for n, _ in prep.features])
-    found = warnings_of(screen)
-    for line in found:
-        warnings.warn(line, LeakageWarning, stacklevel=2)
+    screen, found = screen_and_warn(prep.x[:cut], prep.y[:cut], [n for n, _ in prep.features])
 
     run_id = f"run-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{secrets.token_hex(4)}"
     run_params = {
