@@ -85,11 +85,17 @@ class _Run:
     status: str | None = None
 
 
-def _replay(ledger: Ledger) -> tuple[dict[str, _Run], dict[tuple[str, str], dict], int]:
-    """Runs and model versions as the ledger's mlflow.* entries leave them."""
+#: (model name, version) -> the version's tags (value digests; None: deleted)
+_Versions = dict[tuple[str, str], dict[str, str | None]]
+#: model name -> alias -> version (None: deleted)
+_Aliases = dict[str, dict[str, str | None]]
+
+
+def _replay(ledger: Ledger) -> tuple[dict[str, _Run], _Versions, _Aliases, int]:
+    """Runs, model versions and aliases as the ledger's mlflow.* entries leave them."""
     runs: dict[str, _Run] = defaultdict(_Run)
-    versions: dict[tuple[str, str], dict[str, Any]] = {}
-    aliases: dict[str, dict[str, str | None]] = defaultdict(dict)
+    versions: _Versions = {}
+    aliases: _Aliases = defaultdict(dict)
     count = 0
     for _, entry in ledger.entries_of_type(*TYPES):
         count += 1
@@ -114,21 +120,15 @@ def _replay(ledger: Ledger) -> tuple[dict[str, _Run], dict[tuple[str, str], dict
             if b.get("deleted"):
                 versions.pop(key, None)
             else:
-                versions[key] = {"tags": dict(b.get("tags", {}))}
+                versions[key] = dict(b.get("tags", {}))
         elif t == "mlflow.model_version_tag":
-            versions.setdefault((b["name"], str(b["version"])), {"tags": {}})["tags"].update(
-                b.get("tags", {})
-            )
+            versions.setdefault((b["name"], str(b["version"])), {}).update(b.get("tags", {}))
         elif t in ("mlflow.alias", "mlflow.stage") and b.get("tx_hash"):
-            v = versions.setdefault((b["name"], str(b["version"])), {"tags": {}})
-            v["tags"]["ledgerml.gate_tx"] = value_digest(b["tx_hash"])
+            tags = versions.setdefault((b["name"], str(b["version"])), {})
+            tags["ledgerml.gate_tx"] = value_digest(b["tx_hash"])
         if t == "mlflow.alias":
             aliases[b["name"]][b["alias"]] = b.get("version") if b["action"] == "set" else None
-    for name, table in aliases.items():
-        for (n, _v), info in versions.items():
-            if n == name:
-                info.setdefault("_aliases", table)
-    return runs, versions, count
+    return runs, versions, aliases, count
 
 
 def _compare(
@@ -151,7 +151,7 @@ def _compare(
 def verify_mlflow(uri: str, ledger: Ledger) -> MlflowReport:
     """Compare MLflow's database at `uri` with the ledger; problems name run and field."""
     path = database_path(uri)
-    runs, versions, count = _replay(ledger)
+    runs, versions, aliases, count = _replay(ledger)
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     problems: list[Problem] = []
     try:
@@ -160,7 +160,7 @@ def verify_mlflow(uri: str, ledger: Ledger) -> MlflowReport:
             problems.append(Problem("unrecorded", run_id, "run", "run not in the ledger"))
         for run_id in sorted(set(runs)):
             problems += _check_run(db, run_id, runs[run_id], run_id in db_runs)
-        problems += _check_versions(db, versions)
+        problems += _check_versions(db, versions, aliases)
     finally:
         db.close()
     return MlflowReport(len(runs), len(versions), count, tuple(problems))
@@ -217,10 +217,13 @@ def _check_latest(db: sqlite3.Connection, run_id: str, rows: list[tuple]) -> lis
     return out
 
 
-def _check_versions(db: sqlite3.Connection, versions: dict[tuple[str, str], dict]) -> list[Problem]:
+def _check_versions(
+    db: sqlite3.Connection, versions: _Versions, aliases: _Aliases
+) -> list[Problem]:
+    """Each recorded version's tags; the aliases of a model once, after its first version."""
     out: list[Problem] = []
     checked_aliases: set[str] = set()
-    for (name, version), info in sorted(versions.items()):
+    for (name, version), expected in sorted(versions.items()):
         where = f"model {name}/{version}"
         tags = dict(
             db.execute(
@@ -228,8 +231,8 @@ def _check_versions(db: sqlite3.Connection, versions: dict[tuple[str, str], dict
                 (name, int(version)),
             ).fetchall()
         )
-        out += _compare("tags", where, info["tags"], tags)
-        if name in checked_aliases or "_aliases" not in info:
+        out += _compare("tags", where, expected, tags)
+        if name in checked_aliases or name not in aliases:
             continue
         checked_aliases.add(name)
         found = {
@@ -238,7 +241,7 @@ def _check_versions(db: sqlite3.Connection, versions: dict[tuple[str, str], dict
                 "SELECT alias, version FROM registered_model_aliases WHERE name = ?", (name,)
             )
         }
-        for alias, want in sorted(info["_aliases"].items()):
+        for alias, want in sorted(aliases[name].items()):
             got = found.get(alias)
             if got != want:
                 out.append(
