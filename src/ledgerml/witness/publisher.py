@@ -173,15 +173,23 @@ class CosignedStore:
             ).fetchone()
         return None if row is None else (int(row[0]), str(row[1]))
 
-    def all(self) -> list[tuple[int, str, tuple[str, ...]]]:
-        """(size, note, cosigners) of every stored checkpoint, oldest first."""
+    def note_at(self, size: int) -> str | None:
+        """The stored checkpoint of exactly `size`, or None."""
+        if self._conn is None:
+            return None
+        with self._lock:
+            row = self._conn.execute("SELECT note FROM cosigned WHERE size=?", (size,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def cosigners(self) -> list[tuple[int, tuple[str, ...]]]:
+        """(size, cosigners) of every stored checkpoint, oldest first (no notes read)."""
         if self._conn is None:
             return []
         with self._lock:
             rows = self._conn.execute(
-                "SELECT size, note, cosigners FROM cosigned ORDER BY size"
+                "SELECT size, cosigners FROM cosigned ORDER BY size"
             ).fetchall()
-        return [(int(s), str(n), tuple(c.split(",")) if c else ()) for s, n, c in rows]
+        return [(int(s), tuple(c.split(",")) if c else ()) for s, c in rows]
 
     def history(self, limit: int = 50) -> list[dict[str, Any]]:
         """The newest `limit` cosigned checkpoints: size, root, cosigners, when stored."""
@@ -228,7 +236,7 @@ class Publisher:
         self._pool = ThreadPoolExecutor(max(1, len(self.witnesses)), "witness")
         #: the size each witness last cosigned, as far as we know (a 409 corrects it)
         self.sizes: dict[str, int] = {}
-        for size, _, cosigners in store.all():
+        for size, cosigners in store.cosigners():
             for name in cosigners:
                 self.sizes[name] = max(self.sizes.get(name, 0), size)
         self.failures: dict[str, int] = {w.name: 0 for w in self.witnesses}
@@ -592,10 +600,7 @@ def cosigned_note_at(paths: ProjectPaths, size: int) -> str | None:
     """The stored quorum-cosigned checkpoint of exactly `size`, if any (bundles carry it)."""
     store = cosigned_store(paths, read_only=True)
     try:
-        for stored, note, _ in store.all():
-            if stored == size:
-                return note
-        return None
+        return store.note_at(size)
     finally:
         store.close()
 
