@@ -36,7 +36,7 @@ from ledgerml.errors import InputError
 from ledgerml.ledger import open_ledger
 from ledgerml.ledger.events import validate_body
 from ledgerml.mlops import _metrics
-from ledgerml.mlops.leakage import screen_and_warn
+from ledgerml.mlops.leakage import screen_and_warn, single_feature_auprc
 from ledgerml.mlops.training import (
     Progress,
     load_model,
@@ -136,11 +136,9 @@ def _fit_rules(x: Any, y: Any, names: list[str]) -> RulesBaseline:
 
     best: tuple[float, int, int] = (-1.0, 0, 1)
     for i in range(x.shape[1]):
-        col = np.nan_to_num(x[:, i])
-        for direction in (1, -1):
-            ap = _metrics.average_precision(direction * col, y)
-            if ap > best[0]:
-                best = (ap, i, direction)
+        ap, direction = single_feature_auprc(x[:, i], y)
+        if ap > best[0]:
+            best = (ap, i, direction)
     _, i, direction = best
     values = direction * np.nan_to_num(x[:, i])
     scale = float(np.std(values)) or 1.0

@@ -84,11 +84,21 @@ def _id_like_by_values(col: Any) -> bool:
     return rising < TIME_LIKE_SHARE  # a counter that grows with time is a clock, not an id
 
 
-def screen_features(x: Any, y: Any, names: Sequence[str]) -> Screen:
-    """Single-feature AUPRC (best direction, NaN as 0) and identifier tests per column."""
+def single_feature_auprc(col: Any, y: Any) -> tuple[float, int]:
+    """(AUPRC, direction) of one feature ranked in its better direction (+1 on a tie), NaN
+    as 0: the screen's measure, and how the rules baseline picks its feature."""
     import numpy as np
 
     from ledgerml.mlops._metrics import average_precision
+
+    filled = np.nan_to_num(col)
+    up, down = average_precision(filled, y), average_precision(-filled, y)
+    return (up, 1) if up >= down else (down, -1)
+
+
+def screen_features(x: Any, y: Any, names: Sequence[str]) -> Screen:
+    """Single-feature AUPRC (best direction, NaN as 0) and identifier tests per column."""
+    import numpy as np
 
     y = np.asarray(y, dtype=np.float64)
     leaky: list[tuple[str, float]] = []
@@ -96,9 +106,7 @@ def screen_features(x: Any, y: Any, names: Sequence[str]) -> Screen:
     id_like = set(id_like_by_name(names))
     for i, name in enumerate(names):
         col = np.asarray(x[:, i], dtype=np.float64)
-        filled = np.nan_to_num(col)
-        ap = max(average_precision(filled, y), average_precision(-filled, y))
-        ap = round(float(ap), 6)
+        ap = round(float(single_feature_auprc(col, y)[0]), 6)
         if best is None or ap > best[1]:
             best = (name, ap)
         if ap >= LEAK_AUPRC:
