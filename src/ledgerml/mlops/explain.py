@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ledgerml.mlops.models import Model
-    from ledgerml.mlops.training import LoadedModel
 
 
 @dataclass(frozen=True)
@@ -64,7 +63,7 @@ def _level(value: float, qs: list[float] | None) -> tuple[str, str]:
 
 
 def reasons(
-    model: LoadedModel | Model,
+    model: Model,
     x: Any,
     top: int = 3,
     descriptions: Mapping[str, str] | None = None,

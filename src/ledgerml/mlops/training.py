@@ -37,13 +37,12 @@ from ledgerml.ledger import open_ledger
 from ledgerml.ledger.events import validate_body
 from ledgerml.mlops.datasets import DatasetRecord, iter_datasets
 from ledgerml.mlops.leakage import LeakageWarning as LeakageWarning  # re-exported
+from ledgerml.mlops.models._base import META_KEY, Model
 from ledgerml.storage import open_store
 
 if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
-
-    from ledgerml.mlops.explain import Reason
 
 
 #: progress(stage, done, total): the CLI draws a bar from it.
@@ -55,8 +54,6 @@ MAX_SEED = 2**31 - 1
 VALIDATION_FRACTION = 0.1
 #: Batches up to this many rows are scored on one thread (see `LoadedModel._single`).
 SMALL_BATCH = 64
-#: Key of the booster attribute / JSON field carrying LedgerML's own model metadata.
-META_KEY = "ledgerml"
 
 #: Fraud defaults (issue 15: they must hold on data nobody tuned to). Chosen only on the
 #: first half of ULB by time (`bench/tune_defaults.py`: two inner time-ordered folds,
@@ -828,14 +825,10 @@ def model_info(paths: ProjectPaths, cid: str, *, field_name: str = "MODEL_CID") 
 
 
 @dataclass(frozen=True)
-class LoadedModel:
-    """A model read back from the CAS (verified by its CID), ready to score and explain."""
+class LoadedModel(Model):
+    """An XGBoost or logistic model read back from the CAS (verified by its CID): `Model`'s
+    scoring surface (`matrix`, `predict_proba`, `explain`) with native contributions."""
 
-    cid: str
-    model_type: str
-    features: tuple[str, ...]
-    reference: dict[str, Any] = field(hash=False)
-    _impl: Any = field(hash=False, repr=False)
     #: XGBoost only: a one-thread copy for small batches. OpenMP's second thread costs a
     #: single-row prediction more than it saves and spin-waits a core that a service
     #: needs for its requests (measured: 6x the CPU time, p99 40 ms vs 0.4 ms under load).
@@ -843,16 +836,6 @@ class LoadedModel:
 
     def _booster(self, rows: int) -> Any:
         return self._single if rows <= SMALL_BATCH and self._single is not None else self._impl
-
-    def matrix(self, data: Any) -> np.ndarray:
-        """A (rows, features) float64 matrix from a pyarrow Table, a dict of columns or an array."""
-        from ledgerml.mlops.models import as_matrix
-
-        return as_matrix(self.features, data)
-
-    def predict_proba(self, data: Any) -> np.ndarray:
-        """Fraud probability per row (1-D)."""
-        return self._predict(self.matrix(data))
 
     def _predict(self, x: np.ndarray) -> np.ndarray:
         import numpy as np
@@ -890,14 +873,6 @@ class LoadedModel:
         bias = np.full((len(x), 1), float(doc["intercept"]))
         return np.hstack([contrib, bias])
 
-    def explain(
-        self, rows: Any, top: int = 3, descriptions: Mapping[str, str] | None = None
-    ) -> list[list[Reason]]:
-        """Top reasons per row (features that pushed the score up most), in plain words."""
-        from ledgerml.mlops.explain import reasons
-
-        return reasons(self, self.matrix(rows), top=top, descriptions=descriptions)
-
 
 def load_model(paths: ProjectPaths, cid: str) -> LoadedModel:
     """Read a model from the CAS (verified) and wrap it; the format is recognised from the bytes."""
@@ -920,15 +895,17 @@ def model_from_bytes(cid: str, raw: bytes, *, source: str | None = None) -> Load
 
     where = source or cid
     kind = models.detect(raw, source=where)
+    fmt = models.get(kind)
     if kind not in ("logreg", "xgboost"):
-        return models.load(cid, raw, source=where)
+        return fmt.load(cid, raw, source=where)  # detected once: not `models.load` again
+    explanation = fmt.explanation
     if kind == "logreg":
         try:
             doc = json.loads(raw)
             ref = doc[META_KEY]["reference"]
         except (ValueError, KeyError, TypeError):
             raise models.refused(where, "a damaged ledgerml-logreg/v1 document") from None
-        return LoadedModel(cid, "logreg", tuple(doc["features"]), ref, doc)
+        return LoadedModel(cid, "logreg", tuple(doc["features"]), ref, explanation, doc)
     import xgboost as xgb
 
     try:
@@ -940,4 +917,6 @@ def model_from_bytes(cid: str, raw: bytes, *, source: str | None = None) -> Load
     single.set_param({"nthread": 1})
     meta = json.loads(booster.attr(META_KEY) or "{}")
     names = tuple(meta.get("features") or booster.feature_names or ())
-    return LoadedModel(cid, "xgboost", names, meta.get("reference", {}), booster, single)
+    return LoadedModel(
+        cid, "xgboost", names, meta.get("reference", {}), explanation, booster, single
+    )

@@ -113,7 +113,8 @@ def refused(source: str, why: str) -> InputError:
 
 @dataclass(frozen=True)
 class Model:
-    """A loaded model of any non-native format, with the scoring surface of `LoadedModel`."""
+    """A loaded model: the scoring surface every format shares (XGBoost and logistic
+    models are `ledgerml.mlops.training.LoadedModel`, a subclass)."""
 
     cid: str
     model_type: str
