@@ -34,7 +34,7 @@ from ledgerml.ledger.log import Checkpoint
 from ledgerml.serving.background import BackgroundJobs, JobStatus
 from ledgerml.serving.decisions import Backpressure, DecisionService, Mode
 from ledgerml.serving.scoring import DEFAULT_ALIAS, MAX_BATCH, parse_request
-from ledgerml.serving.tlog import parse_tile_path, read_entry_bundle, read_tile
+from ledgerml.serving.tlog import SQLiteRows, parse_tile_path, read_tlog
 from ledgerml.witness.publisher import ServicePublisher, start_publisher, witness_metrics
 
 ROLES = API_ROLES  # ("scorer", "auditor", "admin")
@@ -378,12 +378,12 @@ def create_app(
             return _problem(400, str(exc), exc.field)
         shared = svc().ledger
         if hasattr(shared, "tile_rows"):  # PostgreSQL: through the driver, one snapshot each
-            data = read_entry_bundle(shared, tp) if tp.level is None else read_tile(shared, tp)
+            data = read_tlog(shared, tp)
         else:
             conn = ledger_conn()
             conn.execute("BEGIN")
             try:
-                data = read_entry_bundle(conn, tp) if tp.level is None else read_tile(conn, tp)
+                data = read_tlog(SQLiteRows(conn), tp)
             finally:
                 conn.execute("COMMIT")
         if data is None:

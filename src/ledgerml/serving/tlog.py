@@ -13,7 +13,7 @@ import re
 import sqlite3
 import struct
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
 from ledgerml.errors import InputError
 from ledgerml.ledger.merkle import HASH_SIZE
@@ -89,45 +89,61 @@ def tile_path(level: int | str, index: int, width: int = TILE_WIDTH) -> str:
     return f"{level}/{'/'.join(elems)}{suffix}"
 
 
-def read_tile(conn: sqlite3.Connection | Any, tp: TilePath) -> bytes | None:
-    """The tile's hashes, or None when the log does not (yet) hold that many.
+class TileSource(Protocol):
+    """Where tiles and entries are read from: `SQLiteRows` over ledger.db, or the PostgreSQL
+    ledger itself (one snapshot per call)."""
 
-    `conn`: a SQLite connection to ledger.db, or a ledger with `tile_rows` (PostgreSQL)."""
+    def tile_rows(self, level: int, lo: int, hi: int) -> dict[int, bytes]: ...
+
+    def entry_range(self, lo: int, hi: int) -> list[bytes]: ...
+
+
+@dataclass(frozen=True)
+class SQLiteRows:
+    """ledger.db's tiles and entries through one SQLite connection (the caller holds the
+    snapshot: BEGIN … COMMIT around the read)."""
+
+    conn: sqlite3.Connection
+
+    def tile_rows(self, level: int, lo: int, hi: int) -> dict[int, bytes]:
+        rows = self.conn.execute(
+            "SELECT idx, hashes FROM tiles WHERE level=? AND idx BETWEEN ? AND ?", (level, lo, hi)
+        )
+        return {int(i): bytes(h) for i, h in rows}
+
+    def entry_range(self, lo: int, hi: int) -> list[bytes]:
+        rows = self.conn.execute(
+            "SELECT entry FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx", (lo, hi)
+        )
+        return [bytes(e) for (e,) in rows]
+
+
+def read_tlog(source: TileSource, tp: TilePath) -> bytes | None:
+    """The entry bundle or the tile `tp` names (None when the log does not hold it yet)."""
+    return read_entry_bundle(source, tp) if tp.level is None else read_tile(source, tp)
+
+
+def read_tile(source: TileSource, tp: TilePath) -> bytes | None:
+    """The tile's hashes, or None when the log does not (yet) hold that many."""
     assert tp.level is not None
     first = tp.index * 16
-    if hasattr(conn, "tile_rows"):
-        rows = conn.tile_rows(2 * tp.level, first, first + 15)
-    else:
-        rows = dict(
-            conn.execute(
-                "SELECT idx, hashes FROM tiles WHERE level=? AND idx BETWEEN ? AND ?",
-                (2 * tp.level, first, first + 15),
-            )
-        )
-    data = b"".join(bytes(rows[first + k]) for k in range(16) if first + k in rows)
+    rows = source.tile_rows(2 * tp.level, first, first + 15)
+    data = b"".join(rows[first + k] for k in range(16) if first + k in rows)
     need = tp.width * HASH_SIZE
     if len(data) < need:
         return None
     return data[:need]
 
 
-def read_entry_bundle(conn: sqlite3.Connection | Any, tp: TilePath) -> bytes | None:
-    """Entries 256N..256N+W-1, each as u16 big-endian length ‖ bytes; None if not all exist.
-
-    `conn`: a SQLite connection to ledger.db, or a ledger with `entry_range` (PostgreSQL)."""
+def read_entry_bundle(source: TileSource, tp: TilePath) -> bytes | None:
+    """Entries 256N..256N+W-1, each as u16 big-endian length ‖ bytes; None if not all exist."""
     lo = tp.index * TILE_WIDTH
-    if hasattr(conn, "entry_range"):
-        rows = [(e,) for e in conn.entry_range(lo, lo + tp.width)]
-    else:
-        rows = conn.execute(
-            "SELECT entry FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx",
-            (lo, lo + tp.width),
-        ).fetchall()
+    rows = source.entry_range(lo, lo + tp.width)
     if len(rows) < tp.width:
         return None
     out = []
-    for (entry,) in rows:
+    for entry in rows:
         if len(entry) > 0xFFFF:
             raise InputError("an entry in this bundle is over 65,535 bytes", field="N")
-        out.append(struct.pack(">H", len(entry)) + bytes(entry))
+        out.append(struct.pack(">H", len(entry)) + entry)
     return b"".join(out)
