@@ -73,13 +73,9 @@ def run_cmd(
 ) -> None:
     """Train an AML model across banks with Flower; compare with local-only and centralized."""
     from ledgerml.datasets.aml import parse_column_map
-    from ledgerml.errors import InputError
     from ledgerml.federated import FlOptions, run_federated
 
     mapping = parse_column_map(column_map)
-    if mapping and data is None:
-        raise InputError("only applies to a --data table", field="--map")
-
     opts = FlOptions(
         banks=banks,
         rounds=rounds,

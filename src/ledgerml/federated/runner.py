@@ -141,6 +141,8 @@ def _validate(paths: ProjectPaths, opts: FlOptions) -> _Prepared:
         digest = hashlib.sha256(Path(opts.data).read_bytes()).hexdigest()
         source = {"source": "file", "name": Path(opts.data).name, "sha256": digest}
     else:
+        if opts.columns:
+            raise InputError("only applies to a --data table", field="--map")
         n = 5 if opts.banks is None else opts.banks
         table = aml.generate(banks=n, accounts=opts.accounts, days=opts.days, seed=opts.seed)
         banks = tuple(aml.bank_names(n))
