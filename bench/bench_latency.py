@@ -128,13 +128,12 @@ def _free_port() -> int:
 def _trained_project(root: Path) -> tuple[Path, float]:
     """A promoted model and its operating threshold (80% recall on the held-out window,
     recorded by the real evaluation), so the alert rate is the model's own, not chosen."""
-    from ledgerml.chain import Rule, deploy
+    from ledgerml.chain import deploy
     from ledgerml.datasets.synthetic import fraud_csv
     from ledgerml.ledger import init_project
     from ledgerml.mlops import project_chain
     from ledgerml.mlops.datasets import register_dataset
     from ledgerml.mlops.evaluation import evaluate_model
-    from ledgerml.mlops.governance import THRESHOLD_METRIC, GovernanceService
     from ledgerml.mlops.training import train_model
 
     paths = init_project(root / "proj")
@@ -143,22 +142,29 @@ def _trained_project(root: Path) -> tuple[Path, float]:
         paths, rec.cid, "Class", params={"num_boost_round": 50, "early_stopping_rounds": 0}
     )
     metrics = evaluate_model(paths, result.model_cid).metrics
-    # Promoted through the gate, as the service only serves what the ModelRegistry allows;
-    # the threshold goes on chain with the metrics (as `ledgerml check` submits it).
     with project_chain(paths) as chain:
         deploy(chain, chain_dir=paths.chain)
+    return paths.home, _promote(paths, result.model_cid, metrics)
+
+
+def _promote(paths: Any, cid: str, metrics: dict[str, Any]) -> float:
+    """Promote `cid` as `champion` through the gate (the service only serves what the
+    ModelRegistry allows); the threshold goes on chain with the metrics (as `ledgerml
+    check` submits it) and is returned."""
+    from ledgerml.chain import Rule
+    from ledgerml.mlops.governance import THRESHOLD_METRIC, GovernanceService
+
     with GovernanceService.open(paths) as gov:
         gov.set_policy("bench-v1", [Rule("auprc", ">=", 0.0)], ["risk_approver"], 1.0)
-        gov.register(result.model_cid, "bench-v1")
+        gov.register(cid, "bench-v1")
         gov.submit_metrics(
-            result.model_cid,
-            {"auprc": metrics["auprc"], THRESHOLD_METRIC: metrics[THRESHOLD_METRIC]},
+            cid, {"auprc": metrics["auprc"], THRESHOLD_METRIC: metrics[THRESHOLD_METRIC]}
         )
-        gov.approve(result.model_cid, "risk_approver")
-        gov.promote(result.model_cid, "champion")
-        threshold = gov.gov.metric(result.model_cid, THRESHOLD_METRIC)
+        gov.approve(cid, "risk_approver")
+        gov.promote(cid, "champion")
+        threshold = gov.gov.metric(cid, THRESHOLD_METRIC)
     assert threshold is not None
-    return paths.home, threshold
+    return threshold
 
 
 def _gate_reads(home: Path, n: int = 20) -> dict[str, Any]:
@@ -698,9 +704,7 @@ def _typed_project(root: Path, model_type: str) -> tuple[Path, float]:
     import numpy as np
 
     import ledgerml
-    from ledgerml.chain import Rule
     from ledgerml.datasets.synthetic import fraud_csv
-    from ledgerml.mlops.governance import THRESHOLD_METRIC, GovernanceService
     from ledgerml.mlops.training import load_table
 
     project = ledgerml.init(root / "proj")
@@ -712,17 +716,7 @@ def _typed_project(root: Path, model_type: str) -> tuple[Path, float]:
     with project.start_run(data="cards") as run:
         model = run.log_model(_fit_for(model_type, x, y), features=FEATURES, target="Class")
     metrics = project.evaluate(model).metrics
-    with GovernanceService.open(project.paths) as gov:
-        gov.set_policy("bench-v1", [Rule("auprc", ">=", 0.0)], ["risk_approver"], 1.0)
-        gov.register(model.cid, "bench-v1")
-        gov.submit_metrics(
-            model.cid, {"auprc": metrics["auprc"], THRESHOLD_METRIC: metrics[THRESHOLD_METRIC]}
-        )
-        gov.approve(model.cid, "risk_approver")
-        gov.promote(model.cid, "champion")
-        threshold = gov.gov.metric(model.cid, THRESHOLD_METRIC)
-    assert threshold is not None
-    return project.paths.home, threshold
+    return project.paths.home, _promote(project.paths, model.cid, metrics)
 
 
 def run_model_types(
