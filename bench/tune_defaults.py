@@ -65,7 +65,7 @@ def run(window: float, seeds: list[int]) -> dict[str, Any]:
                         "rounds": used["num_boost_round"],
                         "fp80": fp,
                         "fp80_logreg": lr_fp,
-                        "ratio": round(fp / max(lr_fp, 1), 3),
+                        "ratio": round(_metrics.fp_ratio(fp, lr_fp), 3),
                         "auprc": round(_metrics.average_precision(scores, whole.y[a:b]), 4),
                         "seconds": round(time.perf_counter() - t0, 1),
                     }
