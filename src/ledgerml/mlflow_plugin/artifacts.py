@@ -29,12 +29,9 @@ class LedgerArtifactRepository(LocalArtifactRepository):
     def __init__(
         self, artifact_uri: str, tracking_uri: str | None = None, registry_uri: str | None = None
     ) -> None:
-        local = artifact_uri[len(SCHEME) :] if artifact_uri.startswith(SCHEME) else artifact_uri
-        super().__init__(local, tracking_uri, registry_uri)
+        super().__init__(artifact_uri.removeprefix(SCHEME), tracking_uri, registry_uri)
         # Paths are recorded from the server's --artifacts-destination when under it
-        destination = os.environ.get(DESTINATION_ENV, "")
-        if destination.startswith(SCHEME):
-            destination = destination[len(SCHEME) :]
+        destination = os.environ.get(DESTINATION_ENV, "").removeprefix(SCHEME)
         root = Path(LocalArtifactRepository(destination).artifact_dir) if destination else None
         here = Path(self.artifact_dir)
         self._root = root if root is not None and here.is_relative_to(root) else here

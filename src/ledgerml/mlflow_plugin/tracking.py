@@ -8,6 +8,7 @@ verify` reports as an unrecorded change.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any
@@ -24,15 +25,13 @@ Point = tuple[str, int, int, bool, float]
 
 def sql_uri(store_uri: str) -> str:
     """`ledgerml+sqlite:///x.db` -> `sqlite:///x.db` (what SQLAlchemy understands)."""
-    return store_uri[len(SCHEME) :] if store_uri.startswith(SCHEME) else store_uri
+    return store_uri.removeprefix(SCHEME)
 
 
 class LedgerTrackingStore(SqlAlchemyStore):
     """SqlAlchemyStore whose every successful change is also a ledger entry."""
 
     def __init__(self, store_uri: str, artifact_uri: str | None = None) -> None:
-        import os
-
         if artifact_uri is None:  # as MLflow's own builder: the server's artifact root
             artifact_uri = os.environ.get("_MLFLOW_SERVER_ARTIFACT_ROOT", "./mlruns")
         _context.project()  # fail at start-up, not on the first request
