@@ -304,15 +304,15 @@ def create_app(
         idx = s.lookup(decision_id)
         if idx is None:
             raise HTTPException(404, f"no committed decision {decision_id!r}")
-        note = s.ledger.checkpoint()
-        cosigned = cosigned_checkpoint()
-        if cosigned is not None and Checkpoint.from_note(cosigned).size > idx:
-            note = cosigned  # the newest checkpoint the witnesses' quorum cosigned
+        pub = witnesses.get("pub")
+        newest = None if pub is None else pub.store.newest()  # (size, note) quorum-cosigned
+        cosigned = newest is not None and newest[0] > idx
+        note = newest[1] if newest is not None and cosigned else s.ledger.checkpoint()
         cp = Checkpoint.from_note(note)
         entry = s.ledger.entry(idx)
         proof = s.ledger.inclusion_proof(idx, cp.size)
         return {
-            **({"cosigned": note is cosigned} if witnesses.get("pub") else {}),
+            **({"cosigned": cosigned} if pub else {}),
             "decision_id": decision_id,
             "index": idx,
             "entry": json.loads(entry),
@@ -348,11 +348,6 @@ def create_app(
         if note is None:
             raise HTTPException(503, "no checkpoint with the witness quorum yet (fail closed)")
         return note
-
-    def cosigned_checkpoint() -> str | None:
-        pub = witnesses.get("pub")
-        newest = None if pub is None else pub.store.newest()
-        return None if newest is None else newest[1]
 
     @app.get("/v1/proofs/inclusion", dependencies=[reader], tags=["log"])
     def inclusion(index: int = Query(ge=0), size: int | None = Query(None, ge=1)) -> dict[str, Any]:
