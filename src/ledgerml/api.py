@@ -201,6 +201,7 @@ class Run:
 
         from ledgerml.ledger import open_ledger
         from ledgerml.mlops import models
+        from ledgerml.mlops.leakage import screen_and_warn
         from ledgerml.mlops.training import _reference, load_table, prepare
         from ledgerml.storage import open_store
 
@@ -230,7 +231,8 @@ class Run:
             raise InputError(f"must follow the data set's column order ({order})", field="features")
         cut = prep.split.train_rows
         reference = _reference(prep.x[:cut])
-        screen = _screen(prep.x[:cut], prep.y[:cut], feats)
+        # the leakage screen `ledgerml train` records (warned about, as there)
+        screen, _ = screen_and_warn(prep.x[:cut], prep.y[:cut], feats)
 
         source = "model"
         if isinstance(model, str | Path | bytes):
@@ -270,7 +272,7 @@ class Run:
             "target": target,
             "split": prep.split.to_json(),
             **({"drop": drop} if drop else {}),
-            "screen": screen,  # leakage / identifier screen of the training window
+            "screen": screen.to_json(),  # leakage / identifier screen of the training window
         }
         started = self._started_body(kind, split)
         store = open_store(self.project.paths)
@@ -310,19 +312,6 @@ class Run:
             ledger_index=index,
         )
         return self.model
-
-
-def _screen(x: Any, y: Any, features: list[str]) -> dict[str, Any]:
-    """The leakage screen `ledgerml train` records (warned about, as there)."""
-    import warnings
-
-    from ledgerml.mlops.leakage import screen_features, warnings_of
-    from ledgerml.mlops.training import LeakageWarning
-
-    found = screen_features(x, y, features)
-    for line in warnings_of(found):
-        warnings.warn(line, LeakageWarning, stacklevel=3)
-    return found.to_json()
 
 
 class Project:
