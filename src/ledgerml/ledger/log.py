@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol, Self
 
 import orjson
 
@@ -592,32 +592,39 @@ _INSERT_CHECKPOINT = (
 )
 
 
-class Ledger:
-    """An append-only, verifiable log of MLOps events in one SQLite file."""
+class LogFacade:
+    """What both drivers' ledgers share: preparing entries, the writer's integrity checks,
+    proofs. A driver (`Ledger` on SQLite, `PostgresLedger`) supplies its connections
+    (`_snapshot`, `_range_hasher`), its writer (`submit`, `close`) and the two statements
+    whose SQL differs (`_META_SQL`, `_ADOPT_KEYS_SQL`: placeholders and upsert)."""
 
-    def __init__(
+    #: the value of a `meta` key: one parameter, the key
+    _META_SQL: ClassVar[str]
+    #: store a `meta` (key, value) unless the key is already there
+    _ADOPT_KEYS_SQL: ClassVar[str]
+
+    path: Any
+    read_only: bool
+    head_copy: HeadCopy | None
+    origin: str
+    signers: list[NoteSigner]
+    actor: str
+    max_batch: int
+    _trusted_notes: set[str]
+    _queue: queue.Queue[_Request | None]
+
+    def _init_writer_state(
         self,
-        path: str | os.PathLike[str],
-        *,
         origin: str,
-        signers: Sequence[NoteSigner] = (),
-        actor: str | None = None,
-        checkpoint_every_batch: bool = True,
-        checkpoint_interval_s: float = 0.05,
-        max_batch: int = 50_000,
-        busy_timeout_s: float = 60.0,
-        use_writer_process: bool = True,
-        create: bool = True,
-        read_only: bool = False,
-        head_copy: str | os.PathLike[str] | None = None,
+        signers: Sequence[NoteSigner],
+        actor: str | None,
+        checkpoint_every_batch: bool,
+        checkpoint_interval_s: float,
+        max_batch: int,
     ) -> None:
-        if not origin or "\n" in origin:
-            raise InputError("must be a non-empty single line", field="origin")
-        self.path = Path(path)
-        self.read_only = read_only
-        self.head_copy = HeadCopy(Path(head_copy)) if head_copy is not None else None
+        """The state every driver's writer keeps (attributes only: no I/O)."""
         #: notes this process signed or verified with its keys: not verified again
-        self._trusted_notes: set[str] = set()
+        self._trusted_notes = set()
         self.origin = origin
         self.signers = list(signers)
         if actor is None and signers:
@@ -629,70 +636,39 @@ class Ledger:
         #: Transactions committed by this instance's writer thread (group commit shares them).
         self.commits = 0
         self.max_batch = max_batch
-        self._busy_ms = int(busy_timeout_s * 1000)
         self._local = threading.local()
-        self._queue: queue.Queue[_Request | None] = queue.Queue()
+        self._queue = queue.Queue()
         self._writer: threading.Thread | None = None
         self._writer_lock = threading.Lock()
         self._closed = False
-        self._head_cond = threading.Condition()
-        self._head_pending: _SignedCheckpoint | None = None
-        self._head_thread: threading.Thread | None = None
-        self._head_stop = False
-        self._head_busy = False
-        self._process: _ProcessWriter | None = None
-        self.use_writer_process = use_writer_process
-        if not create or read_only:
-            _require_database(self.path)
-        self._ro_uri = _read_only_uri(self.path) if read_only else ""
-        conn = self._connect(create=create and not read_only)
-        try:
-            if create and not read_only:
-                conn.executescript(_SCHEMA)
-                conn.execute(
-                    "INSERT OR IGNORE INTO meta(key, value) VALUES ('format', ?), ('size', '0'),"
-                    " ('origin', ?)",
-                    (str(FORMAT_VERSION), origin),
-                )
-            try:
-                meta = dict(conn.execute("SELECT key, value FROM meta"))
-            except sqlite3.DatabaseError as exc:
-                raise VerificationError(
-                    f"{self.path} is not a LedgerML ledger ({exc}); only `ledgerml init` "
-                    "creates one: restore it from a backup"
-                ) from None
-            fmt, stored = meta.get("format"), meta.get("origin")
-            if self.signers and not read_only:
-                self._check_keys(conn, meta.get(_VKEYS))
-        finally:
-            conn.close()
+
+    def _check_meta(self, meta: dict[str, str]) -> None:
+        """Refuse a ledger of another format or origin (`meta` as stored)."""
+        fmt, stored = meta.get("format"), meta.get("origin")
         if fmt != str(FORMAT_VERSION):
             raise InputError(
                 f"{self.path} has ledger format {fmt}; this version reads {FORMAT_VERSION}",
                 field="ledger",
             )
-        if stored != origin:
-            raise InputError(f"this ledger's origin is {stored!r}, not {origin!r}", field="origin")
-
-    # -- connections ---------------------------------------------------------------
-
-    def _connect(self, *, create: bool = False) -> sqlite3.Connection:
-        """A connection; only `create` may make the file (mode=rwc), else it must exist."""
-        if self.read_only:
-            conn = sqlite3.connect(
-                self._ro_uri, uri=True, isolation_level=None, check_same_thread=False
+        if stored != self.origin:
+            raise InputError(
+                f"this ledger's origin is {stored!r}, not {self.origin!r}", field="origin"
             )
-            conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
-            return conn
-        uri = f"{_file_uri(self.path)}?mode={'rwc' if create else 'rw'}"
-        try:
-            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-        except sqlite3.OperationalError as exc:
-            raise VerificationError(f"cannot open the ledger {self.path}: {exc}") from None
-        conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        return conn
+
+    # -- what a driver supplies ------------------------------------------------------
+
+    def _snapshot(self, what: str) -> contextlib.AbstractContextManager[Any]:
+        """A connection in one consistent read transaction (`what`: for error messages)."""
+        raise NotImplementedError
+
+    def _range_hasher(self, conn: Any) -> merkle.RangeHash:
+        raise NotImplementedError
+
+    def submit(self, entries: list[PreparedEntry]) -> Future[int]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
 
     # -- integrity of the writer ---------------------------------------------------
 
@@ -700,7 +676,7 @@ class Ledger:
     def verifiers(self) -> list[NoteVerifier]:
         return [s.verifier for s in self.signers]
 
-    def _check_keys(self, conn: sqlite3.Connection, recorded: str | None) -> None:
+    def _check_keys(self, conn: Any, recorded: str | None) -> None:
         """Refuse signing keys other than the verifier keys this log records.
 
         A log made before keys were recorded adopts the loaded keys only if they verify
@@ -725,16 +701,16 @@ class Ledger:
                     f"the signing key does not verify this log's newest checkpoint "
                     f"(size {row[0]}): {exc}. Refusing to write"
                 ) from None
-        conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)", (_VKEYS, mine))
+        conn.execute(self._ADOPT_KEYS_SQL, (_VKEYS, mine))
 
-    def _check_extension(self, conn: sqlite3.Connection, size: int) -> None:
+    def _check_extension(self, conn: Any, size: int) -> None:
         """Refuse to write unless the tree of `size` extends every signed head we can prove.
 
         Checked whenever the tree edge is (re)read: the recorded verifier keys (another
         process may have rotated them), the newest stored checkpoint and the head copy
         (each signature-verified, each root recomputed from the tiles: O(log n) reads).
         """
-        recorded = conn.execute("SELECT value FROM meta WHERE key=?", (_VKEYS,)).fetchone()
+        recorded = conn.execute(self._META_SQL, (_VKEYS,)).fetchone()
         mine = "\n".join(v.vkey() for v in self.verifiers)
         if recorded is not None and recorded[0] != mine:
             raise VerificationError(
@@ -796,6 +772,210 @@ class Ledger:
         if len(self._trusted_notes) >= 8:
             self._trusted_notes.clear()
         self._trusted_notes.add(note)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- preparing entries (in the caller's thread) --------------------------------
+
+    def prepare(
+        self,
+        event_type: str,
+        body: Any,
+        *,
+        time_: str | None = None,
+        actor: str | None = None,
+        sigs: Sequence[Any] = (),
+    ) -> PreparedEntry:
+        """Validate and serialise one entry; raises `InputError` naming the problem."""
+        _events().validate_body(event_type, body)
+        if sigs:
+            check_json_value(list(sigs), "sigs")
+        return _entry(
+            _json_str(self.actor if actor is None else actor),
+            canonical_json(body, checked=True),
+            canonical_json(list(sigs), checked=True),
+            _json_str(time_ or utc_now()),
+            _json_str(event_type),
+        )
+
+    # -- appending ----------------------------------------------------------------
+
+    def append(self, event_type: str, body: Any, **kwargs: Any) -> int:
+        """Append one entry; returns its index once it is durable."""
+        return self.commit([self.prepare(event_type, body, **kwargs)])
+
+    def _prepare_batch(
+        self, items: Sequence[tuple[str, Any]], *, offset: int = 0, now: str | None = None
+    ) -> list[PreparedEntry]:
+        """Validate and serialise items; `InputError` names the first bad item."""
+        _events().validate_bodies(items, offset)
+        try:
+            bodies = canonical_json_many([body for _, body in items], checked=True)
+        except InputError as exc:
+            raise InputError(f"a body: {exc}", field="body") from None
+        actor, now_json = _json_str(self.actor), _json_str(now or utc_now())
+        # Same envelope as `_entry`, built from a per-batch head and a per-type tail: every
+        # entry of a batch shares actor, sigs and time, so each costs two concatenations.
+        head = b'{"actor":' + actor + b',"body":'
+        sigs_time = b',"sigs":[],"time":' + now_json + b',"type":'
+        tails: dict[str, bytes] = {}
+        sha256 = hashlib.sha256
+        prepared: list[PreparedEntry] = []
+        append = prepared.append
+        for (event_type, _), body_bytes in zip(items, bodies, strict=True):
+            tail = tails.get(event_type)
+            if tail is None:
+                tail = tails[event_type] = sigs_time + _json_str(event_type) + b',"v":1}'
+            data = head + body_bytes + tail
+            if len(data) > MAX_ENTRY_BYTES:
+                raise _too_big(len(data), f"item {offset + len(prepared)}: ")
+            append((data, sha256(b"\x00" + data).digest()))
+        return prepared
+
+    def commit(self, entries: list[PreparedEntry]) -> int:
+        """Hand prepared entries to the writer; returns the first index when durable."""
+        return self.submit(entries).result()
+
+    def _gather(self, first: _Request) -> tuple[list[_Request], bool]:
+        """`first` and whatever else is queued, up to `max_batch` entries; True on stop."""
+        batch = [first]
+        count = len(first.entries)
+        while count < self.max_batch:
+            try:
+                nxt = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if nxt is None:
+                return batch, True
+            batch.append(nxt)
+            count += len(nxt.entries)
+        return batch, False
+
+    def _checked_size(self, size: int | None, current: int) -> int:
+        if size is None:
+            return current
+        if not 0 <= size <= current:
+            raise InputError(f"must be between 0 and the tree size {current}", field="size")
+        return size
+
+    def _tree_size(self, conn: Any) -> int:
+        return int(conn.execute("SELECT value FROM meta WHERE key='size'").fetchone()[0])
+
+    def root(self, size: int | None = None) -> bytes:
+        with self._snapshot("reading the root") as conn:
+            size = self._checked_size(size, self._tree_size(conn))
+            return merkle.EMPTY_ROOT if size == 0 else self._range_hasher(conn)(0, size)
+
+    def inclusion_proof(self, index: int, size: int | None = None) -> InclusionProof:
+        """Proof that entry `index` is in the tree of `size` (default: current)."""
+        with self._snapshot("reading a proof") as conn:  # one snapshot: size and tiles
+            size = self._checked_size(size, self._tree_size(conn))
+            if not 0 <= index < size:
+                raise InputError(f"must be in [0, {size})", field="index")
+            rh = self._range_hasher(conn)
+            hashes = tuple(merkle.inclusion_proof(index, size, rh))
+            leaf = rh(index, index + 1)
+            root = rh(0, size)
+        return InclusionProof(index, size, leaf, hashes, root)
+
+    def consistency_proof(self, first: int, second: int | None = None) -> ConsistencyProof:
+        with self._snapshot("reading a proof") as conn:
+            second = self._checked_size(second, self._tree_size(conn))
+            if not 0 <= first <= second:
+                raise InputError(f"must be in [0, {second}]", field="first")
+            rh = self._range_hasher(conn)
+            hashes = tuple(merkle.consistency_proof(first, second, rh))
+            r1 = merkle.EMPTY_ROOT if first == 0 else rh(0, first)
+            r2 = merkle.EMPTY_ROOT if second == 0 else rh(0, second)
+        return ConsistencyProof(first, second, hashes, r1, r2)
+
+
+class Ledger(LogFacade):
+    """An append-only, verifiable log of MLOps events in one SQLite file."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        origin: str,
+        signers: Sequence[NoteSigner] = (),
+        actor: str | None = None,
+        checkpoint_every_batch: bool = True,
+        checkpoint_interval_s: float = 0.05,
+        max_batch: int = 50_000,
+        busy_timeout_s: float = 60.0,
+        use_writer_process: bool = True,
+        create: bool = True,
+        read_only: bool = False,
+        head_copy: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self._init_writer_state(
+            origin, signers, actor, checkpoint_every_batch, checkpoint_interval_s, max_batch
+        )
+        self.path = Path(path)
+        self.read_only = read_only
+        self.head_copy = HeadCopy(Path(head_copy)) if head_copy is not None else None
+        self._busy_ms = int(busy_timeout_s * 1000)
+        self._head_cond = threading.Condition()
+        self._head_pending: _SignedCheckpoint | None = None
+        self._head_thread: threading.Thread | None = None
+        self._head_stop = False
+        self._head_busy = False
+        self._process: _ProcessWriter | None = None
+        self.use_writer_process = use_writer_process
+        if not create or read_only:
+            _require_database(self.path)
+        self._ro_uri = _read_only_uri(self.path) if read_only else ""
+        conn = self._connect(create=create and not read_only)
+        try:
+            if create and not read_only:
+                conn.executescript(_SCHEMA)
+                conn.execute(
+                    "INSERT OR IGNORE INTO meta(key, value) VALUES ('format', ?), ('size', '0'),"
+                    " ('origin', ?)",
+                    (str(FORMAT_VERSION), origin),
+                )
+            try:
+                meta = dict(conn.execute("SELECT key, value FROM meta"))
+            except sqlite3.DatabaseError as exc:
+                raise VerificationError(
+                    f"{self.path} is not a LedgerML ledger ({exc}); only `ledgerml init` "
+                    "creates one: restore it from a backup"
+                ) from None
+            if self.signers and not read_only:
+                self._check_keys(conn, meta.get(_VKEYS))
+        finally:
+            conn.close()
+        self._check_meta(meta)
+
+    _META_SQL = "SELECT value FROM meta WHERE key=?"
+    _ADOPT_KEYS_SQL = "INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)"
+
+    # -- connections ---------------------------------------------------------------
+
+    def _connect(self, *, create: bool = False) -> sqlite3.Connection:
+        """A connection; only `create` may make the file (mode=rwc), else it must exist."""
+        if self.read_only:
+            conn = sqlite3.connect(
+                self._ro_uri, uri=True, isolation_level=None, check_same_thread=False
+            )
+            conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
+            return conn
+        uri = f"{_file_uri(self.path)}?mode={'rwc' if create else 'rw'}"
+        try:
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        except sqlite3.OperationalError as exc:
+            raise VerificationError(f"cannot open the ledger {self.path}: {exc}") from None
+        conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        return conn
+
+    # -- integrity of the writer ---------------------------------------------------
 
     def _advance_head(self, signed: _SignedCheckpoint, *, background: bool = False) -> None:
         """Move the head copy to a stored checkpoint (after its commit, never before).
@@ -861,6 +1041,15 @@ class Ledger:
             self._local.conn = conn
         return conn
 
+    @contextlib.contextmanager
+    def _snapshot(self, what: str) -> Iterator[sqlite3.Connection]:
+        conn = self._reader()
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
+
     def close(self) -> None:
         """Flush pending appends and stop the writer."""
         with self._writer_lock:
@@ -884,40 +1073,7 @@ class Ledger:
             conn.close()
             self._local.conn = None
 
-    def __enter__(self) -> Ledger:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # -- preparing entries (in the caller's thread) --------------------------------
-
-    def prepare(
-        self,
-        event_type: str,
-        body: Any,
-        *,
-        time_: str | None = None,
-        actor: str | None = None,
-        sigs: Sequence[Any] = (),
-    ) -> PreparedEntry:
-        """Validate and serialise one entry; raises `InputError` naming the problem."""
-        _events().validate_body(event_type, body)
-        if sigs:
-            check_json_value(list(sigs), "sigs")
-        return _entry(
-            _json_str(self.actor if actor is None else actor),
-            canonical_json(body, checked=True),
-            canonical_json(list(sigs), checked=True),
-            _json_str(time_ or utc_now()),
-            _json_str(event_type),
-        )
-
     # -- appending ----------------------------------------------------------------
-
-    def append(self, event_type: str, body: Any, **kwargs: Any) -> int:
-        """Append one entry; returns its index once it is durable."""
-        return self.commit([self.prepare(event_type, body, **kwargs)])
 
     def append_many(self, items: Iterable[tuple[str, Any]]) -> list[int]:
         """Append many entries atomically (all or none); returns their indices.
@@ -948,38 +1104,6 @@ class Ledger:
         prepared = self._prepare_batch(items)
         first = self.commit(prepared)
         return list(range(first, first + len(prepared)))
-
-    def _prepare_batch(
-        self, items: Sequence[tuple[str, Any]], *, offset: int = 0, now: str | None = None
-    ) -> list[PreparedEntry]:
-        """Validate and serialise items; `InputError` names the first bad item."""
-        _events().validate_bodies(items, offset)
-        try:
-            bodies = canonical_json_many([body for _, body in items], checked=True)
-        except InputError as exc:
-            raise InputError(f"a body: {exc}", field="body") from None
-        actor, now_json = _json_str(self.actor), _json_str(now or utc_now())
-        # Same envelope as `_entry`, built from a per-batch head and a per-type tail: every
-        # entry of a batch shares actor, sigs and time, so each costs two concatenations.
-        head = b'{"actor":' + actor + b',"body":'
-        sigs_time = b',"sigs":[],"time":' + now_json + b',"type":'
-        tails: dict[str, bytes] = {}
-        sha256 = hashlib.sha256
-        prepared: list[PreparedEntry] = []
-        append = prepared.append
-        for (event_type, _), body_bytes in zip(items, bodies, strict=True):
-            tail = tails.get(event_type)
-            if tail is None:
-                tail = tails[event_type] = sigs_time + _json_str(event_type) + b',"v":1}'
-            data = head + body_bytes + tail
-            if len(data) > MAX_ENTRY_BYTES:
-                raise _too_big(len(data), f"item {offset + len(prepared)}: ")
-            append((data, sha256(b"\x00" + data).digest()))
-        return prepared
-
-    def commit(self, entries: list[PreparedEntry]) -> int:
-        """Hand prepared entries to the writer; returns the first index when durable."""
-        return self.submit(entries).result()
 
     def submit(self, entries: list[PreparedEntry]) -> Future[int]:
         """Queue prepared entries for the writer without waiting.
@@ -1088,21 +1212,6 @@ class Ledger:
                 with contextlib.suppress(sqlite3.Error):
                     self._save_checkpoint(conn, unsaved)
             conn.close()
-
-    def _gather(self, first: _Request) -> tuple[list[_Request], bool]:
-        """`first` and whatever else is queued, up to `max_batch` entries; True on stop."""
-        batch = [first]
-        count = len(first.entries)
-        while count < self.max_batch:
-            try:
-                nxt = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if nxt is None:
-                return batch, True
-            batch.append(nxt)
-            count += len(nxt.entries)
-        return batch, False
 
     def _write_batch(
         self,
@@ -1292,55 +1401,8 @@ class Ledger:
         """How many entries of `event_type` the log holds (counted inside SQLite)."""
         return count_of_type(self._reader(), event_type)
 
-    def _checked_size(self, size: int | None, current: int) -> int:
-        if size is None:
-            return current
-        if not 0 <= size <= current:
-            raise InputError(f"must be between 0 and the tree size {current}", field="size")
-        return size
-
     def _range_hasher(self, conn: sqlite3.Connection) -> merkle.RangeHash:
         return tile_range_hasher(functools.partial(_read_tiles, conn))
-
-    def root(self, size: int | None = None) -> bytes:
-        conn = self._reader()
-        conn.execute("BEGIN")
-        try:
-            size = self._checked_size(size, self.size())
-            return merkle.EMPTY_ROOT if size == 0 else self._range_hasher(conn)(0, size)
-        finally:
-            conn.execute("COMMIT")
-
-    def inclusion_proof(self, index: int, size: int | None = None) -> InclusionProof:
-        """Proof that entry `index` is in the tree of `size` (default: current)."""
-        conn = self._reader()
-        conn.execute("BEGIN")  # one snapshot for size, entry and tiles
-        try:
-            size = self._checked_size(size, self.size())
-            if not 0 <= index < size:
-                raise InputError(f"must be in [0, {size})", field="index")
-            rh = self._range_hasher(conn)
-            hashes = tuple(merkle.inclusion_proof(index, size, rh))
-            leaf = rh(index, index + 1)
-            root = rh(0, size)
-        finally:
-            conn.execute("COMMIT")
-        return InclusionProof(index, size, leaf, hashes, root)
-
-    def consistency_proof(self, first: int, second: int | None = None) -> ConsistencyProof:
-        conn = self._reader()
-        conn.execute("BEGIN")
-        try:
-            second = self._checked_size(second, self.size())
-            if not 0 <= first <= second:
-                raise InputError(f"must be in [0, {second}]", field="first")
-            rh = self._range_hasher(conn)
-            hashes = tuple(merkle.consistency_proof(first, second, rh))
-            r1 = merkle.EMPTY_ROOT if first == 0 else rh(0, first)
-            r2 = merkle.EMPTY_ROOT if second == 0 else rh(0, second)
-        finally:
-            conn.execute("COMMIT")
-        return ConsistencyProof(first, second, hashes, r1, r2)
 
     def checkpoint(self) -> str:
         """The signed note for the current tree; signs a fresh one if needed."""

@@ -43,7 +43,7 @@ from dataclasses import replace
 from types import ModuleType
 from typing import Any
 
-from ledgerml.crypto.note import NoteSigner, NoteVerifier, sign_note, verify_note
+from ledgerml.crypto.note import NoteSigner, NoteVerifier, sign_note
 from ledgerml.errors import InputError, VerificationError
 from ledgerml.faults import crash_point
 from ledgerml.ledger import merkle
@@ -53,9 +53,8 @@ from ledgerml.ledger.log import (
     MAX_INDEX,
     UNCOVERED_GRACE_S,
     Checkpoint,
-    ConsistencyProof,
-    InclusionProof,
     Ledger,
+    LogFacade,
     PreparedEntry,
     Problem,
     TrustedRoot,
@@ -63,7 +62,6 @@ from ledgerml.ledger.log import (
     _Checks,
     _Edge,
     _Request,
-    _short_keys,
     _verify,
     tile_range_hasher,
     type_suffix,
@@ -184,20 +182,11 @@ def read_tiles(conn: Any, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, in
     return {(int(lv), int(ix)): bytes(h) for lv, ix, h in rows}
 
 
-class PostgresLedger:
+class PostgresLedger(LogFacade):
     """The `Ledger` facade on PostgreSQL: same methods, same bytes, many writers."""
 
-    # Entry preparation is the driver-independent part of the facade: shared as is.
-    prepare = Ledger.prepare
-    _prepare_batch = Ledger._prepare_batch
-    append = Ledger.append
-    commit = Ledger.commit
-    _checked_size = Ledger._checked_size
-    _gather = Ledger._gather
-    _trust = Ledger._trust
-    verifiers = Ledger.verifiers
-    __enter__ = Ledger.__enter__
-    __exit__ = Ledger.__exit__
+    _META_SQL = "SELECT value FROM meta WHERE key=%s"
+    _ADOPT_KEYS_SQL = "INSERT INTO meta(key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING"
 
     def __init__(
         self,
@@ -216,8 +205,9 @@ class PostgresLedger:
         application_name: str = "ledgerml",
         **_ignored: Any,  # SQLite-only options (use_writer_process, busy_timeout_s)
     ) -> None:
-        if not origin or "\n" in origin:
-            raise InputError("must be a non-empty single line", field="origin")
+        self._init_writer_state(
+            origin, signers, actor, checkpoint_every_batch, checkpoint_interval_s, max_batch
+        )
         if not is_postgres_url(url):
             raise InputError("must start with postgresql://", field="ledger.url")
         self._psycopg = _psycopg()
@@ -226,24 +216,8 @@ class PostgresLedger:
         self.path = redact_url(url)
         self.read_only = read_only
         self.head_copy = None  # see the module docstring
-        self._trusted_notes: set[str] = set()
-        self.origin = origin
-        self.signers = list(signers)
-        if actor is None and signers:
-            first = signers[0].verifier
-            actor = f"{first.name}+{first.key_id.hex()}"
-        self.actor = actor or ""
-        self.checkpoint_every_batch = checkpoint_every_batch and bool(self.signers)
-        self.checkpoint_interval_s = checkpoint_interval_s
-        self.max_batch = max_batch
-        self.commits = 0
         self._timeout = max(1, int(connect_timeout_s))
         self._application_name = application_name  # what pg_stat_activity shows
-        self._local = threading.local()
-        self._queue: queue.Queue[_Request | None] = queue.Queue()
-        self._writer: threading.Thread | None = None
-        self._writer_lock = threading.Lock()
-        self._closed = False
         conn = self._connect()
         try:
             self._open(conn, create=create and not read_only)
@@ -312,82 +286,7 @@ class PostgresLedger:
             ) from None
         except pg.OperationalError as exc:
             raise _unavailable("opening the ledger", exc) from None
-        if meta.get("format") != str(FORMAT_VERSION):
-            raise InputError(
-                f"{self.path} has ledger format {meta.get('format')}; this version reads "
-                f"{FORMAT_VERSION}",
-                field="ledger",
-            )
-        if meta.get("origin") != self.origin:
-            raise InputError(
-                f"this ledger's origin is {meta.get('origin')!r}, not {self.origin!r}",
-                field="origin",
-            )
-
-    # -- integrity of the writer (as `Ledger`, without a head copy) ------------------
-
-    def _check_keys(self, conn: Any, recorded: str | None) -> None:
-        mine = "\n".join(v.vkey() for v in self.verifiers)
-        if recorded == mine:
-            return
-        if recorded is not None:
-            raise VerificationError(
-                f"the signing key in use ({_short_keys(mine)}) is not this log's key "
-                f"({_short_keys(recorded)}): was keys/ replaced? Refusing to write"
-            )
-        row = conn.execute(
-            "SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1"
-        ).fetchone()
-        if row is not None:
-            try:
-                verify_note(str(row[1]), self.verifiers)
-            except VerificationError as exc:
-                raise VerificationError(
-                    f"the signing key does not verify this log's newest checkpoint "
-                    f"(size {row[0]}): {exc}. Refusing to write"
-                ) from None
-        conn.execute(
-            "INSERT INTO meta(key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING",
-            (_VKEYS, mine),
-        )
-
-    def _check_extension(self, conn: Any, size: int) -> None:
-        """Refuse to integrate unless the tree of `size` extends the newest stored checkpoint
-        and the log's recorded keys are ours (checked whenever the tree edge is re-read)."""
-        recorded = conn.execute("SELECT value FROM meta WHERE key=%s", (_VKEYS,)).fetchone()
-        mine = "\n".join(v.vkey() for v in self.verifiers)
-        if recorded is not None and recorded[0] != mine:
-            raise VerificationError(
-                "this log's key was rotated or replaced since this writer loaded its keys "
-                f"(now {_short_keys(recorded[0])}); restart the writer. Refusing to write"
-            )
-        row = conn.execute(
-            "SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1"
-        ).fetchone()
-        if row is None:
-            return
-        note = str(row[1])
-        try:
-            if note not in self._trusted_notes:
-                verify_note(note, self.verifiers)
-            cp = Checkpoint.from_note(note)
-        except VerificationError as exc:
-            raise VerificationError(
-                f"the newest stored checkpoint does not verify with this log's key ({exc}). "
-                "Refusing to write"
-            ) from None
-        if cp.size > size:
-            raise VerificationError(
-                f"the newest stored checkpoint covers {cp.size} entries but the log has "
-                f"{size}: entries were removed. Refusing to write"
-            )
-        root = merkle.EMPTY_ROOT if cp.size == 0 else self._range_hasher(conn)(0, cp.size)
-        if root != cp.root:
-            raise VerificationError(
-                f"the log's first {cp.size} entries no longer hash to the root signed in the "
-                "newest stored checkpoint: the log was changed. Refusing to write"
-            )
-        self._trust(note)
+        self._check_meta(meta)
 
     def _range_hasher(self, conn: Any) -> merkle.RangeHash:
         return tile_range_hasher(lambda keys: read_tiles(conn, keys))
@@ -681,35 +580,6 @@ class PostgresLedger:
         with self._snapshot("counting entries") as conn:
             sql = f"SELECT COUNT(*) FROM entries WHERE {_SUFFIX}"
             return int(conn.execute(sql, (len(suffix), suffix)).fetchone()[0])
-
-    def _tree_size(self, conn: Any) -> int:
-        return int(conn.execute("SELECT value FROM meta WHERE key='size'").fetchone()[0])
-
-    def root(self, size: int | None = None) -> bytes:
-        with self._snapshot("reading the root") as conn:
-            size = self._checked_size(size, self._tree_size(conn))
-            return merkle.EMPTY_ROOT if size == 0 else self._range_hasher(conn)(0, size)
-
-    def inclusion_proof(self, index: int, size: int | None = None) -> InclusionProof:
-        with self._snapshot("reading a proof") as conn:
-            size = self._checked_size(size, self._tree_size(conn))
-            if not 0 <= index < size:
-                raise InputError(f"must be in [0, {size})", field="index")
-            rh = self._range_hasher(conn)
-            hashes = tuple(merkle.inclusion_proof(index, size, rh))
-            leaf, root = rh(index, index + 1), rh(0, size)
-        return InclusionProof(index, size, leaf, hashes, root)
-
-    def consistency_proof(self, first: int, second: int | None = None) -> ConsistencyProof:
-        with self._snapshot("reading a proof") as conn:
-            second = self._checked_size(second, self._tree_size(conn))
-            if not 0 <= first <= second:
-                raise InputError(f"must be in [0, {second}]", field="first")
-            rh = self._range_hasher(conn)
-            hashes = tuple(merkle.consistency_proof(first, second, rh))
-            r1 = merkle.EMPTY_ROOT if first == 0 else rh(0, first)
-            r2 = merkle.EMPTY_ROOT if second == 0 else rh(0, second)
-        return ConsistencyProof(first, second, hashes, r1, r2)
 
     def checkpoint(self) -> str:
         """The signed note for the current tree (integrating what is sequenced first)."""
