@@ -15,8 +15,7 @@ from typing import Any
 
 from ledgerml.config import ProjectPaths, load_config, resolve_home
 from ledgerml.errors import InputError
-from ledgerml.ledger.log import Ledger
-from ledgerml.ledger.project import open_ledger
+from ledgerml.ledger.project import AnyLedger, open_ledger
 from ledgerml.storage import BlockStore, Vault, open_store
 
 #: Aliases the gate decides unless `[mlflow] gated_aliases` says otherwise.
@@ -30,7 +29,7 @@ class Project:
     """One process's handles on the project (the ledger keeps its writer thread)."""
 
     paths: ProjectPaths
-    ledger: Ledger
+    ledger: AnyLedger
     store: BlockStore
     gated_aliases: tuple[str, ...]
 

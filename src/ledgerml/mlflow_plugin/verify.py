@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ledgerml.errors import InputError
-from ledgerml.ledger.log import Ledger
+from ledgerml.ledger.project import AnyLedger
 from ledgerml.mlflow_plugin.records import TYPES, PointSum, add_sums, metric_sums, value_digest
 
 
@@ -91,7 +91,7 @@ _Versions = dict[tuple[str, str], dict[str, str | None]]
 _Aliases = dict[str, dict[str, str | None]]
 
 
-def _replay(ledger: Ledger) -> tuple[dict[str, _Run], _Versions, _Aliases, int]:
+def _replay(ledger: AnyLedger) -> tuple[dict[str, _Run], _Versions, _Aliases, int]:
     """Runs, model versions and aliases as the ledger's mlflow.* entries leave them."""
     runs: dict[str, _Run] = defaultdict(_Run)
     versions: _Versions = {}
@@ -148,7 +148,7 @@ def _compare(
     return out
 
 
-def verify_mlflow(uri: str, ledger: Ledger) -> MlflowReport:
+def verify_mlflow(uri: str, ledger: AnyLedger) -> MlflowReport:
     """Compare MLflow's database at `uri` with the ledger; problems name run and field."""
     path = database_path(uri)
     runs, versions, aliases, count = _replay(ledger)
