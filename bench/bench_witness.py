@@ -14,10 +14,6 @@ project ledger (SQLite, group commit) and the publisher is the one the service r
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -32,13 +28,13 @@ from ledgerml.crypto.signers import Ed25519Signer
 from ledgerml.ledger import init_project
 from ledgerml.ledger.project import log_verifiers, open_ledger
 from ledgerml.witness.client import WitnessClient
+from ledgerml.witness.consortium import WitnessServer
 from ledgerml.witness.core import Witness, init_witness
 from ledgerml.witness.policy import Policy
 from ledgerml.witness.publisher import CosignedStore, Publisher
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
-CLI = (sys.executable, "-m", "ledgerml.cli.main")
 
 
 def _pct(values: list[float], p: float) -> float:
@@ -57,35 +53,17 @@ def _ms(values: list[float]) -> dict[str, float]:
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class _Witness:
-    """One `ledgerml witness serve` process (stopped by its PID)."""
+    """One witness folder and its `ledgerml witness serve` process (stopped by its PID)."""
 
     def __init__(self, base: Path, label: str) -> None:
         self.dir = base / label
         self.keys = init_witness(self.dir, name=f"{label}.bench/witness")
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [*CLI, "witness", "serve", "--dir", str(self.dir), "--port", str(self.port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        self.server = WitnessServer(label, self.dir).start()
+        self.url = self.server.url
 
     def wait(self) -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/metrics", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise RuntimeError("witness did not start")
+        self.server.wait_ready(time.monotonic() + 60)
 
     def add_log(self, vkey: str) -> None:
         w = Witness.open(self.dir)
@@ -95,8 +73,7 @@ class _Witness:
             w.close()
 
     def stop(self) -> None:
-        os.kill(self.proc.pid, signal.SIGTERM)
-        self.proc.wait(timeout=30)
+        self.server.stop()
 
 
 def run(quick: bool = False, progress: Any = print) -> dict[str, Any]:

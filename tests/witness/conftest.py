@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from ledgerml.cli.main import main as cli_main
+from ledgerml.witness.consortium import stop_process
 from tests.conftest import free_port
 
 CLI = (sys.executable, "-m", "ledgerml.cli.main")
@@ -80,16 +81,9 @@ class WitnessProcess:
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         """Stop our own process by its PID (SIGKILL simulates a crash)."""
-        if self.proc is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.proc.pid, sig)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=20)
-        self.proc = None
+        if self.proc is not None:
+            stop_process(self.proc, sig)
+            self.proc = None
 
     def add_log(self, vkey: str) -> None:
         """`ledgerml witness add-log VKEY` (the CLI's code, in this process: no start-up

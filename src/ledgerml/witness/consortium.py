@@ -44,8 +44,21 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    """Stop one process we started, by its PID (SIGKILL after 20 s if `sig` did not)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(proc.pid, sig)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=20)
+
+
 @dataclass
-class _Member:
+class WitnessServer:
+    """One `ledgerml witness serve --dir FOLDER` process on 127.0.0.1, stopped by its PID."""
+
     name: str
     folder: Path
     port: int = field(default_factory=_free_port)
@@ -54,6 +67,36 @@ class _Member:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def start(self, log: Path | None = None) -> WitnessServer:
+        """Start serving; the process writes to `log` (appended) or nowhere."""
+        cmd = [*_CLI, "witness", "serve", "--dir", str(self.folder), "--port", str(self.port)]
+        if log is None:
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        else:
+            with log.open("ab") as out:  # the child keeps its copy
+                self.proc = subprocess.Popen(cmd, stdout=out, stderr=out)
+        return self
+
+    def wait_ready(self, deadline: float) -> None:
+        """Until GET /metrics answers 200; VerificationError if it exits or `deadline`
+        (time.monotonic()) passes."""
+        import httpx
+
+        while True:
+            if self.proc is None or self.proc.poll() is not None:
+                raise VerificationError(f"witness {self.name} exited at start (see its log)")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.url + "/metrics", timeout=1).status_code == 200:
+                    return
+            if time.monotonic() > deadline:
+                raise VerificationError(f"witness {self.name} did not start")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+            self.proc = None
 
 
 class LocalConsortium:
@@ -65,7 +108,7 @@ class LocalConsortium:
         self.paths = paths
         self.folder = paths.home / "witnesses"
         self.banks = banks
-        self.members = [_Member(n, self.folder / n) for n in [*banks, AUDITOR]]
+        self.members = [WitnessServer(n, self.folder / n) for n in [*banks, AUDITOR]]
         self.policy_file = self.folder / "policy.txt"
         self.threshold = len(banks) // 2 + 1
         self.start_timeout_s = start_timeout_s
@@ -103,30 +146,12 @@ class LocalConsortium:
             lines.append(f"witness {m.name} {load_keys(m.folder).verifiers()[0].vkey()} {m.url}")
         lines += [f"group banks {self.threshold} {' '.join(self.banks)}", "quorum banks"]
         for m in self.members:
-            with (self.folder / f"{m.name}.log").open("ab") as log:  # the child keeps its copy
-                m.proc = subprocess.Popen(
-                    [*_CLI, "witness", "serve", "--dir", str(m.folder), "--port", str(m.port)],
-                    stdout=log,
-                    stderr=log,
-                )
+            m.start(self.folder / f"{m.name}.log")
         self.policy_file.write_text("\n".join(lines) + "\n")
-        self._wait()
-        return self.policy_file
-
-    def _wait(self) -> None:
-        import httpx
-
         deadline = time.monotonic() + self.start_timeout_s
         for m in self.members:
-            while True:
-                if m.proc is None or m.proc.poll() is not None:
-                    raise VerificationError(f"witness {m.name} exited at start (see its log)")
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(m.url + "/metrics", timeout=1).status_code == 200:
-                        break
-                if time.monotonic() > deadline:
-                    raise VerificationError(f"witness {m.name} did not start")
-                time.sleep(0.05)
+            m.wait_ready(deadline)
+        return self.policy_file
 
     def publish(self) -> PublishReport:
         """Send the log's newest checkpoint to every member; published with the quorum."""
@@ -134,16 +159,7 @@ class LocalConsortium:
 
     def stop(self) -> None:
         for m in self.members:
-            if m.proc is None:
-                continue
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(m.proc.pid, signal.SIGTERM)
-            try:
-                m.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.kill(m.proc.pid, signal.SIGKILL)
-                m.proc.wait(timeout=20)
-            m.proc = None
+            m.stop()
 
 
 class RoundWitnessing:
