@@ -874,7 +874,7 @@ class LoadedModel(Model):
         return np.hstack([contrib, bias])
 
 
-def load_model(paths: ProjectPaths, cid: str) -> LoadedModel:
+def load_model(paths: ProjectPaths, cid: str) -> Model:
     """Read a model from the CAS (verified) and wrap it; the format is recognised from the bytes."""
     from ledgerml.errors import LedgerMLError
 
@@ -888,30 +888,31 @@ def load_model(paths: ProjectPaths, cid: str) -> LoadedModel:
     return model_from_bytes(cid, raw)
 
 
-def model_from_bytes(cid: str, raw: bytes, *, source: str | None = None) -> LoadedModel | Any:
-    """Any registered format (`ledgerml.mlops.models`); an unreadable file is an `InputError`
-    naming `source` (default: the CID), never a library's traceback."""
+def model_from_bytes(cid: str, raw: bytes, *, source: str | None = None) -> Model:
+    """Any registered format (`ledgerml.mlops.models.load`); an unreadable file is an
+    `InputError` naming `source` (default: the CID), never a library's traceback."""
     from ledgerml.mlops import models
 
-    where = source or cid
-    kind = models.detect(raw, source=where)
-    fmt = models.get(kind)
-    if kind not in ("logreg", "xgboost"):
-        return fmt.load(cid, raw, source=where)  # detected once: not `models.load` again
-    explanation = fmt.explanation
+    return models.load(cid, raw, source=source)
+
+
+def native_model(kind: str, cid: str, raw: bytes, *, source: str, explanation: str) -> LoadedModel:
+    """An XGBoost or logistic model from its bytes: the `xgboost` and `logreg` formats' load."""
+    from ledgerml.mlops.models import refused
+
     if kind == "logreg":
         try:
             doc = json.loads(raw)
             ref = doc[META_KEY]["reference"]
         except (ValueError, KeyError, TypeError):
-            raise models.refused(where, "a damaged ledgerml-logreg/v1 document") from None
+            raise refused(source, "a damaged ledgerml-logreg/v1 document") from None
         return LoadedModel(cid, "logreg", tuple(doc["features"]), ref, explanation, doc)
     import xgboost as xgb
 
     try:
         booster = xgb.Booster(model_file=bytearray(raw))
     except xgb.core.XGBoostError:
-        raise models.refused(where, "not a readable XGBoost model") from None
+        raise refused(source, "not a readable XGBoost model") from None
     booster.set_param({"nthread": 2})
     single = booster.copy()
     single.set_param({"nthread": 1})

@@ -14,7 +14,7 @@ pickle: each format loads from a format that describes data, not code.
 
 A format is an object with `name`, `explanation`, `sniff`, `accepts`, `dump`, `load` and
 `framework` (see `ModelFormat`); `register(fmt)` adds one (e.g. MLflow flavours, issue 16).
-XGBoost and logistic models still load through `ledgerml.mlops.training.model_from_bytes`
+XGBoost and logistic models load through `ledgerml.mlops.training.native_model`
 (their code moves here when training.py is split).
 """
 

@@ -3,7 +3,7 @@
 Why one format for both: the wrapper is a Booster plus Python attributes; scoring
 needs only the Booster, so both are stored as the Booster's UBJSON with LedgerML's
 metadata as a booster attribute — the same file `ledgerml train` writes, loaded by
-`ledgerml.mlops.training.model_from_bytes` (TreeSHAP contributions, a one-thread copy
+`ledgerml.mlops.training.native_model` (TreeSHAP contributions, a one-thread copy
 for small batches). UBJSON of a given booster is byte-stable.
 """
 
@@ -36,9 +36,9 @@ class XGBoostFormat:
         return bytes(booster.save_raw(raw_format="ubj"))
 
     def load(self, cid: str, raw: bytes, *, source: str) -> Any:
-        from ledgerml.mlops.training import model_from_bytes
+        from ledgerml.mlops.training import native_model
 
-        return model_from_bytes(cid, raw, source=source)
+        return native_model(self.name, cid, raw, source=source, explanation=self.explanation)
 
     def framework(self) -> str:
         import xgboost
@@ -62,9 +62,9 @@ class LogregFormat:
         raise NotImplementedError("logreg models are written by ledgerml train")
 
     def load(self, cid: str, raw: bytes, *, source: str) -> Any:
-        from ledgerml.mlops.training import model_from_bytes
+        from ledgerml.mlops.training import native_model
 
-        return model_from_bytes(cid, raw, source=source)
+        return native_model(self.name, cid, raw, source=source, explanation=self.explanation)
 
     def framework(self) -> str:
         import sklearn
