@@ -20,7 +20,13 @@ from ledgerml.errors import VerificationError
 from ledgerml.ledger import init_project
 from ledgerml.ledger.project import log_verifiers, open_ledger
 from ledgerml.witness.policy import Policy
-from ledgerml.witness.publisher import COSIGNED_DB, CosignedStore, Publisher, PublishReport
+from ledgerml.witness.publisher import (
+    COSIGNED_DB,
+    CosignedStore,
+    Publisher,
+    PublishReport,
+    publish_once,
+)
 from tests.witness.c2sp import verify_cosignatures
 from tests.witness.conftest import WitnessProcess, cli, make_witness, run, start_all
 
@@ -66,6 +72,10 @@ class Project:
             for i in range(n):
                 ledger.append("x.note", {"text": f"{tag} {i}"})
             ledger.checkpoint()
+
+    def publish(self) -> PublishReport:
+        """One publisher round with the project's policy and store (`witness publish`)."""
+        return publish_once(self.paths, policy_path=str(self.policy_file))
 
     def publisher(self, policy: Policy | None = None, store: Path | None = None) -> Publisher:
         policy = policy or Policy.parse(self.policy_file.read_text())
@@ -157,11 +167,7 @@ def test_three_of_five_kill_two_continue_kill_three_stop_restart_resume(
 
 def test_a_restarted_publisher_learns_sizes_from_409(project: Project) -> None:
     project.append(7, "a")
-    pub = project.publisher()
-    try:
-        assert pub.publish().published
-    finally:
-        pub.close()
+    assert project.publish().published
     project.append(3, "b")
     fresh = project.publisher(store=project.paths.home / "empty.db")  # knows no sizes
     try:
@@ -184,11 +190,7 @@ def test_rewrite_drill(project: Project, running: list[WitnessProcess], tmp_path
     project.append(4, "shared")
     rewritten = fork(project, tmp_path, "rewritten")
     project.append(4, "genuine")
-    pub = project.publisher()
-    try:
-        genuine = pub.publish()
-    finally:
-        pub.close()
+    genuine = project.publish()
     assert genuine.published and genuine.size == 8
     rewritten.append(6, "rewritten")
 
@@ -238,11 +240,7 @@ def test_split_view_drill(project: Project, running: list[WitnessProcess], tmp_p
     """Two trees of the same size shown to different witnesses: at most one reaches the
     quorum, the other is refused by those holding the first, and the verifier agrees."""
     project.append(4, "shared")
-    pub = project.publisher()
-    try:
-        assert pub.publish().published
-    finally:
-        pub.close()
+    assert project.publish().published
     other = fork(project, tmp_path, "view-b")
     project.append(2, "view A")
     other.append(2, "view B")
@@ -363,11 +361,7 @@ def test_bundles_carry_the_cosigned_checkpoint(
     project.append(6, "bundled")
     running[0].stop()
     running[1].stop()
-    pub = project.publisher()
-    try:
-        assert pub.publish().cosigners == tuple(BANKS[2:])
-    finally:
-        pub.close()
+    assert project.publish().cosigners == tuple(BANKS[2:])
     home = str(project.paths.home)
     bundle = tmp_path / "bundle"
     r = run("--home", home, "audit", "export", "--all", "-o", str(bundle))
