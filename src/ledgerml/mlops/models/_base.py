@@ -58,23 +58,18 @@ class ModelFormat(Protocol):
         ...
 
 
-def column(table: Any, name: str) -> np.ndarray:
-    """A pyarrow column as float64 with nulls as NaN, encoded exactly as training encodes it
-    (dates and timestamps as seconds since the epoch): one function, so serving cannot drift."""
-    from ledgerml.mlops.training import column_array
-
-    return column_array(table, name)
-
-
 def as_matrix(features: tuple[str, ...], data: Any) -> np.ndarray:
     """A (rows, features) float64 matrix from a pyarrow Table, a DataFrame, a dict or an array."""
     import numpy as np
 
     if hasattr(data, "column_names"):
+        # training's own column encoding (dates as epoch seconds): serving cannot drift
+        from ledgerml.mlops.training import column_array
+
         missing = [f for f in features if f not in data.column_names]
         if missing:
             raise InputError(f"missing feature column(s): {', '.join(missing)}", field="data")
-        return np.column_stack([column(data, f) for f in features])
+        return np.column_stack([column_array(data, f) for f in features])
     if isinstance(data, Mapping) or hasattr(data, "columns"):
         keys = set(data.keys()) if isinstance(data, Mapping) else set(data.columns)
         missing = [f for f in features if f not in keys]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from ledgerml.mlops.models._base import META_KEY, OCCLUSION, Model, refused
+from ledgerml.mlops.models._base import META_KEY, OCCLUSION, Model, meta_json, refused
 
 if TYPE_CHECKING:
     import numpy as np
@@ -58,8 +58,6 @@ class OnnxFormat:
         keep = [p for p in model.metadata_props if p.key != META_KEY]
         del model.metadata_props[:]
         model.metadata_props.extend(keep)
-        from ledgerml.mlops.models._base import meta_json
-
         onnx.helper.set_model_props(
             model, {**{p.key: p.value for p in keep}, META_KEY: meta_json(features, reference)}
         )
