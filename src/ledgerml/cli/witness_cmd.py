@@ -150,16 +150,14 @@ def check(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Verify a checkpoint against a policy: a listed log signed it and the quorum cosigned."""
+    from ledgerml.cli.log_cmd import read_input_text
     from ledgerml.errors import VerificationError
     from ledgerml.witness.policy import load_policy
 
     if max_age is not None and not max_age > 0:
         raise InputError("must be a number of seconds > 0", field="--max-age")
     pol = load_policy(str(as_path(policy)))
-    try:
-        text = as_path(checkpoint).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read {checkpoint}: {exc}", field="CHECKPOINT") from None
+    text = read_input_text(as_path(checkpoint), "CHECKPOINT")
     try:
         ok = pol.verify(text, max_age_s=max_age)
     except VerificationError as exc:
