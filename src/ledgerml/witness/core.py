@@ -76,6 +76,10 @@ class Answer:
     content_type: str = TEXT_TYPE
 
 
+#: The answer to a body over MAX_BODY_BYTES (the server also gives it while reading).
+TOO_LARGE = Answer(413, f"body: over {MAX_BODY_BYTES:,} bytes\n")
+
+
 @dataclass(frozen=True)
 class Request:
     """A parsed add-checkpoint body."""
@@ -282,7 +286,7 @@ class Witness:
 
     def _add_checkpoint(self, body: bytes) -> Answer:
         if len(body) > MAX_BODY_BYTES:
-            return Answer(413, f"body: over {MAX_BODY_BYTES:,} bytes\n")
+            return TOO_LARGE
         try:
             req = parse_request(body)
         except BadRequest as exc:

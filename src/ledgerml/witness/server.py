@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from ledgerml.witness.core import MAX_BODY_BYTES, Answer, Witness
+from ledgerml.witness.core import MAX_BODY_BYTES, TOO_LARGE, Answer, Witness
 
 _ORIGIN_HASH = re.compile(r"[0-9a-f]{64}", re.ASCII)
 
@@ -39,11 +39,11 @@ def create_witness_app(home: Path) -> Any:
         total = 0
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            return respond(Answer(413, f"body: over {MAX_BODY_BYTES:,} bytes\n"))
+            return respond(TOO_LARGE)
         async for chunk in request.stream():
             total += len(chunk)
             if total > MAX_BODY_BYTES:
-                return respond(Answer(413, f"body: over {MAX_BODY_BYTES:,} bytes\n"))
+                return respond(TOO_LARGE)
             chunks.append(chunk)
         # SQLite's fsync and the signature run off the event loop
         return respond(await run_in_threadpool(witness.add_checkpoint, b"".join(chunks)))
