@@ -66,9 +66,7 @@ def check_entry(data: bytes) -> str | None:
     if obj["v"] != 1:
         return f"unknown entry version {obj['v']!r}"
     event_type = obj["type"]
-    if type(event_type) is not str or not (
-        event_type in KNOWN_TYPES or CUSTOM_TYPE.match(event_type) or MLFLOW_TYPE.match(event_type)
-    ):
+    if type(event_type) is not str or not is_known_type(event_type):
         return f"unknown event type {event_type!r}"
     return None
 

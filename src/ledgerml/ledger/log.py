@@ -1587,13 +1587,19 @@ class LogReads(Protocol):
 
 
 class SqliteReads:
-    """`LogReads` over a SQLite connection inside a read transaction."""
+    """`LogReads` over a SQLite connection inside a read transaction (`PgReads` shares the
+    methods whose SQL differs only in placeholders and the type-suffix test)."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    _META = Ledger._META_SQL
+    _TILES = "SELECT hashes FROM tiles WHERE level=? ORDER BY idx"
+    _OF_TYPE = "SELECT idx, entry FROM entries WHERE substr(entry, -?) = ? ORDER BY idx"
+    _ENTRY = "SELECT entry FROM entries WHERE idx=?"
+
+    def __init__(self, conn: Any) -> None:
         self.conn = conn
 
     def meta(self, key: str) -> str | None:
-        row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        row = self.conn.execute(self._META, (key,)).fetchone()
         return None if row is None else str(row[0])
 
     def top(self) -> int:
@@ -1603,19 +1609,18 @@ class SqliteReads:
         return self.conn.execute("SELECT idx, entry FROM entries ORDER BY idx")
 
     def tile_hashes(self, level: int) -> Iterable[bytes]:
-        sql = "SELECT hashes FROM tiles WHERE level=? ORDER BY idx"
-        return (bytes(h) for (h,) in self.conn.execute(sql, (level,)))
+        return (bytes(h) for (h,) in self.conn.execute(self._TILES, (level,)))
 
     def rows_of_type(self, suffix: bytes) -> list[tuple[int, bytes]]:
-        sql = "SELECT idx, entry FROM entries WHERE substr(entry, -?) = ? ORDER BY idx"
-        return [(int(i), bytes(e)) for i, e in self.conn.execute(sql, (len(suffix), suffix))]
+        rows = self.conn.execute(self._OF_TYPE, (len(suffix), suffix))
+        return [(int(i), bytes(e)) for i, e in rows]
 
     def checkpoint_rows(self) -> Iterable[tuple[int, bytes, str]]:
         sql = "SELECT size, root, note FROM checkpoints ORDER BY size"
         return ((int(a), bytes(b), str(c)) for a, b, c in self.conn.execute(sql))
 
     def entry_at(self, index: int) -> bytes | None:
-        row = self.conn.execute("SELECT entry FROM entries WHERE idx=?", (index,)).fetchone()
+        row = self.conn.execute(self._ENTRY, (index,)).fetchone()
         return None if row is None else bytes(row[0])
 
 

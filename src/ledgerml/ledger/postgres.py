@@ -57,6 +57,7 @@ from ledgerml.ledger.log import (
     LogFacade,
     PreparedEntry,
     Problem,
+    SqliteReads,
     TrustedRoot,
     VerifyReport,
     _Checks,
@@ -132,15 +133,16 @@ def _unavailable(where: str, exc: Exception) -> LedgerUnavailable:
     return LedgerUnavailable(f"the ledger database is unavailable ({where}): {detail}")
 
 
-class PgReads:
+class PgReads(SqliteReads):
     """`LogReads` over one REPEATABLE READ transaction, entries bounded by the tree size."""
+
+    _META = "SELECT value FROM meta WHERE key=%s"
+    _TILES = "SELECT hashes FROM tiles WHERE level=%s ORDER BY idx"
+    _OF_TYPE = f"SELECT idx, entry FROM entries WHERE {_SUFFIX} ORDER BY idx"
+    _ENTRY = "SELECT entry FROM entries WHERE idx=%s"
 
     def __init__(self, conn: Any, size: int) -> None:
         self.conn, self.size = conn, size
-
-    def meta(self, key: str) -> str | None:
-        row = self.conn.execute("SELECT value FROM meta WHERE key=%s", (key,)).fetchone()
-        return None if row is None else str(row[0])
 
     def top(self) -> int:
         return self.size
@@ -150,22 +152,6 @@ class PgReads:
         cur.itersize = 32768
         cur.execute("SELECT idx, entry FROM entries WHERE idx < %s ORDER BY idx", (self.size,))
         return cur
-
-    def tile_hashes(self, level: int) -> Iterable[bytes]:
-        sql = "SELECT hashes FROM tiles WHERE level=%s ORDER BY idx"
-        return (bytes(h) for (h,) in self.conn.execute(sql, (level,)))
-
-    def rows_of_type(self, suffix: bytes) -> list[tuple[int, bytes]]:
-        sql = f"SELECT idx, entry FROM entries WHERE {_SUFFIX} ORDER BY idx"
-        return [(int(i), bytes(e)) for i, e in self.conn.execute(sql, (len(suffix), suffix))]
-
-    def checkpoint_rows(self) -> Iterable[tuple[int, bytes, str]]:
-        sql = "SELECT size, root, note FROM checkpoints ORDER BY size"
-        return [(int(a), bytes(b), str(c)) for a, b, c in self.conn.execute(sql)]
-
-    def entry_at(self, index: int) -> bytes | None:
-        row = self.conn.execute("SELECT entry FROM entries WHERE idx=%s", (index,)).fetchone()
-        return None if row is None else bytes(row[0])
 
 
 def read_tiles(conn: Any, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
@@ -185,7 +171,7 @@ def read_tiles(conn: Any, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, in
 class PostgresLedger(LogFacade):
     """The `Ledger` facade on PostgreSQL: same methods, same bytes, many writers."""
 
-    _META_SQL = "SELECT value FROM meta WHERE key=%s"
+    _META_SQL = PgReads._META
     _ADOPT_KEYS_SQL = "INSERT INTO meta(key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING"
 
     def __init__(
@@ -615,7 +601,7 @@ class PostgresLedger(LogFacade):
 
     def recorded_verifier_keys(self) -> list[str] | None:
         with self._snapshot("reading keys") as conn:
-            row = conn.execute("SELECT value FROM meta WHERE key=%s", (_VKEYS,)).fetchone()
+            row = conn.execute(self._META_SQL, (_VKEYS,)).fetchone()
         return None if row is None else str(row[0]).split("\n")
 
     def rotate_keys(self, new_signers: Sequence[NoteSigner], *, reason: str | None = None) -> int:
