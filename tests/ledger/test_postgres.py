@@ -471,6 +471,30 @@ def test_dropped_connections_fail_clearly_and_appends_resume(
     assert set(acked) <= set(range(report.tree_size))
 
 
+def test_connections_dropped_while_idle_are_replaced_without_an_error(
+    pg_url: str, signer: NoteSigner
+) -> None:
+    """A database restart while the ledger sits idle: the next read and the next append
+    open new connections instead of failing once on the dead ones (a 503 in the service)."""
+    import psycopg
+
+    name = f"ledgerml-idle-{os.getpid()}"
+    with PostgresLedger(pg_url, origin=ORIGIN, signers=[signer], application_name=name) as ledger:
+        ledger.append("x.before", {})
+        assert ledger.size() == 1  # the reader and the writer each hold a connection now
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            (cut,) = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE application_name = %s",
+                (name,),
+            ).fetchone()
+        assert cut >= 2, "the ledger held no idle connection: the test tests nothing"
+        time.sleep(0.2)  # the backends' exit reaches the client sockets
+        assert ledger.size() == 1
+        assert ledger.append("x.after", {}) == 1
+        assert ledger.verify([signer.verifier]).ok
+
+
 def test_the_audit_index_reads_the_same_through_a_file_or_a_driver(
     ledger_url: str, tmp_path: Path, signer: NoteSigner
 ) -> None:

@@ -35,6 +35,7 @@ import hashlib
 import os
 import queue
 import re
+import select
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -125,6 +126,21 @@ def _psycopg() -> ModuleType:
             field="ledger.url",
         ) from None
     return psycopg
+
+
+def _usable(conn: Any) -> bool:
+    """An open connection the server has not dropped while it sat idle. A terminated
+    backend leaves its socket readable (the FATAL message, then EOF), seen here without a
+    round trip; the caller reconnects instead of failing the next request with a 503."""
+    if conn is None or conn.closed:
+        return False
+    poller = select.poll()
+    poller.register(conn.fileno(), select.POLLIN | select.POLLPRI)
+    if not poller.poll(0):
+        return True
+    with contextlib.suppress(Exception):
+        conn.close()
+    return False
 
 
 def _unavailable(where: str, exc: Exception) -> LedgerUnavailable:
@@ -231,7 +247,7 @@ class PostgresLedger(LogFacade):
 
     def _reader(self) -> Any:
         conn = getattr(self._local, "conn", None)
-        if conn is None or conn.closed:
+        if not _usable(conn):
             conn = self._connect(snapshot=True)
             self._local.conn = conn
         return conn
@@ -329,7 +345,7 @@ class PostgresLedger(LogFacade):
                     first = self._queue.get(timeout=wait)
                 except queue.Empty:  # quiet: sign the tree as it is now
                     try:
-                        conn = conn if conn is not None and not conn.closed else self._connect()
+                        conn = conn if _usable(conn) else self._connect()
                         edge, signed = self._integrate(conn, edge, sign=True)
                         if signed is not None:
                             signed_size = signed
@@ -342,7 +358,7 @@ class PostgresLedger(LogFacade):
                 batch, stop = self._gather(first)
                 entries = [e for req in batch for e in req.entries]
                 try:
-                    conn = conn if conn is not None and not conn.closed else self._connect()
+                    conn = conn if _usable(conn) else self._connect()
                     start = self._sequence(conn, entries) if entries else -1
                 except (pg.Error, LedgerUnavailable) as exc:
                     error = exc if isinstance(exc, VerificationError) else None
