@@ -49,6 +49,7 @@ def run(quick: bool = False, progress: Callable[[str], None] = print) -> dict[st
     from ledgerml.mlops.evaluation import evaluate_arrays, evaluate_model
     from ledgerml.mlops.training import fit_model, model_from_bytes, prepare, train_model
     from ledgerml.storage import cid_of_bytes, open_store
+    from ledgerml.tables import read_parquet
 
     fetched = fetch("ulb-creditcard", status=lambda m: progress(f"fetch: {m}"))
     with tempfile.TemporaryDirectory(prefix="ledgerml-bench-train-") as tmp:
@@ -72,7 +73,7 @@ def run(quick: bool = False, progress: Callable[[str], None] = print) -> dict[st
         def plain() -> tuple[float, float, Any, Any]:
             """No CAS, no ledger: read the file, fit, evaluate."""
             t0 = time.perf_counter()
-            plain_table = pq.read_table(plain_source)
+            plain_table = read_parquet(plain_source)
             prep = prepare(plain_table, "Class", "Time", 0.8)
             raw = fit_model(prep, "xgboost", None, SEED)
             train_s = time.perf_counter() - t0

@@ -30,6 +30,7 @@ LAYER: dict[str, int] = {
     "faults": 0,
     "errors": 1,  # re-exports crypto's exceptions under the usual path
     "config": 1,
+    "tables": 1,  # reads Parquet without the dataset scanner (pyarrow only)
     "ledger": 2,
     "storage": 2,
     "chain": 2,

@@ -143,8 +143,6 @@ def run_demo(
     folder: Path, *, synthetic: bool = False, say: Callable[[str], None] = print
 ) -> DemoResult:
     """Run the case study in `folder` (recreated if it is an earlier demo's)."""
-    import pyarrow.parquet as pq
-
     from ledgerml.chain import deploy
     from ledgerml.compliance.checking import check_model
     from ledgerml.datasets import fetch
@@ -157,6 +155,7 @@ def run_demo(
     from ledgerml.mlops.training import train_model
     from ledgerml.serving.batch import score_records, table_records, write_decisions
     from ledgerml.serving.decisions import DecisionService
+    from ledgerml.tables import read_parquet
 
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -265,7 +264,7 @@ def run_demo(
             f"champion on chain: {entry.cid}, decision threshold {entry.threshold} "
             f"({svc.gate.served['champion']['threshold_source']})"
         )
-        records = table_records(pq.read_table(window_path), entry.model.features)
+        records = table_records(read_parquet(window_path), entry.model.features)
         made = score_records(svc, "champion", records, entry)
     write_decisions(folder / "scoring-window.decisions.jsonl", made)
     alerts = [d for d in made if d.outcome == "review"]

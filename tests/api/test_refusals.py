@@ -25,6 +25,7 @@ from ledgerml.datasets.synthetic import fraud_csv
 from ledgerml.errors import InputError
 from ledgerml.ledger.project import open_ledger
 from ledgerml.mlops.datasets import iter_datasets
+from ledgerml.tables import read_parquet
 from tests.conftest import run_cli, uvicorn_thread
 
 FEATURES = ["V1", "V2", "V3", "V4", "V5", "V6", "Amount"]
@@ -156,13 +157,11 @@ def test_http_records_a_readable_model(
 ) -> None:
     """The same endpoint takes a real LightGBM text model: 201, three entries, one block."""
     import lightgbm as lgb
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
     from ledgerml.storage import open_store
 
     rec = next(r for r in iter_datasets(project.paths) if r.name == "cards")
-    table = pq.read_table(pa.BufferReader(open_store(project.paths).read_bytes(rec.cid)))
+    table = read_parquet(open_store(project.paths).read_bytes(rec.cid))
     x = np.column_stack([table.column(f).to_numpy() for f in FEATURES])
     y = table.column("Class").to_numpy()
     booster = lgb.train({"objective": "binary", "verbose": -1}, lgb.Dataset(x, y), 10)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import subprocess
@@ -12,6 +11,7 @@ from pathlib import Path
 from ledgerml.config import ProjectPaths
 from ledgerml.ledger import open_ledger
 from ledgerml.storage import Vault, open_store
+from ledgerml.tables import read_parquet
 from tests.datasets.conftest import PEOPLE, ROWS, Cli, people_csv
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -39,7 +39,6 @@ def files_holding(folder: Path, needles: list[bytes]) -> list[str]:
 def test_same_input_same_cid_and_parquet_round_trip(
     project: tuple[Path, Cli], source_dir: Path
 ) -> None:
-    import pandas as pd
 
     home, call = project
     csv = people_csv(source_dir / "people.csv")
@@ -59,7 +58,7 @@ def test_same_input_same_cid_and_parquet_round_trip(
     stored = cat.stdout
     assert stored == open_store(ProjectPaths(home)).read_bytes(str(first["cid"]))
     assert stored[:4] == b"PAR1" and stored[-4:] == b"PAR1"
-    df = pd.read_parquet(io.BytesIO(stored))
+    df = read_parquet(stored).to_pandas()
     assert list(df.columns) == first["columns"]
     assert df["amount"].tolist() == [float(a) for _, a, _ in ROWS]
     assert df["default"].tolist() == [int(d) for _, _, d in ROWS]

@@ -19,7 +19,6 @@ error: the entry is still recorded (a failed check is evidence too) and `passed`
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -604,10 +603,9 @@ def evaluate_rule(ev: Evidence, rule: PackRule) -> RuleOutcome:
 
 def _load_table(paths: ProjectPaths, data: str, protected: Sequence[str]) -> tuple[Any, str]:
     """The --data set (name or CID, latest registration wins) as a DataFrame."""
-    import pyarrow.parquet as pq
-
     from ledgerml.mlops.datasets import iter_datasets
     from ledgerml.storage import open_store
+    from ledgerml.tables import read_parquet
 
     match = None
     for rec in iter_datasets(paths):
@@ -628,7 +626,7 @@ def _load_table(paths: ProjectPaths, data: str, protected: Sequence[str]) -> tup
                 field="--protected",
             )
     raw = b"".join(open_store(paths).cat(match.cid))
-    table = pq.read_table(io.BytesIO(raw)).to_pandas()
+    table = read_parquet(raw).to_pandas()
     for col in protected:
         groups = table[col].astype(str).nunique()
         if groups > MAX_GROUPS:

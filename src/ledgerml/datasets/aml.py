@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from ledgerml.errors import InputError
+from ledgerml.tables import read_parquet
 
 #: Columns every transaction table must have (`--data`).
 REQUIRED_COLUMNS: tuple[str, ...] = (
@@ -384,7 +385,7 @@ def load_transactions(
     name = p.name.lower()
     try:
         if name.endswith(PARQUET_ENDINGS):
-            table = pd.read_parquet(p)
+            table = read_parquet(p).to_pandas()
         elif name.endswith(CSV_ENDINGS) or name.endswith("csv"):
             table = pd.read_csv(p, dtype=as_text, sep="\t" if name.endswith(".tsv") else ",")
         else:

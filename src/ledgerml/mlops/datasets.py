@@ -247,10 +247,10 @@ def _read_table(path: Path) -> pa.Table:
     import pyarrow as pa
 
     if _is_parquet(path):
-        import pyarrow.parquet as pq
+        from ledgerml.tables import read_parquet
 
         try:
-            table = pq.read_table(path)
+            table = read_parquet(path)
         except (pa.ArrowException, OSError) as exc:
             # pyarrow's message may quote bytes of the file: only its kind is shown
             raise InputError(

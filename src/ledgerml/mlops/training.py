@@ -190,10 +190,9 @@ def resolve_dataset(paths: ProjectPaths, data: str, *, field: str = "--data") ->
 
 def load_table(paths: ProjectPaths, cid: str) -> pa.Table:
     """The stored Parquet of a data set, re-hashed on read."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    from ledgerml.tables import read_parquet
 
-    return pq.read_table(pa.BufferReader(open_store(paths).read_bytes(cid)))
+    return read_parquet(open_store(paths).read_bytes(cid))
 
 
 def _is_numeric(dtype: Any) -> bool:

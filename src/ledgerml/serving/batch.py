@@ -24,13 +24,14 @@ from ledgerml.serving.scoring import MAX_ABS_FEATURE, MAX_BATCH, ScoreRequest
 def read_table(path: Path) -> Any:
     """A CSV or Parquet file as a pyarrow Table; unreadable files name `FILE`."""
     import pyarrow.csv as pcsv
-    import pyarrow.parquet as pq
+
+    from ledgerml.tables import read_parquet
 
     if not path.is_file():
         raise InputError(f"no such file: {path}", field="FILE")
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
-            return pq.read_table(path)
+            return read_parquet(path)
         return pcsv.read_csv(path)
     except Exception as exc:
         raise InputError(f"cannot read {path.name}: {exc}", field="FILE") from None
