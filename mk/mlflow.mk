@@ -6,8 +6,9 @@
 #
 # .venv-mlflow is a layer over .venv: its own site-packages come first (mlflow, its
 # dependencies, pyarrow 25.0.1), then .venv's through a .pth (ledgerml editable, its entry
-# points, the chain, xgboost). pip installs only what .venv lacks or pins differently into the
-# layer and never touches .venv ("not uninstalling … outside environment"): ~35 s instead of
+# points, the chain, xgboost, and psycopg 3 from the `postgres` extra for ledgerml+postgresql://,
+# checked below). pip installs only what .venv lacks or pins differently into the layer and
+# never touches .venv ("not uninstalling … outside environment"): ~35 s instead of
 # ~150 s for a full second environment. The layer is rebuilt whenever .venv is.
 
 MLFLOW_VENV  := .venv-mlflow
@@ -22,7 +23,7 @@ $(MLFLOW_STAMP): pyproject.toml $(STAMP)
 	echo "import site; site.addsitedir('$$($(PY) -c '$(_PURELIB)')')" \
 	  > "$$($(MLFLOW_PY) -c '$(_PURELIB)')/_ledgerml_main_venv.pth"
 	$(MLFLOW_VENV)/bin/pip install --quiet $$($(PY) -c '$(_MLFLOW_REQ)')
-	$(MLFLOW_PY) -c 'import mlflow, pyarrow, ledgerml.mlflow_plugin.entry; print("mlflow", mlflow.__version__, "pyarrow", pyarrow.__version__)'
+	$(MLFLOW_PY) -c 'import mlflow, pyarrow, psycopg, ledgerml.mlflow_plugin.entry; print("mlflow", mlflow.__version__, "pyarrow", pyarrow.__version__, "psycopg", psycopg.__version__)'
 	touch $@
 
 .PHONY: mlflow-venv

@@ -11,14 +11,14 @@ from typing import Any
 
 
 def tracking_store(store_uri: str, artifact_uri: str | None = None) -> Any:
-    """`mlflow.tracking_store` builder for `ledgerml+sqlite://…`."""
+    """`mlflow.tracking_store` builder for `ledgerml+sqlite://…`, `ledgerml+postgresql://…`."""
     from ledgerml.mlflow_plugin.tracking import LedgerTrackingStore
 
     return LedgerTrackingStore(store_uri, artifact_uri)
 
 
 def registry_store(store_uri: str, tracking_uri: str | None = None) -> Any:
-    """`mlflow.model_registry_store` builder for `ledgerml+sqlite://…`."""
+    """`mlflow.model_registry_store` builder for `ledgerml+sqlite://…`, `ledgerml+postgresql://…`."""
     from ledgerml.mlflow_plugin.registry import LedgerRegistryStore
 
     return LedgerRegistryStore(store_uri, tracking_uri)

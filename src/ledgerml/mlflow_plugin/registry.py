@@ -1,4 +1,5 @@
-"""MLflow model registry store `ledgerml+sqlite://…`: records every change, gates promotion.
+"""MLflow model registry store `ledgerml+sqlite://…` / `ledgerml+postgresql://…`: records every
+change, gates promotion.
 
 - `create_model_version` finds the version's files in the ledger's `mlflow.artifact_stored`
   entries (the artifact repository recorded their CIDs), names the flavour's model file as the
@@ -24,7 +25,7 @@ from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
 from ledgerml.errors import InputError, VerificationError
 from ledgerml.mlflow_plugin import _context
 from ledgerml.mlflow_plugin.records import item_digests, value_digest
-from ledgerml.mlflow_plugin.tracking import sql_uri
+from ledgerml.mlflow_plugin.uri import sql_uri
 
 #: The model-version tag that carries the gate's transaction hash (written by the gate only).
 GATE_TAG = "ledgerml.gate_tx"
@@ -117,8 +118,9 @@ class LedgerRegistryStore(SqlAlchemyStore):
     """Model registry store: every change on the ledger; gated aliases through the contract."""
 
     def __init__(self, store_uri: str, tracking_uri: str | None = None) -> None:
+        db_uri = sql_uri(store_uri)
         _context.project()
-        super().__init__(sql_uri(store_uri))
+        super().__init__(db_uri)
 
     # ------------------------------------------------------------- registered models
 
@@ -276,7 +278,7 @@ class LedgerRegistryStore(SqlAlchemyStore):
         if not cid:
             raise MlflowException(
                 f"{what} refused for {label}: the ledger records no model file CID for it "
-                "(register it through the ledgerml+sqlite store with its artifacts on "
+                "(register it through a LedgerML store with its artifacts on "
                 "ledgerml+file)",
                 PERMISSION_DENIED,
             )

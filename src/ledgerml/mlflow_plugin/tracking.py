@@ -1,4 +1,5 @@
-"""MLflow tracking store `ledgerml+sqlite://…`: MLflow's SQLAlchemy store plus the ledger.
+"""MLflow tracking store `ledgerml+sqlite://…` / `ledgerml+postgresql://…`: MLflow's SQLAlchemy
+store plus the ledger (the database URL behind each scheme: `uri.sql_uri`).
 
 Each overridden method calls MLflow's own implementation first; only a change that succeeded
 is appended (`mlflow.*` entries, bodies from `records`). A failed MLflow call appends
@@ -17,15 +18,10 @@ from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
 from ledgerml.mlflow_plugin import _context
 from ledgerml.mlflow_plugin.records import item_digests, metric_sums, value_digest
+from ledgerml.mlflow_plugin.uri import sql_uri
 
-SCHEME = "ledgerml+"
 #: A metric point as stored: (key, step, timestamp, is_nan, value).
 Point = tuple[str, int, int, bool, float]
-
-
-def sql_uri(store_uri: str) -> str:
-    """`ledgerml+sqlite:///x.db` -> `sqlite:///x.db` (what SQLAlchemy understands)."""
-    return store_uri.removeprefix(SCHEME)
 
 
 class LedgerTrackingStore(SqlAlchemyStore):
@@ -34,8 +30,9 @@ class LedgerTrackingStore(SqlAlchemyStore):
     def __init__(self, store_uri: str, artifact_uri: str | None = None) -> None:
         if artifact_uri is None:  # as MLflow's own builder: the server's artifact root
             artifact_uri = os.environ.get("_MLFLOW_SERVER_ARTIFACT_ROOT", "./mlruns")
+        db_uri = sql_uri(store_uri)  # an unknown scheme or no psycopg: fail before the project
         _context.project()  # fail at start-up, not on the first request
-        super().__init__(sql_uri(store_uri), artifact_uri)
+        super().__init__(db_uri, artifact_uri)
 
     # ------------------------------------------------------------------ experiments
 
