@@ -7,6 +7,8 @@ Three lines of setup (docs/mlflow.md)::
     mlflow server --backend-store-uri ledgerml+sqlite:////srv/mlflow.db \\
                   --artifacts-destination ledgerml+file:///srv/mlflow-artifacts
 
+or `--backend-store-uri ledgerml+postgresql://USER@HOST/DB` (psycopg 3, extra `postgres`).
+
 - `tracking.LedgerTrackingStore` — MLflow's SQLAlchemy tracking store; every change that
   succeeded is appended to the ledger as an `mlflow.*` entry (values as digests).
 - `registry.LedgerRegistryStore` — the model registry store; versions name their model's
@@ -15,7 +17,7 @@ Three lines of setup (docs/mlflow.md)::
 - `artifacts.LedgerArtifactRepository` — local files as MLflow writes them, each one also
   in LedgerML's CAS (`ledgerml store verify` checks them).
 - `verify` — `ledgerml mlflow verify`: MLflow's database against the ledger. It reads the
-  database with `sqlite3` only, so the main environment runs it without mlflow installed.
+  database with `sqlite3` or psycopg 3 only, so the main environment runs it without mlflow.
 
-Only these submodules import mlflow (never `make demo`); `verify` and `records` do not.
+Only these submodules import mlflow (never `make demo`); `verify`, `records`, `uri` do not.
 """

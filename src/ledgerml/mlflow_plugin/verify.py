@@ -1,13 +1,15 @@
 """`ledgerml mlflow verify`: does MLflow's database still say what the ledger recorded?
 
     report = verify_mlflow("ledgerml+sqlite:////srv/mlflow.db", ledger)
+    report = verify_mlflow("ledgerml+postgresql://mlflow@db/mlflow", ledger)  # PGPASSWORD
     for p in report.problems: print(p.run, p.field, p.detail)
 
 The ledger is replayed into the state it implies (per run: params, tags and metric digests;
-per registered model: aliases and version tags), MLflow's database is read with `sqlite3`
-(read-only, no mlflow import), and every difference is a problem naming the run (or model
-version) and the field: a changed, deleted or added metric point, param or tag, a
-`latest_metrics` row that no longer matches the points, an alias that moved.
+per registered model: aliases and version tags), MLflow's database is read read-only with
+`sqlite3` or psycopg 3 (the same queries; no mlflow import), and every difference is a
+problem naming the run (or model version) and the field: a changed, deleted or added metric
+point, param or tag, a `latest_metrics` row that no longer matches the points, an alias that
+moved.
 
 Scope: runs and model versions the ledger knows; rows of a run the ledger never saw are
 reported as `unrecorded` (a run created by writing the database directly).
@@ -17,13 +19,16 @@ from __future__ import annotations
 
 import sqlite3
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ledgerml.errors import InputError
+from ledgerml.ledger.postgres import redact_url
 from ledgerml.ledger.project import AnyLedger
 from ledgerml.mlflow_plugin.records import TYPES, PointSum, add_sums, metric_sums, value_digest
+from ledgerml.mlflow_plugin.uri import is_postgres, libpq_url, needs_psycopg
 
 
 @dataclass(frozen=True)
@@ -67,8 +72,8 @@ def database_path(uri: str) -> Path:
     rest = uri.removeprefix("ledgerml+")
     if not rest.startswith("sqlite:///"):
         raise InputError(
-            "must be ledgerml+sqlite:///PATH or sqlite:///PATH (the server's "
-            "--backend-store-uri); other databases come with the PostgreSQL driver",
+            "must be ledgerml+sqlite:///PATH, sqlite:///PATH, ledgerml+postgresql://… or "
+            "postgresql://… (the server's --backend-store-uri)",
             field="uri",
         )
     path = Path(rest.removeprefix("sqlite:///").split("?")[0])
@@ -148,14 +153,56 @@ def _compare(
     return out
 
 
+class _Db:
+    """MLflow's database, read-only: SQLite through `sqlite3`, PostgreSQL through psycopg 3.
+
+    The queries are written with `?` placeholders (SQLite's); PostgreSQL gets `%s`.
+    """
+
+    def __init__(self, uri: str) -> None:
+        self._pg = is_postgres(uri)
+        self._conn: Any
+        #: what the driver raises for a failed query (e.g. no MLflow tables there)
+        self.errors: tuple[type[Exception], ...] = (sqlite3.Error,)
+        if not self._pg:
+            self._conn = sqlite3.connect(f"file:{database_path(uri)}?mode=ro", uri=True)
+            return
+        needs_psycopg()
+        import psycopg
+
+        try:
+            self._conn = psycopg.connect(libpq_url(uri), connect_timeout=10)
+        except psycopg.Error as exc:
+            # libpq's message names host, user and reason, never the password; the URL is
+            # shown redacted
+            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            raise InputError(
+                f"cannot read MLflow's database at {redact_url(uri)}: {reason}", field="uri"
+            ) from None
+        self._conn.read_only = True  # the session's transactions are READ ONLY
+        self.errors = (psycopg.Error,)
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        if self._pg:
+            sql = sql.replace("?", "%s")
+        return list(self._conn.execute(sql, tuple(params)).fetchall())
+
+    def close(self) -> None:
+        self._conn.close()
+
+
 def verify_mlflow(uri: str, ledger: AnyLedger) -> MlflowReport:
     """Compare MLflow's database at `uri` with the ledger; problems name run and field."""
-    path = database_path(uri)
-    runs, versions, aliases, count = _replay(ledger)
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    db = _Db(uri)
     problems: list[Problem] = []
     try:
-        db_runs = {r for (r,) in db.execute("SELECT run_uuid FROM runs")}
+        runs, versions, aliases, count = _replay(ledger)
+        try:
+            db_runs = {r for (r,) in db.rows("SELECT run_uuid FROM runs")}
+        except db.errors as exc:
+            raise InputError(
+                f"{redact_url(uri)} holds no MLflow tables ({type(exc).__name__})", field="uri"
+            ) from None
         for run_id in sorted(db_runs - set(runs)):
             problems.append(Problem("unrecorded", run_id, "run", "run not in the ledger"))
         for run_id in sorted(set(runs)):
@@ -166,17 +213,17 @@ def verify_mlflow(uri: str, ledger: AnyLedger) -> MlflowReport:
     return MlflowReport(len(runs), len(versions), count, tuple(problems))
 
 
-def _check_run(db: sqlite3.Connection, run_id: str, run: _Run, present: bool) -> list[Problem]:
+def _check_run(db: _Db, run_id: str, run: _Run, present: bool) -> list[Problem]:
     if not present:
         return [Problem("missing", run_id, "run", "recorded, not in MLflow's database")]
     q = "SELECT key, value FROM {} WHERE run_uuid = ?"
-    params = dict(db.execute(q.format("params"), (run_id,)).fetchall())
-    tags = dict(db.execute(q.format("tags"), (run_id,)).fetchall())
+    params = dict(db.rows(q.format("params"), (run_id,)))
+    tags = dict(db.rows(q.format("tags"), (run_id,)))
     out = _compare("params", run_id, run.params, params)
     out += _compare("tags", run_id, run.tags, tags)
-    rows = db.execute(
+    rows = db.rows(
         "SELECT key, step, timestamp, is_nan, value FROM metrics WHERE run_uuid = ?", (run_id,)
-    ).fetchall()
+    )
     found = metric_sums((k, s, t, bool(n), float(v)) for k, s, t, n, v in rows)
     for key in sorted(set(run.metrics) | set(found)):
         want, got = run.metrics.get(key), found.get(key)
@@ -197,7 +244,7 @@ def _check_run(db: sqlite3.Connection, run_id: str, run: _Run, present: bool) ->
     return out
 
 
-def _check_latest(db: sqlite3.Connection, run_id: str, rows: list[tuple]) -> list[Problem]:
+def _check_latest(db: _Db, run_id: str, rows: list[tuple[Any, ...]]) -> list[Problem]:
     """`latest_metrics` (what MLflow's UI shows) must be the newest point of each key."""
     newest: dict[str, tuple] = {}
     for k, s, t, n, v in rows:
@@ -205,7 +252,7 @@ def _check_latest(db: sqlite3.Connection, run_id: str, rows: list[tuple]) -> lis
         if k not in newest or cand[:3] > newest[k][:3]:
             newest[k] = cand
     out = []
-    for k, s, t, v, n in db.execute(
+    for k, s, t, v, n in db.rows(
         "SELECT key, step, timestamp, value, is_nan FROM latest_metrics WHERE run_uuid = ?",
         (run_id,),
     ):
@@ -217,19 +264,17 @@ def _check_latest(db: sqlite3.Connection, run_id: str, rows: list[tuple]) -> lis
     return out
 
 
-def _check_versions(
-    db: sqlite3.Connection, versions: _Versions, aliases: _Aliases
-) -> list[Problem]:
+def _check_versions(db: _Db, versions: _Versions, aliases: _Aliases) -> list[Problem]:
     """Each recorded version's tags; the aliases of a model once, after its first version."""
     out: list[Problem] = []
     checked_aliases: set[str] = set()
     for (name, version), expected in sorted(versions.items()):
         where = f"model {name}/{version}"
         tags = dict(
-            db.execute(
+            db.rows(
                 "SELECT key, value FROM model_version_tags WHERE name = ? AND version = ?",
                 (name, int(version)),
-            ).fetchall()
+            )
         )
         out += _compare("tags", where, expected, tags)
         if name in checked_aliases or name not in aliases:
@@ -237,7 +282,7 @@ def _check_versions(
         checked_aliases.add(name)
         found = {
             a: str(v)
-            for a, v in db.execute(
+            for a, v in db.rows(
                 "SELECT alias, version FROM registered_model_aliases WHERE name = ?", (name,)
             )
         }
