@@ -4,6 +4,10 @@ The server and the MLflow client steps run in .venv-mlflow (mlflow moves pyarrow
 its own environment: docs/mlflow.md); these tests run in the main venv and drive the client
 as subprocesses, then check the ledger with the main venv's `ledgerml` and by hand (RFC 9162).
 Skipped, saying why, only when the server's variables are absent.
+
+`pg_server` is a second server of its own on `ledgerml+postgresql://` (a fresh schema from the
+ledger tests' `pg_url`), started and stopped by PID with the same script; skipped only when
+LEDGERML_TEST_PG_URL is unset.
 """
 
 from __future__ import annotations
@@ -13,15 +17,17 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 from ledgerml.config import ProjectPaths
 from ledgerml.ledger.project import open_ledger
+from tests.ledger.conftest import pg_url  # noqa: F401 - a fixture, a fresh schema per test
 
 REPO = Path(__file__).resolve().parents[2]
 CLIENT = Path(__file__).with_name("_client.py")
@@ -170,6 +176,65 @@ def trained(server: Server) -> Trained:
         data[0],
         first,
     )
+
+
+@dataclass(frozen=True)
+class PgServer(Server):
+    """A server whose backend store is `ledgerml+postgresql://…` (no password in the URI:
+    libpq reads PGPASSWORD, set for this test)."""
+
+    backend: str = ""
+    sql_url: str = ""  # the schema's postgresql:// URL with its password, for direct edits
+    password: str = ""
+
+    @property
+    def uri(self) -> str:
+        return self.backend
+
+
+@pytest.fixture
+def pg_server(
+    pg_url: str,  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[PgServer]:
+    """`mlflow server --backend-store-uri ledgerml+postgresql://…` on a fresh schema, its own
+    LedgerML project and artifacts (scripts/svc_mlflow.sh with RUN_DIR and MLFLOW_BACKEND)."""
+    parts = urlsplit(pg_url)
+    password = parts.password or ""
+    netloc = parts.netloc.rpartition("@")[2]
+    if parts.username:
+        netloc = f"{parts.username}@{netloc}"
+    backend = "ledgerml+" + urlunsplit(parts._replace(netloc=netloc))
+    monkeypatch.setenv("PGPASSWORD", password)  # the server, the CLI: libpq reads it
+    run_dir = tmp_path / "run"
+    env = dict(os.environ, RUN_DIR=str(run_dir), MLFLOW_BACKEND=backend)
+    script = str(REPO / "scripts" / "svc_mlflow.sh")
+    started = subprocess.run(
+        [script, "start"], capture_output=True, text=True, timeout=120, env=env, check=False
+    )
+    try:
+        log = run_dir / "mlflow.log"
+        assert started.returncode == 0, started.stderr + (
+            log.read_text()[-3000:] if log.exists() else ""
+        )
+        found = dict(
+            line.split("=", 1)
+            for line in (run_dir / "mlflow.env").read_text().splitlines()
+            if "=" in line
+        )
+        yield PgServer(
+            found["LEDGERML_TEST_MLFLOW_URL"],
+            Path(found["LEDGERML_TEST_MLFLOW_HOME"]),
+            Path(found["LEDGERML_TEST_MLFLOW_DB"]),
+            Path(found["LEDGERML_TEST_MLFLOW_ARTIFACTS"]),
+            found["LEDGERML_TEST_MLFLOW_PYTHON"],
+            backend=backend,
+            sql_url=pg_url,
+            password=password,
+        )
+    finally:  # by the PID the script recorded, before pg_url drops the schema
+        subprocess.run([script, "stop"], capture_output=True, timeout=60, env=env, check=False)
 
 
 def _experiment_of(server: Server, run_id: str) -> str:
