@@ -25,7 +25,9 @@ def verify(
     uri: Annotated[
         str,
         typer.Option(
-            "--uri", help="The server's --backend-store-uri, e.g. ledgerml+sqlite:////srv/mlflow.db"
+            "--uri",
+            help="The server's --backend-store-uri: ledgerml+sqlite:////srv/mlflow.db or "
+            "ledgerml+postgresql://user@host/db (password from PGPASSWORD or ~/.pgpass)",
         ),
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
