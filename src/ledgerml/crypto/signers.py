@@ -115,8 +115,14 @@ class Ed25519Signer(_Pkcs8PrivateKey):
 
 # --- ML-DSA (FIPS 204) -------------------------------------------------------------
 
-_MLDSA_PRIVATE = {"ml-dsa-44": mldsa.MLDSA44PrivateKey, "ml-dsa-65": mldsa.MLDSA65PrivateKey}
-_MLDSA_PUBLIC = {"ml-dsa-44": mldsa.MLDSA44PublicKey, "ml-dsa-65": mldsa.MLDSA65PublicKey}
+_MLDSA_PRIVATE: dict[str, type[mldsa.MLDSA44PrivateKey] | type[mldsa.MLDSA65PrivateKey]] = {
+    "ml-dsa-44": mldsa.MLDSA44PrivateKey,
+    "ml-dsa-65": mldsa.MLDSA65PrivateKey,
+}
+_MLDSA_PUBLIC: dict[str, type[mldsa.MLDSA44PublicKey] | type[mldsa.MLDSA65PublicKey]] = {
+    "ml-dsa-44": mldsa.MLDSA44PublicKey,
+    "ml-dsa-65": mldsa.MLDSA65PublicKey,
+}
 
 
 @dataclass(frozen=True)

@@ -288,10 +288,10 @@ def _open_member(src: Source, archive: Path) -> Iterator[tuple[IO[bytes], int | 
         members = [m for m in tf.getmembers() if m.isfile() and m.name.endswith(src.member_suffix)]
         if len(members) != 1:
             raise VerificationError(f"{archive.name} has no single {src.member_suffix}")
-        fh = tf.extractfile(members[0])
-        assert fh is not None  # isfile() above
-        with fh:
-            yield fh, members[0].size
+        member = tf.extractfile(members[0])
+        assert member is not None  # isfile() above
+        with member:
+            yield member, members[0].size
 
 
 def fetch(

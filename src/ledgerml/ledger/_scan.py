@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import sqlite3
+from typing import Any, Protocol
 
 import orjson
 
@@ -89,7 +90,13 @@ def scan_range(db_path: str, lo: int, hi: int | None) -> tuple[bytes, list[RawPr
         conn.close()
 
 
-def _hash_rows(cursor: sqlite3.Cursor, expected: int) -> tuple[bytes, list[RawProblem], int]:
+class RowCursor(Protocol):
+    """A cursor over `(idx, entry)` rows read in batches (sqlite3's and psycopg's)."""
+
+    def fetchmany(self, size: int, /) -> list[Any]: ...
+
+
+def _hash_rows(cursor: RowCursor, expected: int) -> tuple[bytes, list[RawProblem], int]:
     sha = hashlib.sha256
     parts: list[bytes] = []
     problems: list[RawProblem] = []

@@ -387,7 +387,7 @@ _VALIDATORS: dict[str, tuple[Any, bool]] = {
 
 def validate_body(event_type: object, body: object) -> None:
     """Raise `InputError` naming the field when `body` does not fit `event_type`."""
-    entry = _VALIDATORS.get(event_type) if type(event_type) is str else None  # type: ignore[arg-type]
+    entry = _VALIDATORS.get(event_type) if type(event_type) is str else None
     if entry is None:
         if not isinstance(event_type, str) or not is_known_type(event_type):
             known = ", ".join(sorted(EVENT_TYPES))

@@ -68,7 +68,7 @@ from ledgerml.crypto.note import (
 from ledgerml.errors import InputError, VerificationError
 from ledgerml.faults import crash_point
 from ledgerml.ledger import merkle
-from ledgerml.ledger._scan import RawProblem, _hash_rows
+from ledgerml.ledger._scan import RawProblem, RowCursor, _hash_rows
 from ledgerml.ledger.head import HeadCopy
 from ledgerml.ledger.tiles import (
     HEIGHT,
@@ -1170,7 +1170,8 @@ class Ledger(LogFacade):
                         signed_size, last_signed = edge.size, time.monotonic()
                     if unsaved is not None:
                         try:
-                            unsaved = self._save_checkpoint(conn, unsaved)
+                            self._save_checkpoint(conn, unsaved)
+                            unsaved = None
                         except sqlite3.Error:  # with the next batch; retry after an interval
                             last_signed = time.monotonic()
                     continue
@@ -1204,7 +1205,8 @@ class Ledger(LogFacade):
                     signed_size, last_signed = edge.size, time.monotonic()
                 if unsaved is not None and (now_due or self._queue.empty()):
                     with contextlib.suppress(sqlite3.Error):  # else: with the next batch
-                        unsaved = self._save_checkpoint(conn, unsaved)
+                        self._save_checkpoint(conn, unsaved)
+                        unsaved = None
                 for req in barriers:
                     req.future.set_result(-1)
         finally:
@@ -1280,7 +1282,6 @@ class Ledger(LogFacade):
         finally:
             conn.execute("PRAGMA synchronous=FULL")
         self._advance_head(signed, background=True)
-        return None
 
     # -- key rotation ---------------------------------------------------------------
 
@@ -1571,7 +1572,7 @@ def _scan_parallel(db_path: str, top: int, workers: int) -> tuple[bytes, list[Ra
         leaves = b"".join(Path(o).read_bytes() for o in outs)
         metas = [orjson.loads(Path(o + ".json").read_bytes()) for o in outs]
     problems = [tuple(p) for m in metas for p in m["problems"]]
-    return leaves, problems, metas[-1]["expected"]  # type: ignore[return-value]
+    return leaves, problems, metas[-1]["expected"]
 
 
 class LogReads(Protocol):
@@ -1579,7 +1580,7 @@ class LogReads(Protocol):
 
     def meta(self, key: str) -> str | None: ...
     def top(self) -> int: ...
-    def entry_rows(self) -> Iterable[tuple[int, bytes]]: ...
+    def entry_rows(self) -> RowCursor: ...
     def tile_hashes(self, level: int) -> Iterable[bytes]: ...
     def rows_of_type(self, suffix: bytes) -> list[tuple[int, bytes]]: ...
     def checkpoint_rows(self) -> Iterable[tuple[int, bytes, str]]: ...
@@ -1605,7 +1606,7 @@ class SqliteReads:
     def top(self) -> int:
         return int(self.conn.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM entries").fetchone()[0])
 
-    def entry_rows(self) -> Iterable[tuple[int, bytes]]:
+    def entry_rows(self) -> RowCursor:
         return self.conn.execute("SELECT idx, entry FROM entries ORDER BY idx")
 
     def tile_hashes(self, level: int) -> Iterable[bytes]:
@@ -1788,9 +1789,9 @@ def _verify(
 
     # 2. Stored leaf hashes (tile level 0) against the entries: finds modified
     #    and reordered entries by index.
-    stored = b"".join(reads.tile_hashes(0))
-    if stored[: len(leaves)] != leaves:
-        stored_hashes = [stored[i : i + _HS] for i in range(0, len(stored), _HS)]
+    stored_leaves = b"".join(reads.tile_hashes(0))
+    if stored_leaves[: len(leaves)] != leaves:
+        stored_hashes = [stored_leaves[i : i + _HS] for i in range(0, len(stored_leaves), _HS)]
         leaf_list = [leaves[i : i + _HS] for i in range(0, len(leaves), _HS)]
         bad = [i for i in range(n) if i >= len(stored_hashes) or stored_hashes[i] != leaf_list[i]]
         position = {h: i for i, h in enumerate(stored_hashes)}
@@ -1888,8 +1889,8 @@ def _verify(
 
     # 5. Tree heads held by others (e.g. anchored on a chain): consistency with
     #    each one, so a log rewritten and re-signed with the operator's key fails.
-    for head in trusted:
-        extends(head.tree_size, head.root, head.source, "anchor_mismatch")
+    for anchor in trusted:
+        extends(anchor.tree_size, anchor.root, anchor.source, "anchor_mismatch")
     # 6. Signed heads kept outside ledger.db (head copy, auditors' notes), the sequence
     #    of checkpoints, and entries no signed checkpoint covers.
     covered = max(stored, default=0)

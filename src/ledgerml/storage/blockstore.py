@@ -289,7 +289,7 @@ class BlockStore:
             if not ok:
                 self._rollback(new_blocks)
 
-    def add_bytes(self, data: bytes, *, pin: bool = True) -> AddResult:
+    def add_bytes(self, data: bytes | bytearray | memoryview, *, pin: bool = True) -> AddResult:
         """Store an in-memory byte string (same CID as a file with these bytes)."""
         if not isinstance(data, bytes | bytearray | memoryview):
             raise InputError(f"expected bytes, got {type(data).__name__}", field="data")

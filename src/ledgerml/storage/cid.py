@@ -312,13 +312,13 @@ def iter_chunks(path: str | os.PathLike[str], read_size: int = READ_SIZE) -> Ite
     view = memoryview(buf)
     with open(path, "rb", buffering=0) as fh:
         while True:
-            n = fh.readinto(buf)  # type: ignore[attr-defined]
+            n = fh.readinto(buf)
             if not n:
                 return
             # A short read mid-file is legal: top up until the buffer is full or EOF,
             # so chunk boundaries never depend on how the OS split the reads.
             while n < read_size:
-                m = fh.readinto(view[n:])  # type: ignore[attr-defined]
+                m = fh.readinto(view[n:])
                 if not m:
                     break
                 n += m
