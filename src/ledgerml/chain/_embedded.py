@@ -30,6 +30,7 @@ from eth.db.atomic import AtomicDB
 from eth.db.backends.base import BaseDB
 from eth.exceptions import CanonicalHeadNotFound
 from eth.exceptions import TransactionNotFound as EVMTransactionNotFound
+from eth.typing import AccountDetails
 from eth.vm.forks import PragueVM
 from eth_tester.backends.pyevm.main import PyEVMBackend, get_default_genesis_params
 from eth_tester.backends.pyevm.serializers import (
@@ -37,6 +38,7 @@ from eth_tester.backends.pyevm.serializers import (
     serialize_transaction_receipt,
 )
 from eth_tester.exceptions import TransactionNotFound
+from eth_typing import Address, BlockNumber, Hash32
 from eth_utils import encode_hex, to_wei
 from eth_utils.toolz import assoc
 
@@ -93,7 +95,7 @@ class LedgerMLChain(MiningChain):
     """Fixed schedule: Prague from genesis, post-merge, constant gas limit."""
 
     chain_id = EMBEDDED_CHAIN_ID
-    vm_configuration = ((0, PragueVM),)
+    vm_configuration = ((BlockNumber(0), PragueVM),)
 
     def create_header_from_parent(self, parent_header: Any, **header_params: Any) -> Any:
         return super().create_header_from_parent(
@@ -123,7 +125,7 @@ class PersistentBackend(PyEVMBackend):
 
     def _find(self, tx_hash: bytes) -> tuple[Any, Any, int]:
         try:
-            number, index = self.chain.chaindb.get_transaction_index(tx_hash)
+            number, index = self.chain.chaindb.get_transaction_index(Hash32(tx_hash))
         except EVMTransactionNotFound:
             pending = self.chain.get_block()
             for i, tx in enumerate(pending.transactions):
@@ -190,11 +192,12 @@ def open_chain(db: SqliteDB, funded: Iterable[bytes]) -> tuple[LedgerMLChain, bo
     try:
         LedgerMLChain.get_chaindb_class()(base).get_canonical_head()
     except CanonicalHeadNotFound:
-        state = {
-            addr: {"balance": GENESIS_BALANCE, "nonce": 0, "code": b"", "storage": {}}
+        state: dict[Address, AccountDetails] = {
+            Address(addr): {"balance": GENESIS_BALANCE, "nonce": 0, "code": b"", "storage": {}}
             for addr in funded
         }
         chain = LedgerMLChain.from_genesis(base, get_default_genesis_params(), state)
+        assert isinstance(chain, LedgerMLChain)  # py-evm annotates it as returning BaseChain
         db.commit()
         return chain, True
     return LedgerMLChain(base), False

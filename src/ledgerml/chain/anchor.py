@@ -92,6 +92,8 @@ class AnchorLog:
         """
         block = self.chain.w3.eth.get_block(record.block_number, full_transactions=True)
         for tx in block["transactions"]:
+            if isinstance(tx, bytes):  # a bare hash: not with full_transactions=True
+                continue
             if str(tx.get("to") or "").lower() != self.address.lower():
                 continue
             receipt = self.chain.w3.eth.get_transaction_receipt(tx["hash"])

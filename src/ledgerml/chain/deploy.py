@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from eth_typing import ChecksumAddress
+
 from ledgerml.chain._artifacts import load_artifact
 from ledgerml.chain._roles import ROLES, role_id
 from ledgerml.chain.evm import Chain
@@ -42,8 +44,8 @@ class Deployment:
 
     chain_id: int
     kind: str
-    model_registry: str
-    audit_anchor: str
+    model_registry: ChecksumAddress  # as `deploy` wrote them (web3 refuses other spellings)
+    audit_anchor: ChecksumAddress
     block_number: int
     accounts: Mapping[str, str]
     code_sha256: Mapping[str, str]

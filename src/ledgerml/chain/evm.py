@@ -30,9 +30,11 @@ from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_typing import ABI, ABIFunction, ChecksumAddress, Hash32
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
+from web3.types import BlockIdentifier, RPCEndpoint, TxParams
 
 from ledgerml.chain._artifacts import Artifact, all_artifacts, load_artifact
 from ledgerml.chain._revert import (
@@ -103,7 +105,7 @@ class TxResult:
     block_number: int
     gas_used: int
     events: tuple[DecodedEvent, ...]
-    contract_address: str | None = None
+    contract_address: ChecksumAddress | None = None
 
     def events_named(self, name: str) -> tuple[DecodedEvent, ...]:
         return tuple(e for e in self.events if e.name == name)
@@ -156,6 +158,13 @@ def _event_table(artifacts: Sequence[Artifact]) -> dict[bytes, _EventSpec]:
                 sig = f"{item['name']}({','.join(abi_type(i) for i in item['inputs'])})"
                 table[keccak(text=sig)] = _EventSpec(art.name, item["name"], tuple(item["inputs"]))
     return table
+
+
+def _functions(abi: ABI) -> Iterator[ABIFunction]:
+    """The function entries of a contract's ABI."""
+    for item in abi:
+        if "type" in item and item["type"] == "function":
+            yield item
 
 
 def _normalise_address(typ: str, value: Any) -> Any:
@@ -334,10 +343,10 @@ class Chain:
 
     # -------------------------------------------------------------------- accounts
 
-    def address(self, role: str) -> str:
+    def address(self, role: str) -> ChecksumAddress:
         """Checksum address of a role's account."""
         try:
-            return str(self.accounts[role].address)
+            return self.accounts[role].address
         except KeyError:
             raise InputError(
                 f"unknown role {role!r} (known: {', '.join(ROLES)})", field="role"
@@ -371,7 +380,9 @@ class Chain:
                 continue
             ok = False
             for method in ("anvil_setBalance", "hardhat_setBalance"):
-                resp = self.w3.provider.make_request(method, [addr, hex(minimum_wei * 10)])
+                resp = self.w3.provider.make_request(
+                    RPCEndpoint(method), [addr, hex(minimum_wei * 10)]
+                )
                 if "error" not in resp:
                     ok = True
                     break
@@ -426,10 +437,8 @@ class Chain:
         if spec is None:
             matches = [
                 item
-                for item in contract.abi
-                if item.get("type") == "function"
-                and item.get("name") == fn
-                and len(item.get("inputs", ())) == len(args)
+                for item in _functions(contract.abi)
+                if item.get("name") == fn and len(item.get("inputs", ())) == len(args)
             ]
             if len(matches) != 1:
                 raise InputError(
@@ -477,7 +486,7 @@ class Chain:
         if gas > MAX_TX_GAS:
             raise InputError(f"{context}: gas limit {gas} exceeds {MAX_TX_GAS}", field="gas")
         sender = str(account.address)
-        call_tx: dict[str, Any] = {"from": sender, "data": data, "gas": gas}
+        call_tx: TxParams = {"from": sender, "data": data, "gas": gas}
         if to is not None:
             call_tx["to"] = to
             if self.preflight:
@@ -542,7 +551,7 @@ class Chain:
         delay = 0.001
         while True:
             try:
-                return self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+                return self.w3.eth.get_transaction_receipt(Hash32(tx_hash))
             except TransactionNotFound:
                 pass
             if time.monotonic() >= deadline:
@@ -551,14 +560,14 @@ class Chain:
             delay = min(delay * 2, 0.25)
 
     def _replay_failure(
-        self, call_tx: Mapping[str, Any], receipt: Mapping[str, Any], gas: int, context: str
+        self, call_tx: TxParams, receipt: Mapping[str, Any], gas: int, context: str
     ) -> ContractRevert:
         """Status 0 carries no reason: replay with eth_call on the parent block to get it."""
         block = max(int(receipt["blockNumber"]) - 1, 0)
         used = int(receipt["gasUsed"])
         where = f"{context} (tx {Web3.to_hex(receipt['transactionHash'])}, replayed)"
         try:
-            self.w3.eth.call(dict(call_tx), block_identifier=block)
+            self.w3.eth.call(call_tx.copy(), block_identifier=block)
         except Exception as exc:
             data = revert_data_from_exception(exc)
             if data is not None:
@@ -580,9 +589,9 @@ class Chain:
             "Reverted", {}, f"{where}: failed on chain but the replay succeeded (state changed)"
         )
 
-    def _dry_run(self, call_tx: Mapping[str, Any], block: int | str, context: str) -> None:
+    def _dry_run(self, call_tx: TxParams, block: BlockIdentifier, context: str) -> None:
         try:
-            self.w3.eth.call(dict(call_tx), block_identifier=block)
+            self.w3.eth.call(call_tx.copy(), block_identifier=block)
         except Exception as exc:
             data = revert_data_from_exception(exc)
             if data is None and is_out_of_gas(exc):
