@@ -30,8 +30,8 @@ from ledgerml.compliance.packs import Pack, PackRule, load_pack
 from ledgerml.config import ProjectPaths, load_config
 from ledgerml.errors import InputError, VerificationError
 from ledgerml.ledger.events import validate_body
-from ledgerml.ledger.log import Ledger, type_suffix
-from ledgerml.ledger.project import open_ledger
+from ledgerml.ledger.log import type_suffix
+from ledgerml.ledger.project import AnyLedger, open_ledger
 
 #: A protected column with more distinct values than this is not a set of groups (e.g. raw age).
 MAX_GROUPS = 20
@@ -154,7 +154,7 @@ def _min_reasons(pack: Pack) -> int:
     return 1
 
 
-def gather_evidence(ledger: Ledger, model_cid: str, pack: Pack | None = None) -> Evidence:
+def gather_evidence(ledger: AnyLedger, model_cid: str, pack: Pack | None = None) -> Evidence:
     """One pass over the log: the model's entries, every data set and run.
 
     A model without a `model.registered` entry is bad input (nothing to check)."""
@@ -214,7 +214,7 @@ def gather_evidence(ledger: Ledger, model_cid: str, pack: Pack | None = None) ->
 def _load_model(paths: ProjectPaths, cid: str) -> Any | None:
     """The trained model via `ledgerml.mlops.training.load_model`, or None if unavailable."""
     try:
-        from ledgerml.mlops.training import load_model  # type: ignore[import-not-found]
+        from ledgerml.mlops.training import load_model
     except ImportError:
         return None
     try:
@@ -492,10 +492,11 @@ def _backtest_worst_fp_ratio(ev: Evidence, rule: PackRule) -> _Found:
             f"{where}: FP ratio vs {base} undefined on fold(s) {undefined} (the baseline raises "
             "no false positive at 80% recall: 0/0 or x/0 is never a pass)",
         )
-    worst_fold, worst = max(ratios, key=lambda kr: float(kr[1]))
-    shown = ", ".join(f"{float(r):.2f}" for _, r in ratios)
+    defined = [(k, float(r)) for k, r in ratios if r is not None]
+    worst_fold, worst = max(defined, key=lambda kr: kr[1])
+    shown = ", ".join(f"{r:.2f}" for _, r in defined)
     return _Found(
-        round(float(worst), 6),
+        round(worst, 6),
         f"{where}: per-fold FP ratio vs {base} {shown}; worst fold {worst_fold}",
     )
 
@@ -509,14 +510,15 @@ def _backtest_auprc_floor(ev: Evidence, rule: PackRule) -> _Found:
         return _Found(None, f"{where}: AUPRC missing on a fold")
     import statistics
 
-    median = statistics.median(float(v) for v in values)
+    auprcs = [float(v) for v in values if v is not None]
+    median = statistics.median(auprcs)
     if median <= 0:
         return _Found(None, f"{where}: median AUPRC is 0 (undefined ratio)")
-    worst = min(float(v) for v in values)
+    worst = min(auprcs)
     return _Found(
         round(worst / median, 6),
         f"{where}: worst-fold AUPRC {worst:.3f} / median {median:.3f} (spread "
-        f"{max(float(v) for v in values) - worst:.3f})",
+        f"{max(auprcs) - worst:.3f})",
     )
 
 
@@ -576,7 +578,11 @@ def _metric_value(ev: Evidence, rule: PackRule) -> _Found:
 
 def evaluate_rule(ev: Evidence, rule: PackRule) -> RuleOutcome:
     """One rule against the evidence; missing evidence fails the rule (fail closed)."""
-    found = _metric_value(ev, rule) if rule.kind == "metric" else _CHECK_FUNCS[rule.check](ev, rule)
+    if rule.kind == "metric":
+        found = _metric_value(ev, rule)
+    else:
+        assert rule.check is not None  # load_pack refuses a check rule without one
+        found = _CHECK_FUNCS[rule.check](ev, rule)
     if found.passed is not None:
         passed = found.passed
     else:
@@ -639,7 +645,7 @@ def _load_table(paths: ProjectPaths, data: str, protected: Sequence[str]) -> tup
 
 
 @contextmanager
-def _session(paths: ProjectPaths, use_chain: bool) -> Iterator[tuple[Ledger, Any]]:
+def _session(paths: ProjectPaths, use_chain: bool) -> Iterator[tuple[AnyLedger, Any]]:
     if use_chain:
         from ledgerml.mlops.governance import GovernanceService
 

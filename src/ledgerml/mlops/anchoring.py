@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import orjson
 
@@ -22,12 +22,11 @@ from ledgerml.errors import InputError, LedgerMLError, VerificationError
 from ledgerml.faults import crash_point
 from ledgerml.ledger.log import Checkpoint, TrustedRoot, connect_read_only, count_of_type
 from ledgerml.ledger.postgres import is_postgres_url
-from ledgerml.ledger.project import ledger_url, log_keys, open_ledger
+from ledgerml.ledger.project import AnyLedger, ledger_url, log_keys, open_ledger
 from ledgerml.mlops._chain import has_deployment, project_chain, require_deployment
 
 if TYPE_CHECKING:  # the chain stack loads only when anchors are read or written
     from ledgerml.chain import AnchorLog, AnchorRecord
-    from ledgerml.ledger.log import Ledger
 
 
 @dataclass(frozen=True)
@@ -49,6 +48,17 @@ class AnchorResult:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class _Anchored(TypedDict):
+    """The fields an `AnchorResult` shares with the checkpoint it anchors."""
+
+    origin: str
+    tree_size: int
+    root: str
+    note_sha256: str
+    chain_id: int
+    contract: str
 
 
 def _latest_for(records: list[AnchorRecord], origin: str) -> AnchorRecord | None:
@@ -74,7 +84,7 @@ def anchor(paths: ProjectPaths) -> AnchorResult:
             if cp.size == 0:
                 raise InputError("the ledger is empty: nothing to anchor", field="ledger")
             note_sha = hashlib.sha256(note.encode("utf-8")).hexdigest()
-            base = {
+            base: _Anchored = {
                 "origin": cp.origin,
                 "tree_size": cp.size,
                 "root": cp.root.hex(),
@@ -128,7 +138,7 @@ def anchor(paths: ProjectPaths) -> AnchorResult:
 
 
 def _mirror_missing(
-    ledger: Ledger, log: AnchorLog, records: list[AnchorRecord], base: dict[str, Any]
+    ledger: AnyLedger, log: AnchorLog, records: list[AnchorRecord], base: _Anchored
 ) -> int:
     """Append the `checkpoint.anchored` entry of every anchor of ours the log lacks.
 

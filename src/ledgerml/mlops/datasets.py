@@ -50,7 +50,7 @@ from ledgerml.crypto.canonical import canonical_json
 from ledgerml.errors import InputError
 from ledgerml.ledger import open_ledger
 from ledgerml.ledger.events import validate_body
-from ledgerml.ledger.log import Ledger
+from ledgerml.ledger.project import AnyLedger
 from ledgerml.storage import Vault, VaultBatch, open_store
 from ledgerml.storage.vault import MAX_ID_LEN, subject_hash
 
@@ -638,7 +638,7 @@ def erase_subject(paths: ProjectPaths, subject: str, reason: str | None = None) 
     return commitment
 
 
-def _finish_pending_erasures(vault: Vault, ledger: Ledger) -> dict[bytes, str]:
+def _finish_pending_erasures(vault: Vault, ledger: AnyLedger) -> dict[bytes, str]:
     """Record every shredded subject whose `subject.erased` entry a crash prevented.
 
     Returns subject hash -> commitment of each erasure settled here.

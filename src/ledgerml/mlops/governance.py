@@ -39,8 +39,7 @@ from ledgerml.chain.governance import from_fixed, text_id, to_fixed
 from ledgerml.config import ProjectPaths
 from ledgerml.errors import InputError, VerificationError
 from ledgerml.ledger.events import validate_body
-from ledgerml.ledger.log import Ledger
-from ledgerml.ledger.project import open_ledger
+from ledgerml.ledger.project import AnyLedger, open_ledger
 from ledgerml.mlops._chain import project_chain, require_deployment
 
 #: stands in for the transaction hash while a mirror body is validated before sending
@@ -84,7 +83,7 @@ class Mirrored:
         }
 
 
-def find_model_registered(ledger: Ledger, cid: str) -> tuple[int, dict[str, Any]] | None:
+def find_model_registered(ledger: AnyLedger, cid: str) -> tuple[int, dict[str, Any]] | None:
     """The first `model.registered` entry for `cid` (index, body), by scanning the log.
 
     SQLite filters by type and CID bytes, so almost every entry stays unparsed.
@@ -126,7 +125,7 @@ class GovernanceService:
     """The project's ModelRegistry plus its ledger: each write lands on both."""
 
     def __init__(
-        self, paths: ProjectPaths, chain: Chain, deployment: Deployment, ledger: Ledger
+        self, paths: ProjectPaths, chain: Chain, deployment: Deployment, ledger: AnyLedger
     ) -> None:
         self.paths = paths
         self.chain = chain

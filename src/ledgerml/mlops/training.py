@@ -694,6 +694,7 @@ def train_model(
             seed=seed,
         ),
     }
+    versions = library_versions()
     started_body = {
         "run_id": run_id,
         "dataset_cids": [record.cid],
@@ -701,13 +702,13 @@ def train_model(
         "params": run_params,
         "seed": seed,
         "code_version": code_version(),
-        "library_versions": library_versions(),
+        "library_versions": versions,
     }
     validate_body("run.started", started_body)
     framework = (
-        f"xgboost {started_body['library_versions']['xgboost']}"
+        f"xgboost {versions['xgboost']}"
         if model == "xgboost"
-        else f"scikit-learn {started_body['library_versions']['scikit-learn']}"
+        else f"scikit-learn {versions['scikit-learn']}"
     )
 
     store = open_store(paths)

@@ -19,7 +19,7 @@ import json
 import re
 import sqlite3
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -31,6 +31,7 @@ from ledgerml.config import ProjectPaths, load_config
 from ledgerml.crypto.api_keys import API_ROLES, read_api_keys
 from ledgerml.errors import InputError, VerificationError
 from ledgerml.ledger.log import Checkpoint
+from ledgerml.ledger.postgres import PostgresLedger
 from ledgerml.serving.background import BackgroundJobs, JobStatus
 from ledgerml.serving.decisions import Backpressure, DecisionService, Mode
 from ledgerml.serving.scoring import DEFAULT_ALIAS, MAX_BATCH, parse_request
@@ -215,7 +216,7 @@ def create_app(
             local.conn = conn
         return conn
 
-    def role(*allowed: frozenset[str]) -> Callable[[Request], str]:
+    def role(*allowed: frozenset[str]) -> Callable[[Request], Coroutine[Any, Any, str]]:
         ok = frozenset().union(*allowed)
 
         async def check(request: Request) -> str:  # async: no thread hop per request
@@ -372,7 +373,7 @@ def create_app(
         except InputError as exc:
             return _problem(400, str(exc), exc.field)
         shared = svc().ledger
-        if hasattr(shared, "tile_rows"):  # PostgreSQL: through the driver, one snapshot each
+        if isinstance(shared, PostgresLedger):  # through the driver, one snapshot each
             data = read_tlog(shared, tp)
         else:
             conn = ledger_conn()

@@ -37,8 +37,8 @@ import numpy as np
 
 from ledgerml.config import ProjectPaths
 from ledgerml.errors import InputError
-from ledgerml.ledger.log import Ledger, PreparedEntry
-from ledgerml.ledger.project import open_ledger
+from ledgerml.ledger.log import PreparedEntry
+from ledgerml.ledger.project import AnyLedger, open_ledger
 from ledgerml.serving.scoring import DEFAULT_ALIAS, ScoreRequest, commit_input, new_decision_id
 
 if TYPE_CHECKING:  # the chain stack loads only when the gate is read
@@ -204,7 +204,7 @@ class DecisionLogger:
     """
 
     def __init__(
-        self, ledger: Ledger, index: DecisionIndex, mode: Mode, *, max_pending: int = 1024
+        self, ledger: AnyLedger, index: DecisionIndex, mode: Mode, *, max_pending: int = 1024
     ) -> None:
         if mode not in ("sync", "async"):
             raise InputError("must be sync or async", field="mode")
@@ -281,7 +281,9 @@ class DecisionLogger:
 class DecisionService:
     """Models behind aliases, the decision logger and the decision index for one project."""
 
-    def __init__(self, paths: ProjectPaths, ledger: Ledger, mode: Mode, max_pending: int) -> None:
+    def __init__(
+        self, paths: ProjectPaths, ledger: AnyLedger, mode: Mode, max_pending: int
+    ) -> None:
         self.paths = paths
         self.ledger = ledger
         self.index = DecisionIndex(paths.home / "serving.db")
