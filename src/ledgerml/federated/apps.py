@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 from flwr.app import ConfigRecord, Context, Message, RecordDict
+from flwr.app.typing import ConfigRecordValues
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 
@@ -52,6 +53,43 @@ RESULT_FILE = "result.json"
 ProgressFn = Callable[[dict[str, Any]], None]
 
 
+# ------------------------------------------------------ typed reads of Flower records
+
+
+def _config(content: RecordDict, key: str) -> ConfigRecord:
+    """The ConfigRecord `key` of a message (every message of ours carries one)."""
+    record = content[key]
+    if not isinstance(record, ConfigRecord):
+        raise TypeError(f"record {key!r} is a {type(record).__name__}, not a ConfigRecord")
+    return record
+
+
+def _int(value: ConfigRecordValues) -> int:
+    if isinstance(value, list):
+        raise TypeError("expected a number, got a list")
+    return int(value)
+
+
+def _float(value: ConfigRecordValues) -> float:
+    if isinstance(value, list):
+        raise TypeError("expected a number, got a list")
+    return float(value)
+
+
+def _bytes(value: ConfigRecordValues) -> bytes:
+    if not isinstance(value, bytes):
+        raise TypeError(f"expected bytes, got {type(value).__name__}")
+    return value
+
+
+def _list(
+    value: ConfigRecordValues,
+) -> list[int] | list[float] | list[str] | list[bytes] | list[bool]:
+    if not isinstance(value, list):
+        raise TypeError(f"expected a list, got {type(value).__name__}")
+    return value
+
+
 # ---------------------------------------------------------------- the bank (ClientApp)
 
 
@@ -63,7 +101,7 @@ def _bank_data(path: str) -> dict[str, np.ndarray]:
 
 def _whoami(msg: Message, context: Context) -> tuple[RunSpec, str, Path, Path]:
     """The run spec, this node's bank, its data file and its key file."""
-    cfg = msg.content["config"]
+    cfg = _config(msg.content, "config")
     node = context.node_config
     workdir = str(node.get("workdir") or cfg["workdir"])
     spec = RunSpec.load(workdir)
@@ -92,14 +130,14 @@ def bank_query(msg: Message, context: Context) -> Message:
 def bank_train(msg: Message, context: Context) -> Message:
     """Boost an increment on the global model from this bank's data; sign its hash."""
     spec, bank, data_path, key_path = _whoami(msg, context)
-    cfg = msg.content["config"]
-    round_ = int(cfg["round"])
+    cfg = _config(msg.content, "config")
+    round_ = _int(cfg["round"])
     data = _bank_data(str(data_path))
     x, y = data["x_train"], data["y_train"]
     poisoned = spec.poison_bank == bank
     if poisoned and spec.poison_mode == "flip":
         y = 1 - y
-    update = models.train_increment(spec, bytes(cfg["model"]), x, y, round_)
+    update = models.train_increment(spec, _bytes(cfg["model"]), x, y, round_)
     if poisoned and spec.poison_mode == "scale":
         update = models.scale(spec, update, spec.poison_scale)
     digest = hashlib.sha256(update).hexdigest()
@@ -124,15 +162,15 @@ def bank_evaluate(msg: Message, context: Context) -> Message:
     """Each candidate's contribution on this bank's validation data: the relative log-loss
     increase of the uniform average of the candidates when that one is left out."""
     spec, bank, data_path, _ = _whoami(msg, context)
-    cfg = msg.content["config"]
+    cfg = _config(msg.content, "config")
     data = _bank_data(str(data_path))
     x, y = data["x_val"], data["y_val"]
-    base = bytes(cfg["model"])
+    base = _bytes(cfg["model"])
     from ledgerml.federated._xgb import logloss
 
     base_margin = models.predict_margin(spec, base, x)
     base_loss = logloss(base_margin, y)
-    cands = [bytes(c) for c in cfg["candidates"]]
+    cands = [_bytes(c) for c in _list(cfg["candidates"])]
 
     def loss_with(chosen: list[bytes]) -> float:
         if not chosen:
@@ -180,7 +218,7 @@ def _send(
             raise RuntimeError(
                 f"{kind} failed on node {reply.metadata.src_node_id}: {reply.error.reason}"
             )
-        out[reply.metadata.src_node_id] = reply.content["reply"]
+        out[reply.metadata.src_node_id] = _config(reply.content, "reply")
     if len(out) != len(per_node):
         raise RuntimeError(f"{kind}: {len(per_node) - len(out)} node(s) did not reply in time")
     return out
@@ -239,7 +277,7 @@ def _score(
         spec.timeout,
     )
     improvement = {
-        bank_of[n]: dict(zip(cands, [float(v) for v in rep["improvements"]], strict=True))
+        bank_of[n]: dict(zip(cands, [_float(v) for v in _list(rep["improvements"])], strict=True))
         for n, rep in evals.items()
     }
     scores = agreement_scores(improvement)
@@ -286,9 +324,9 @@ def coordinate(grid: Grid, spec: RunSpec, progress: ProgressFn | None = None) ->
             for node in nodes:
                 rep = replies[node]
                 bank = bank_of[node]
-                update = bytes(rep["update"])
+                update = _bytes(rep["update"])
                 digest = hashlib.sha256(update).hexdigest()
-                samples = int(rep["samples"])
+                samples = _int(rep["samples"])
                 reason = None
                 if str(rep["bank"]) != bank:
                     reason = f"node claims bank {rep['bank']!r}, enrolled as {bank!r}"
@@ -297,7 +335,7 @@ def coordinate(grid: Grid, spec: RunSpec, progress: ProgressFn | None = None) ->
                 elif digest != str(rep["sha256"]):
                     reason = "update does not match its stated hash"
                 elif not verify_update(
-                    keys[bank], spec.run_id, r, bank, digest, samples, bytes(rep["signature"])
+                    keys[bank], spec.run_id, r, bank, digest, samples, _bytes(rep["signature"])
                 ):
                     reason = "signature does not verify under the bank's enrolled key"
                 if reason is not None:
@@ -361,8 +399,8 @@ def coordinate(grid: Grid, spec: RunSpec, progress: ProgressFn | None = None) ->
                             "score": 0.0,
                         }
                     )
-            val_loss = [float(rep["val_logloss"]) for rep in evals.values()]
-            val_auprc = [float(rep["val_auprc"]) for rep in evals.values()]
+            val_loss = [_float(rep["val_logloss"]) for rep in evals.values()]
+            val_auprc = [_float(rep["val_auprc"]) for rep in evals.values()]
             seconds = time.perf_counter() - t0
             metrics = {
                 "accepted": float(len(accepted)),

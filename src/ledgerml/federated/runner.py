@@ -139,7 +139,11 @@ def _validate(paths: ProjectPaths, opts: FlOptions) -> _Prepared:
                 field="--banks",
             )
         digest = hashlib.sha256(Path(opts.data).read_bytes()).hexdigest()
-        source = {"source": "file", "name": Path(opts.data).name, "sha256": digest}
+        source: dict[str, Any] = {
+            "source": "file",
+            "name": Path(opts.data).name,
+            "sha256": digest,
+        }
     else:
         if opts.columns:
             raise InputError("only applies to a --data table", field="--map")
