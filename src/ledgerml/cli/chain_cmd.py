@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -47,7 +47,7 @@ def _parse_rule(text: str) -> Rule:
         raise InputError(
             f"{text!r} is not METRIC>=VALUE or METRIC<=VALUE (e.g. 'auprc>=0.80')", field="--rule"
         )
-    op = ">=" if m.group(2) == ">=" else "<="
+    op: Literal[">=", "<="] = ">=" if m.group(2) == ">=" else "<="
     return Rule(m.group(1), op, _number(m.group(3), field="--rule"))
 
 

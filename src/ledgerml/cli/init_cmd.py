@@ -34,11 +34,12 @@ def register(app: typer.Typer) -> None:
         paths = project(ctx, must_exist=False)
         init_project(paths.home, post_quantum=pq, origin=origin, ledger_url=ledger_url)
         keys = log_keys(paths)
+        verifier_keys = [v.vkey() for v in keys.note_verifiers]
         info = {
             "home": str(paths.home),
             "origin": keys.origin,
             "post_quantum": pq,
-            "verifier_keys": [v.vkey() for v in keys.note_verifiers],
+            "verifier_keys": verifier_keys,
             "api_keys_file": str(paths.api_keys_file),
         }
         if as_json:
@@ -46,7 +47,7 @@ def register(app: typer.Typer) -> None:
         else:
             console.print(f"Initialised LedgerML project in {paths.home}")
             console.print(f"log origin: {keys.origin}")
-            for v in info["verifier_keys"]:
+            for v in verifier_keys:
                 console.print(f"verifier key: {v}", soft_wrap=True, highlight=False)
             console.print(
                 f"API keys (scorer, auditor, admin) for `ledgerml serve`: {paths.api_keys_file} "

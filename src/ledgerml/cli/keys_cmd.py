@@ -34,18 +34,19 @@ def show(
             )
             .decode()
         )
+    verifier_keys = [v.vkey() for v in keys.note_verifiers]
     info = {
         "origin": keys.origin,
         "actor": keys.actor,
         "post_quantum": keys.mldsa44 is not None,
-        "verifier_keys": [v.vkey() for v in keys.note_verifiers],
+        "verifier_keys": verifier_keys,
         "public_keys_pem": pems,
     }
     if as_json:
         print_json(info)
         return
     console.print(f"origin: {keys.origin}", highlight=False)
-    for v in info["verifier_keys"]:
+    for v in verifier_keys:
         console.print(f"verifier key: {v}", soft_wrap=True, highlight=False)
     for name, pem in pems.items():
         console.print(f"{name} public key:\n{pem}", highlight=False)
