@@ -20,10 +20,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from ledgerml.mlops.models import Model
+    import numpy as np
+
+
+class Explainable(Protocol):
+    """What `reasons` reads from a model: every `ledgerml.mlops.models.Model` (this module
+    sits below the model formats, which call it from `Model.explain`)."""
+
+    @property
+    def features(self) -> tuple[str, ...]: ...
+
+    @property
+    def reference(self) -> Mapping[str, Any]: ...
+
+    def contributions(self, x: np.ndarray) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -63,7 +76,7 @@ def _level(value: float, qs: list[float] | None) -> tuple[str, str]:
 
 
 def reasons(
-    model: Model,
+    model: Explainable,
     x: Any,
     top: int = 3,
     descriptions: Mapping[str, str] | None = None,

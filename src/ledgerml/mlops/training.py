@@ -37,7 +37,7 @@ from ledgerml.ledger import open_ledger
 from ledgerml.ledger.events import validate_body
 from ledgerml.mlops.datasets import DatasetRecord, iter_datasets
 from ledgerml.mlops.leakage import LeakageWarning as LeakageWarning  # re-exported
-from ledgerml.mlops.models._base import META_KEY, Model
+from ledgerml.mlops.models._base import META_KEY, Model, column_array  # also re-exported
 from ledgerml.storage import open_store
 
 if TYPE_CHECKING:
@@ -52,8 +52,6 @@ MODEL_TYPES: tuple[str, ...] = ("xgboost", "logreg")
 MAX_SEED = 2**31 - 1
 #: Share of the training window (its most recent rows) used for early stopping.
 VALIDATION_FRACTION = 0.1
-#: Batches up to this many rows are scored on one thread (see `LoadedModel._single`).
-SMALL_BATCH = 64
 
 #: Fraud defaults (issue 15: they must hold on data nobody tuned to). Chosen only on the
 #: first half of ULB by time (`bench/tune_defaults.py`: two inner time-ordered folds,
@@ -207,31 +205,6 @@ def _is_temporal(dtype: Any) -> bool:
     import pyarrow as pa
 
     return bool(pa.types.is_timestamp(dtype) or pa.types.is_date(dtype))
-
-
-#: Seconds per unit of a pyarrow timestamp.
-_UNIT_SECONDS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
-
-
-def column_array(table: pa.Table, name: str) -> np.ndarray:
-    """A numeric column as float64 with nulls as NaN; a date/timestamp column as seconds since
-    the Unix epoch (UTC; a naive timestamp is read as UTC) — the documented numeric encoding
-    of datetime columns, for ordering rows and as a feature."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    col = table.column(name)
-    if pa.types.is_boolean(col.type):
-        col = pc.cast(col, pa.int8())
-    elif pa.types.is_date(col.type):
-        days = pc.cast(pc.cast(col, pa.date32()), pa.int32())
-        return np.asarray(days.to_numpy(zero_copy_only=False), dtype=np.float64) * 86400.0
-    elif pa.types.is_timestamp(col.type):
-        raw = pc.cast(col, pa.int64())
-        scale = _UNIT_SECONDS[col.type.unit]
-        return np.asarray(raw.to_numpy(zero_copy_only=False), dtype=np.float64) * scale
-    return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -824,56 +797,6 @@ def model_info(paths: ProjectPaths, cid: str, *, field_name: str = "MODEL_CID") 
     )
 
 
-@dataclass(frozen=True)
-class LoadedModel(Model):
-    """An XGBoost or logistic model read back from the CAS (verified by its CID): `Model`'s
-    scoring surface (`matrix`, `predict_proba`, `explain`) with native contributions."""
-
-    #: XGBoost only: a one-thread copy for small batches. OpenMP's second thread costs a
-    #: single-row prediction more than it saves and spin-waits a core that a service
-    #: needs for its requests (measured: 6x the CPU time, p99 40 ms vs 0.4 ms under load).
-    _single: Any = field(default=None, hash=False, repr=False)
-
-    def _booster(self, rows: int) -> Any:
-        return self._single if rows <= SMALL_BATCH and self._single is not None else self._impl
-
-    def _predict(self, x: np.ndarray) -> np.ndarray:
-        import numpy as np
-
-        if self.model_type == "xgboost":
-            # In-place prediction skips the DMatrix (same bytes out; tested).
-            return np.asarray(self._booster(len(x)).inplace_predict(x), dtype=np.float64)
-        return 1.0 / (1.0 + np.exp(-self.logits(x)))
-
-    def logits(self, x: np.ndarray) -> np.ndarray:
-        import numpy as np
-
-        if self.model_type == "xgboost":
-            booster = self._booster(len(x))
-            return np.asarray(booster.inplace_predict(x, predict_type="margin"), dtype=np.float64)
-        doc = self._impl
-        z = (x - np.asarray(doc["mean"])) / np.asarray(doc["scale"])
-        return z @ np.asarray(doc["coef"]) + float(doc["intercept"])
-
-    def contributions(self, x: np.ndarray) -> np.ndarray:
-        """Log-odds contributions (rows, features + 1; last = bias); TreeSHAP for XGBoost."""
-        import numpy as np
-
-        if self.model_type == "xgboost":
-            import xgboost as xgb
-
-            booster = self._booster(len(x))
-            threads = 1 if booster is self._single else None  # None: XGBoost's default
-            data = xgb.DMatrix(x, feature_names=list(self.features), nthread=threads)
-            return np.asarray(booster.predict(data, pred_contribs=True), dtype=np.float64)
-        doc = self._impl
-        mean = np.asarray(doc["mean"])
-        coef = np.asarray(doc["coef"])
-        contrib = ((x - mean) / np.asarray(doc["scale"])) * coef
-        bias = np.full((len(x), 1), float(doc["intercept"]))
-        return np.hstack([contrib, bias])
-
-
 def load_model(paths: ProjectPaths, cid: str) -> Model:
     """Read a model from the CAS (verified) and wrap it; the format is recognised from the bytes."""
     from ledgerml.errors import LedgerMLError
@@ -894,30 +817,3 @@ def model_from_bytes(cid: str, raw: bytes, *, source: str | None = None) -> Mode
     from ledgerml.mlops import models
 
     return models.load(cid, raw, source=source)
-
-
-def native_model(kind: str, cid: str, raw: bytes, *, source: str, explanation: str) -> LoadedModel:
-    """An XGBoost or logistic model from its bytes: the `xgboost` and `logreg` formats' load."""
-    from ledgerml.mlops.models import refused
-
-    if kind == "logreg":
-        try:
-            doc = json.loads(raw)
-            ref = doc[META_KEY]["reference"]
-        except (ValueError, KeyError, TypeError):
-            raise refused(source, "a damaged ledgerml-logreg/v1 document") from None
-        return LoadedModel(cid, "logreg", tuple(doc["features"]), ref, explanation, doc)
-    import xgboost as xgb
-
-    try:
-        booster = xgb.Booster(model_file=bytearray(raw))
-    except xgb.core.XGBoostError:
-        raise refused(source, "not a readable XGBoost model") from None
-    booster.set_param({"nthread": 2})
-    single = booster.copy()
-    single.set_param({"nthread": 1})
-    meta = json.loads(booster.attr(META_KEY) or "{}")
-    names = tuple(meta.get("features") or booster.feature_names or ())
-    return LoadedModel(
-        cid, "xgboost", names, meta.get("reference", {}), explanation, booster, single
-    )

@@ -14,8 +14,9 @@ pickle: each format loads from a format that describes data, not code.
 
 A format is an object with `name`, `explanation`, `sniff`, `accepts`, `dump`, `load` and
 `framework` (see `ModelFormat`); `register(fmt)` adds one (e.g. MLflow flavours, issue 16).
-XGBoost and logistic models load through `ledgerml.mlops.training.native_model`
-(their code moves here when training.py is split).
+XGBoost and logistic models load through `models.xgboost.native_model` into its
+`LoadedModel`; `ledgerml.mlops.training` fits them (and imports this package, never the
+other way round).
 """
 
 from __future__ import annotations

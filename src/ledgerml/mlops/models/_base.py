@@ -17,6 +17,7 @@ from ledgerml.errors import InputError
 
 if TYPE_CHECKING:
     import numpy as np
+    import pyarrow as pa
 
     from ledgerml.mlops.explain import Reason
 
@@ -58,14 +59,37 @@ class ModelFormat(Protocol):
         ...
 
 
+#: Seconds per unit of a pyarrow timestamp.
+_UNIT_SECONDS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+
+
+def column_array(table: pa.Table, name: str) -> np.ndarray:
+    """A numeric column as float64 with nulls as NaN; a date/timestamp column as seconds since
+    the Unix epoch (UTC; a naive timestamp is read as UTC) — the documented numeric encoding
+    of datetime columns, for ordering rows and as a feature."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    col = table.column(name)
+    if pa.types.is_boolean(col.type):
+        col = pc.cast(col, pa.int8())
+    elif pa.types.is_date(col.type):
+        days = pc.cast(pc.cast(col, pa.date32()), pa.int32())
+        return np.asarray(days.to_numpy(zero_copy_only=False), dtype=np.float64) * 86400.0
+    elif pa.types.is_timestamp(col.type):
+        raw = pc.cast(col, pa.int64())
+        scale = _UNIT_SECONDS[col.type.unit]
+        return np.asarray(raw.to_numpy(zero_copy_only=False), dtype=np.float64) * scale
+    return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
 def as_matrix(features: tuple[str, ...], data: Any) -> np.ndarray:
     """A (rows, features) float64 matrix from a pyarrow Table, a DataFrame, a dict or an array."""
     import numpy as np
 
     if hasattr(data, "column_names"):
         # training's own column encoding (dates as epoch seconds): serving cannot drift
-        from ledgerml.mlops.training import column_array
-
         missing = [f for f in features if f not in data.column_names]
         if missing:
             raise InputError(f"missing feature column(s): {', '.join(missing)}", field="data")
@@ -109,7 +133,7 @@ def refused(source: str, why: str) -> InputError:
 @dataclass(frozen=True)
 class Model:
     """A loaded model: the scoring surface every format shares (XGBoost and logistic
-    models are `ledgerml.mlops.training.LoadedModel`, a subclass)."""
+    models are `ledgerml.mlops.models.xgboost.LoadedModel`, a subclass)."""
 
     cid: str
     model_type: str

@@ -3,15 +3,99 @@
 Why one format for both: the wrapper is a Booster plus Python attributes; scoring
 needs only the Booster, so both are stored as the Booster's UBJSON with LedgerML's
 metadata as a booster attribute — the same file `ledgerml train` writes, loaded by
-`ledgerml.mlops.training.native_model` (TreeSHAP contributions, a one-thread copy
-for small batches). UBJSON of a given booster is byte-stable.
+`native_model` below (TreeSHAP contributions, a one-thread copy for small batches).
+UBJSON of a given booster is byte-stable. The logistic format (`ledgerml train --model
+logreg`) loads into the same `LoadedModel`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from ledgerml.mlops.models._base import META_KEY, meta_json
+from ledgerml.mlops.models._base import META_KEY, Model, meta_json, refused
+
+if TYPE_CHECKING:
+    import numpy as np
+
+#: Batches up to this many rows are scored on one thread (see `LoadedModel._single`).
+SMALL_BATCH = 64
+
+
+@dataclass(frozen=True)
+class LoadedModel(Model):
+    """An XGBoost or logistic model read back from the CAS (verified by its CID): `Model`'s
+    scoring surface (`matrix`, `predict_proba`, `explain`) with native contributions."""
+
+    #: XGBoost only: a one-thread copy for small batches. OpenMP's second thread costs a
+    #: single-row prediction more than it saves and spin-waits a core that a service
+    #: needs for its requests (measured: 6x the CPU time, p99 40 ms vs 0.4 ms under load).
+    _single: Any = field(default=None, hash=False, repr=False)
+
+    def _booster(self, rows: int) -> Any:
+        return self._single if rows <= SMALL_BATCH and self._single is not None else self._impl
+
+    def _predict(self, x: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        if self.model_type == "xgboost":
+            # In-place prediction skips the DMatrix (same bytes out; tested).
+            return np.asarray(self._booster(len(x)).inplace_predict(x), dtype=np.float64)
+        return 1.0 / (1.0 + np.exp(-self.logits(x)))
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        if self.model_type == "xgboost":
+            booster = self._booster(len(x))
+            return np.asarray(booster.inplace_predict(x, predict_type="margin"), dtype=np.float64)
+        doc = self._impl
+        z = (x - np.asarray(doc["mean"])) / np.asarray(doc["scale"])
+        return z @ np.asarray(doc["coef"]) + float(doc["intercept"])
+
+    def contributions(self, x: np.ndarray) -> np.ndarray:
+        """Log-odds contributions (rows, features + 1; last = bias); TreeSHAP for XGBoost."""
+        import numpy as np
+
+        if self.model_type == "xgboost":
+            import xgboost as xgb
+
+            booster = self._booster(len(x))
+            threads = 1 if booster is self._single else None  # None: XGBoost's default
+            data = xgb.DMatrix(x, feature_names=list(self.features), nthread=threads)
+            return np.asarray(booster.predict(data, pred_contribs=True), dtype=np.float64)
+        doc = self._impl
+        mean = np.asarray(doc["mean"])
+        coef = np.asarray(doc["coef"])
+        contrib = ((x - mean) / np.asarray(doc["scale"])) * coef
+        bias = np.full((len(x), 1), float(doc["intercept"]))
+        return np.hstack([contrib, bias])
+
+
+def native_model(kind: str, cid: str, raw: bytes, *, source: str, explanation: str) -> LoadedModel:
+    """An XGBoost or logistic model from its bytes: the `xgboost` and `logreg` formats' load."""
+    if kind == "logreg":
+        try:
+            doc = json.loads(raw)
+            ref = doc[META_KEY]["reference"]
+        except (ValueError, KeyError, TypeError):
+            raise refused(source, "a damaged ledgerml-logreg/v1 document") from None
+        return LoadedModel(cid, "logreg", tuple(doc["features"]), ref, explanation, doc)
+    import xgboost as xgb
+
+    try:
+        booster = xgb.Booster(model_file=bytearray(raw))
+    except xgb.core.XGBoostError:
+        raise refused(source, "not a readable XGBoost model") from None
+    booster.set_param({"nthread": 2})
+    single = booster.copy()
+    single.set_param({"nthread": 1})
+    meta = json.loads(booster.attr(META_KEY) or "{}")
+    names = tuple(meta.get("features") or booster.feature_names or ())
+    return LoadedModel(
+        cid, "xgboost", names, meta.get("reference", {}), explanation, booster, single
+    )
 
 
 class XGBoostFormat:
@@ -36,8 +120,6 @@ class XGBoostFormat:
         return bytes(booster.save_raw(raw_format="ubj"))
 
     def load(self, cid: str, raw: bytes, *, source: str) -> Any:
-        from ledgerml.mlops.training import native_model
-
         return native_model(self.name, cid, raw, source=source, explanation=self.explanation)
 
     def framework(self) -> str:
@@ -62,8 +144,6 @@ class LogregFormat:
         raise NotImplementedError("logreg models are written by ledgerml train")
 
     def load(self, cid: str, raw: bytes, *, source: str) -> Any:
-        from ledgerml.mlops.training import native_model
-
         return native_model(self.name, cid, raw, source=source, explanation=self.explanation)
 
     def framework(self) -> str:
