@@ -151,8 +151,8 @@ def run_demo(
     from ledgerml.mlops.datasets import register_dataset
     from ledgerml.mlops.evaluation import evaluate_model
     from ledgerml.mlops.model_card import build_model_card
-    from ledgerml.mlops.monitor import monitor
     from ledgerml.mlops.training import train_model
+    from ledgerml.retrain import monitor
     from ledgerml.serving.batch import score_records, table_records, write_decisions
     from ledgerml.serving.decisions import DecisionService
     from ledgerml.tables import read_parquet

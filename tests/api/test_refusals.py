@@ -182,7 +182,7 @@ def test_monitor_will_not_retrain_a_model_it_has_no_recipe_for(
     """Drift of an external model is measured, but `--retrain` is refused up front."""
     import lightgbm as lgb
 
-    from ledgerml.mlops.monitor import monitor
+    from ledgerml.retrain import monitor
 
     rng = np.random.default_rng(1)
     x, y = rng.normal(size=(300, 7)), (rng.uniform(size=300) < 0.2).astype(int)

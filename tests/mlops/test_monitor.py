@@ -26,8 +26,9 @@ from ledgerml.mlops.backtest import backtest
 from ledgerml.mlops.datasets import register_dataset
 from ledgerml.mlops.evaluation import evaluate_model
 from ledgerml.mlops.governance import GovernanceService
-from ledgerml.mlops.monitor import monitor, population_stability
+from ledgerml.mlops.monitor import population_stability
 from ledgerml.mlops.training import train_model
+from ledgerml.retrain import monitor
 from tests.conftest import run_cli
 
 

@@ -1,6 +1,6 @@
 """`ledgerml monitor`: drift of a scoring window against a model's training window.
 
-No logic here: parse, call `ledgerml.mlops.monitor.monitor`, print. Exit codes: 0 when drift
+No logic here: parse, call `ledgerml.retrain.monitor`, print. Exit codes: 0 when drift
 is recorded (even above the limit: "retraining required" is a finding, not a failure),
 1 only when a retrained model fails the gate, 2 on bad input (nothing recorded).
 """
@@ -37,7 +37,7 @@ def monitor_cmd(
 ) -> None:
     """PSI per feature of MODEL's training window vs --window; report drift to the contract."""
     from ledgerml.cli.train_cmd import _stages
-    from ledgerml.mlops.monitor import monitor
+    from ledgerml.retrain import monitor
 
     with _stages(not as_json) as progress:
         res = monitor(
