@@ -18,6 +18,8 @@ from ledgerml.storage.cid import (
     CODEC_DAG_PB,
     CODEC_RAW,
     DagBuilder,
+    ParsedCID,
+    _parse_any,
     cid_bytes,
     cid_of_bytes,
     cid_of_file,
@@ -121,6 +123,31 @@ def test_cid_strings_agree_with_multiformats(digest: bytes, codec: int) -> None:
     theirs = CID("base32", 1, codec, multihash.wrap(digest, "sha2-256"))
     assert ours == str(theirs)
     assert parse_cid(ours).digest == digest
+
+
+@settings(max_examples=300)
+@given(
+    digest=st.binary(min_size=32, max_size=32),
+    codec=st.sampled_from([CODEC_RAW, CODEC_DAG_PB]),
+    at=st.integers(0, 58),
+    char=st.sampled_from("abcdefghijklmnopqrstuvwxyz234567AQ019!= "),
+)
+def test_the_canonical_fast_path_agrees_with_multiformats(
+    digest: bytes, codec: int, at: int, char: str
+) -> None:
+    """parse_cid skips multiformats for the store's own spelling; on that spelling and on
+    one-character changes of it, the result (or the refusal) is what multiformats gives."""
+    text = cid_str(cid_bytes(codec, digest))
+    for candidate in (text, text[:at] + char + text[at + 1 :]):
+        try:
+            expected: ParsedCID | None = _parse_any(candidate)
+        except InputError:
+            expected = None
+        if expected is None:
+            with pytest.raises(InputError):
+                parse_cid(candidate)
+        else:
+            assert parse_cid(candidate) == expected
 
 
 def test_parse_cid_accepts_v0_and_returns_v1() -> None:
