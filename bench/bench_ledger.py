@@ -257,8 +257,14 @@ def _pg_service(base: str, tmpdir: Path, quick: bool, progress: Any) -> dict[str
                 raise RuntimeError("serve --workers 2 did not start")
             time.sleep(0.5)
         n = 3_000 if quick else 20_000
-        progress(f"service: {n:,} decisions over HTTP, 2 workers, 64 connections")
-        return _http(f"http://127.0.0.1:{port}", _requests(n), 64, 500)
+        out: dict[str, Any] = {}
+        # Saturation (64 connections: most of the latency is queueing behind the 2 workers)
+        # and a lighter closed loop (16), which is where a latency goal is read.
+        for connections in (64, 16):
+            progress(f"service: {n:,} decisions over HTTP, 2 workers, {connections} connections")
+            key = "" if connections == 64 else f"_{connections}_connections"
+            out[key] = _http(f"http://127.0.0.1:{port}", _requests(n), connections, 500)
+        return out
     finally:
         server.terminate()
         server.wait(timeout=60)
@@ -316,17 +322,24 @@ def run_postgres(quick: bool, progress: Any) -> dict[str, Any]:
             )
             for name in ("bench_w1", "bench_w2", "bench_w4", "bench_many", "bench_raw"):
                 _pg_fresh(base, name)  # emptied again: nothing left behind on a shared server
-            results["service_2_workers_http"] = _pg_service(base, tmpdir, quick, progress)
+            for suffix, figures in _pg_service(base, tmpdir, quick, progress).items():
+                results[f"service_2_workers_http{suffix}"] = figures
         finally:
             stop()
     results["goals"] = {
         "4 writers >= 5,000 entries/s": results["writers4_entries_per_s"] >= 5_000,
         "4 writers >= 30% of raw COPY": results["writers4_vs_raw_ratio"] >= 0.3,
-        "service, 2 workers: >= 1,500 decisions/s, p99 <= 50 ms": (
-            results["service_2_workers_http"]["throughput_per_s"] >= 1_500
-            and results["service_2_workers_http"]["p99_ms"] <= 50
-            and results["service_2_workers_http"]["errors"] == 0
-        ),
+        **{
+            f"service, 2 workers{label}: >= 1,500 decisions/s, p99 <= 50 ms": (
+                results[key]["throughput_per_s"] >= 1_500
+                and results[key]["p99_ms"] <= 50
+                and results[key]["errors"] == 0
+            )
+            for key, label in (
+                ("service_2_workers_http", ", 64 connections"),
+                ("service_2_workers_http_16_connections", ", 16 connections"),
+            )
+        },
     }
     return results
 
