@@ -18,7 +18,7 @@ from ledgerml.ledger import init_project, open_ledger
 from ledgerml.mlops.backtest import backtest
 from ledgerml.mlops.datasets import register_dataset
 from ledgerml.mlops.evaluation import evaluate_model
-from ledgerml.mlops.training import LeakageWarning, train_model
+from ledgerml.mlops.training import LeakageWarning, model_info, train_model
 from tests.conftest import run_cli
 
 ROWS = 8_000
@@ -113,6 +113,8 @@ def test_leaky_feature_and_identifiers_fail_the_pack_naming_them(tmp_path: Path)
     forged_check = check_model(paths, trained.model_cid, "fraud-model", submit=False)
     leak = next(r for r in forged_check.results if r.rule_id == "FM-LEAKAGE")
     assert not leak.passed and "SCENARIO" in leak.detail
+    # nor for what evaluate, backtest --model and monitor --retrain read (split, recipe, drop)
+    assert model_info(paths, trained.model_cid).run_params == started["params"]
 
     clean = train_model(
         paths, "sim", "Class", params=FAST, drop=("SCENARIO", "CUSTOMER_ID", "TERM"), seed=0

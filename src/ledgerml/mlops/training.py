@@ -776,7 +776,11 @@ def model_info(paths: ProjectPaths, cid: str, *, field_name: str = "MODEL_CID") 
         for _, entry in ledger.entries_of_type("run.started", "model.registered"):
             body = entry["body"]
             if entry["type"] == "run.started":
-                runs[body["run_id"]] = body
+                # the first entry of a run is the evidence (as in compliance.checking): anyone
+                # can append another `run.started` with the same run_id (`ledgerml log
+                # append`), and it must not change the split, recipe or drop that evaluate,
+                # backtest --model and monitor --retrain read from here
+                runs.setdefault(body["run_id"], body)
             elif registered is None and body.get("cid") == cid:
                 registered = body
     if registered is None:
