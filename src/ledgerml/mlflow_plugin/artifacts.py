@@ -17,8 +17,8 @@ from typing import Any
 from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
 
 from ledgerml.mlflow_plugin import _context
+from ledgerml.mlflow_plugin.uri import PREFIX
 
-SCHEME = "ledgerml+"
 #: mlflow.server.constants.ARTIFACTS_DESTINATION_ENV_VAR
 DESTINATION_ENV = "_MLFLOW_SERVER_ARTIFACT_DESTINATION"
 
@@ -29,9 +29,9 @@ class LedgerArtifactRepository(LocalArtifactRepository):
     def __init__(
         self, artifact_uri: str, tracking_uri: str | None = None, registry_uri: str | None = None
     ) -> None:
-        super().__init__(artifact_uri.removeprefix(SCHEME), tracking_uri, registry_uri)
+        super().__init__(artifact_uri.removeprefix(PREFIX), tracking_uri, registry_uri)
         # Paths are recorded from the server's --artifacts-destination when under it
-        destination = os.environ.get(DESTINATION_ENV, "").removeprefix(SCHEME)
+        destination = os.environ.get(DESTINATION_ENV, "").removeprefix(PREFIX)
         root = Path(LocalArtifactRepository(destination).artifact_dir) if destination else None
         here = Path(self.artifact_dir)
         self._root = root if root is not None and here.is_relative_to(root) else here

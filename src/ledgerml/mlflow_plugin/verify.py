@@ -28,7 +28,7 @@ from ledgerml.errors import InputError
 from ledgerml.ledger.postgres import redact_url
 from ledgerml.ledger.project import AnyLedger
 from ledgerml.mlflow_plugin.records import TYPES, PointSum, add_sums, metric_sums, value_digest
-from ledgerml.mlflow_plugin.uri import is_postgres, libpq_url, needs_psycopg
+from ledgerml.mlflow_plugin.uri import PREFIX, is_postgres, libpq_url, needs_psycopg
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ class MlflowReport:
 
 def database_path(uri: str) -> Path:
     """The SQLite file of `ledgerml+sqlite:///…` or `sqlite:///…`; InputError(field="uri")."""
-    rest = uri.removeprefix("ledgerml+")
+    rest = uri.removeprefix(PREFIX)
     if not rest.startswith("sqlite:///"):
         raise InputError(
             "must be ledgerml+sqlite:///PATH, sqlite:///PATH, ledgerml+postgresql://… or "
