@@ -229,6 +229,14 @@ class Run:
         if [n for n, _ in prep.features] != feats:
             order = ", ".join(n for n, _ in prep.features)
             raise InputError(f"must follow the data set's column order ({order})", field="features")
+        if prep.categories:
+            # LedgerML's category codes live in the files `ledgerml train` writes; a model
+            # trained elsewhere encoded its text its own way, which serving cannot repeat
+            raise InputError(
+                f"text column(s) {', '.join(prep.categories)}: a model trained outside "
+                "LedgerML takes numeric features only; leave them out or encode them first",
+                field="features",
+            )
         cut = prep.split.train_rows
         reference = _reference(prep.x[:cut])
         # the leakage screen `ledgerml train` records (warned about, as there)
@@ -499,7 +507,11 @@ class Project:
         with DecisionService.open(self.paths, mode="sync") as svc:
             with _python_names(**{"body": "features", "features": "features"}):
                 entry = svc.model_for(alias)
-                request = parse_request({**body, "alias": alias}, entry.model.features)
+                request = parse_request(
+                    {**body, "alias": alias},
+                    entry.model.features,
+                    categories=entry.model.categories,
+                )
             made = svc.score(request, entry)
         return made[0] if one else tuple(made)
 

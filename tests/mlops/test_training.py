@@ -157,7 +157,8 @@ def test_cli_bad_input_exit_2_nothing_recorded(project: Project, tmp_path: Path)
     text_csv = tmp_path / "with_text.csv"
     text_csv.write_text(
         "Time,merchant,V1,Class\n"
-        + "".join(f"{i},shop{i % 3},{i % 7 - 3},{int(i % 13 == 0)}\n" for i in range(200))
+        # 160 distinct shops in the training window: an identifier, not a category (<= 64)
+        + "".join(f"{i},shop{i},{i % 7 - 3},{int(i % 13 == 0)}\n" for i in range(200))
     )
     register_dataset(project.paths, text_csv, "with-text", label="Class")
     before = _size(project)
@@ -174,7 +175,7 @@ def test_cli_bad_input_exit_2_nothing_recorded(project: Project, tmp_path: Path)
         proc = _cli(project, "train", *args)
         assert proc.returncode == 2, (args, proc.stderr)
         assert needle in proc.stderr, (args, proc.stderr)
-    assert "drop them" in _cli(project, "train", "--data", "with-text", "--target", "Class").stderr
+    assert "drop it" in _cli(project, "train", "--data", "with-text", "--target", "Class").stderr
     assert _size(project) == before
 
 

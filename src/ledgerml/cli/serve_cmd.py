@@ -142,7 +142,8 @@ def score_cmd(
     with DecisionService.open(project(ctx), mode="sync") as svc:
         model = svc.model_for(alias)  # as the gate (ModelRegistry) holds it, with its threshold
         source = svc.gate.served.get(alias, {}).get("threshold_source")
-        records = table_records(table, model.model.features)  # all rows valid before any append
+        # all rows valid before any append
+        records = table_records(table, model.model.features, model.model.categories)
         with progress_bar("scoring", len(records), enabled=not as_json) as update:
             made = score_records(svc, alias, records, model, update)
     write_decisions(out_path, made, ids=ids)

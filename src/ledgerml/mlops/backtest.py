@@ -282,7 +282,13 @@ def backtest(
     results: list[FoldResult] = []
     for k, (a, b) in enumerate(zip(starts, ends, strict=True), start=1):
         split = Split(time_column, round(a / n, 6), a, b - a, None)
-        prep = Prepared(whole.features, whole.x[:b], whole.y[:b], split)
+        x, categories = whole.x, whole.categories
+        if categories:
+            # text features: each fold learns its categories from its own training window
+            # ((a + 0.5) / n puts the cut at row a exactly), never from the rows it is tested on
+            fold_prep = prepare(table, target, time_column, (a + 0.5) / n, drop=list(drop))
+            x, categories = fold_prep.x, fold_prep.categories
+        prep = Prepared(whole.features, x[:b], whole.y[:b], split, categories)
 
         def tick(stage: str, done: int, total: int, k: int = k) -> None:
             say(f"fold {k}/{folds}: {stage}", done, total)
@@ -295,7 +301,7 @@ def backtest(
         fitted = model_from_bytes(cid, raw)
         tick("scoring model and baselines", 0, 1)
         # `ledgerml evaluate`'s computation: its FP ratios are left out when undefined (x/0)
-        core = evaluate_arrays(fitted, prep, whole.x[a:b], whole.y[a:b], seed=seed, plots=False)
+        core = evaluate_arrays(fitted, prep, x[a:b], whole.y[a:b], seed=seed, plots=False)
         results.append(
             FoldResult(
                 fold=k,

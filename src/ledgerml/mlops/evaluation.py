@@ -312,7 +312,10 @@ def evaluate_model(
         from ledgerml.mlops.training import column_array, time_order
 
         order = time_order(table, time_column if time_column in table.column_names else None)
-        x_test = np.column_stack([column_array(table, n)[order] for n in names])
+        # the model's own categories: a text value it never saw is unknown (NaN), as in serving
+        x_test = np.column_stack(
+            [column_array(table, n, model.categories.get(n))[order] for n in names]
+        )
         y_test = column_array(table, info.target)[order]
         if np.isnan(y_test).any() or not set(np.unique(y_test).tolist()) <= {0.0, 1.0}:
             raise InputError(f"target {info.target!r} must be 0/1 with no gaps", field="--data")

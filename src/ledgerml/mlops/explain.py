@@ -38,6 +38,9 @@ class Explainable(Protocol):
 
     def contributions(self, x: np.ndarray) -> np.ndarray: ...
 
+    @property
+    def categories(self) -> Mapping[str, tuple[str, ...]]: ...
+
 
 @dataclass(frozen=True)
 class Reason:
@@ -46,7 +49,8 @@ class Reason:
     feature: str
     value: float | None
     contribution: float  # log-odds added to the score by this feature
-    level: str  # "unusually low" | "low" | "typical" | "high" | "unusually high" | "missing"
+    #: "unusually low" | "low" | "typical" | "high" | "unusually high" | "missing" | "category"
+    level: str
     text: str
 
     def to_json(self) -> dict[str, Any]:
@@ -96,6 +100,7 @@ def reasons(
     contrib = model.contributions(x)[:, :-1]
     ref = model.reference.get("values") or []
     names = list(model.features)
+    cats = model.categories
     described = dict(descriptions or {})
     out: list[list[Reason]] = []
     for row, c in zip(x, contrib, strict=True):
@@ -114,6 +119,10 @@ def reasons(
             if math.isnan(raw):
                 level, where, shown = "missing", "", "missing"
                 value = None
+            elif names[i] in cats and 0 <= int(raw) < len(cats[names[i]]):
+                # a category feature: its text, not its code (value keeps the code)
+                level, where, shown = "category", "", cats[names[i]][int(raw)]
+                value = raw
             else:
                 level, where = _level(raw, ref[i] if i < len(ref) else None)
                 shown = f"{raw:.4g}"
@@ -122,6 +131,8 @@ def reasons(
             phrase = f"{label} {level}" if level and level != "missing" else label
             if level == "missing":
                 phrase = f"{label} missing"
+            elif level == "category":
+                phrase, detail = f"{label} is {shown}", "category"
             text = f"{phrase} ({detail}): pushed the score up by {push:.2f}"
             if base_driven:
                 text = (

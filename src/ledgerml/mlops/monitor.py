@@ -152,7 +152,9 @@ def measure_drift(
     say("population stability", 1, 3)
     # Rounded to the contract's 1e6 fixed point, so result, ledger and chain agree.
     psi = {
-        n: round(population_stability(train_x[:, i], column_array(table, n)), 6)
+        n: round(
+            population_stability(train_x[:, i], column_array(table, n, prep.categories.get(n))), 6
+        )
         for i, n in enumerate(names)
     }
     psi = dict(sorted(psi.items(), key=lambda kv: (-kv[1], kv[0])))

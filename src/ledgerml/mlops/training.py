@@ -37,7 +37,14 @@ from ledgerml.ledger import open_ledger
 from ledgerml.ledger.events import validate_body
 from ledgerml.mlops.datasets import DatasetRecord, iter_datasets
 from ledgerml.mlops.leakage import LeakageWarning as LeakageWarning  # re-exported
-from ledgerml.mlops.models._base import META_KEY, Model, column_array  # also re-exported
+from ledgerml.mlops.models._base import (  # column_array is also re-exported
+    META_KEY,
+    Categories,
+    Model,
+    categories_in,
+    column_array,
+    is_text,
+)
 from ledgerml.storage import open_store
 
 if TYPE_CHECKING:
@@ -244,6 +251,14 @@ class Prepared:
     x: Any  # np.ndarray float64 (rows, features), time-ordered
     y: Any  # np.ndarray float64 0/1
     split: Split
+    #: Text features: their categories, taken from the training window only (code = index).
+    categories: Categories = field(default_factory=dict, hash=False)
+
+    def meta(self) -> dict[str, Any]:
+        """The categories as a model file's metadata stores them (nothing if there are none)."""
+        if not self.categories:
+            return {}
+        return {"categories": {k: list(v) for k, v in self.categories.items()}}
 
 
 def prepare(
@@ -290,7 +305,8 @@ def prepare(
     bad = [
         f"{f.name} ({f.type})"
         for f in table.schema
-        if f.name not in excluded and not (_is_numeric(f.type) or _is_temporal(f.type))
+        if f.name not in excluded
+        and not (_is_numeric(f.type) or _is_temporal(f.type) or is_text(f.type))
     ]
     if bad:
         raise InputError(
@@ -312,11 +328,20 @@ def prepare(
         raise InputError(f"target {target!r} must be 0/1, found {shown_v}", field="--target")
     order = time_order(table, time_column)
     y = y[order]
-    x = np.column_stack([column_array(table, n)[order] for n, _ in feats])
     n = len(y)
     cut = int(n * float(train_fraction))
     if cut < 10 or n - cut < 10:
         raise InputError(f"{n} rows are too few to split", field="--data")
+    # text features become categories, learnt from the training window alone: a value first
+    # seen later is unknown to the model (NaN), as it would be in production
+    categories = {
+        name: categories_in(table.column(name).take(order[:cut]).to_pylist(), name=name)
+        for name, _ in feats
+        if is_text(table.schema.field(name).type)
+    }
+    x = np.column_stack(
+        [column_array(table, name, categories.get(name))[order] for name, _ in feats]
+    )
     if not (0 < y[:cut].sum() < cut):
         raise InputError(
             f"the training window (first {cut} rows) needs both classes of {target!r}",
@@ -326,7 +351,7 @@ def prepare(
     if time_column is not None:
         boundary = float(column_array(table, time_column)[order[cut]])
     split = Split(time_column, float(train_fraction), cut, n - cut, boundary)
-    return Prepared(tuple(feats), x, y, split)
+    return Prepared(tuple(feats), x, y, split, categories)
 
 
 # -- parameters -------------------------------------------------------------------
@@ -485,9 +510,8 @@ def _fit_xgboost(
     booster = xgb.train(
         booster_params, dfull, chosen, verbose_eval=False, callbacks=[_Tick("training", chosen)]
     )
-    booster.set_attr(
-        **{META_KEY: json.dumps({"reference": _reference(x), "features": names}, sort_keys=True)}
-    )
+    meta = {"reference": _reference(x), "features": names, **prep.meta()}
+    booster.set_attr(**{META_KEY: json.dumps(meta, sort_keys=True)})
     raw = bytes(booster.save_raw(raw_format="ubj"))
     return raw, {
         **booster_params,
@@ -534,7 +558,7 @@ def _fit_logreg(
         "scale": [round(float(v), 12) for v in scale],
         "coef": [round(float(v), 12) for v in fit.coef_[0]],
         "intercept": round(float(fit.intercept_[0]), 12),
-        META_KEY: {"reference": _reference(x)},
+        META_KEY: {"reference": _reference(x), **prep.meta()},
     }
     return canonical_json(doc), {**params, "solver": "lbfgs", "standardise": True}
 

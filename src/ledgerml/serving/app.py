@@ -288,7 +288,9 @@ def create_app(
             raise InputError("must be a string", field="alias")
         s = svc()
         model = s.model_for(alias)
-        req = parse_request(doc, model.model.features, max_batch=max_batch)
+        req = parse_request(
+            doc, model.model.features, max_batch=max_batch, categories=model.model.categories
+        )
         # Scoring runs on the event loop (a fraction of a millisecond of CPU); the durable
         # commit is awaited, so requests arriving meanwhile join the same group commit.
         made = await s.score_async(req, model)

@@ -18,7 +18,13 @@ from typing import Any
 from ledgerml.crypto.files import open_private
 from ledgerml.errors import InputError
 from ledgerml.serving.decisions import Decision, DecisionService, ModelEntry
-from ledgerml.serving.scoring import MAX_ABS_FEATURE, MAX_BATCH, ScoreRequest
+from ledgerml.serving.scoring import (
+    MAX_ABS_FEATURE,
+    MAX_BATCH,
+    Categories,
+    FeatureValue,
+    ScoreRequest,
+)
 
 
 def read_table(path: Path) -> Any:
@@ -37,16 +43,32 @@ def read_table(path: Path) -> Any:
         raise InputError(f"cannot read {path.name}: {exc}", field="FILE") from None
 
 
-def table_records(table: Any, features: Sequence[str]) -> list[dict[str, float]]:
-    """Every row as a feature -> float dict; the first bad cell is named (row, column)."""
+def table_records(
+    table: Any, features: Sequence[str], categories: Categories | None = None
+) -> list[dict[str, FeatureValue]]:
+    """Every row as a feature -> value dict (floats; a category feature's text as written);
+    the first bad cell is named (row, column), its value never shown."""
     import numpy as np
     import pyarrow as pa
 
-    cols = {}
+    cats = categories or {}
+    cols: dict[str, list[Any]] = {}
     for name in features:
         if name not in table.column_names:
             raise InputError("missing feature column", field=name)
         col = table[name]
+        if name in cats:
+            known = set(cats[name])
+            texts = col.to_pylist()
+            bad_rows = [i for i, v in enumerate(texts) if not isinstance(v, str) or v not in known]
+            if bad_rows:
+                raise InputError(
+                    f"row {bad_rows[0]}: empty, not text, or not one of the "
+                    f"{len(known)} categories the model was trained on",
+                    field=name,
+                )
+            cols[name] = texts
+            continue
         if pa.types.is_timestamp(col.type) or pa.types.is_date(col.type):
             from ledgerml.mlops.training import column_array
 
@@ -69,7 +91,7 @@ def table_records(table: Any, features: Sequence[str]) -> list[dict[str, float]]
 def score_records(
     svc: DecisionService,
     alias: str,
-    records: Sequence[dict[str, float]],
+    records: Sequence[dict[str, FeatureValue]],
     model: ModelEntry,
     progress: Callable[[int], None] | None = None,
 ) -> list[Decision]:

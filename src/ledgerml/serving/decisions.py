@@ -488,7 +488,10 @@ class DecisionService:
         """Scores, reasons and the prepared ledger entries; nothing is written yet."""
         m = model or self.model_for(request.alias)
         features = m.model.features
-        x = np.array([[r[f] for f in features] for r in request.records], dtype=np.float64)
+        if m.model.categories:  # text of category features -> the model's own codes
+            x = m.model.matrix({f: [r[f] for r in request.records] for f in features})
+        else:
+            x = np.array([[r[f] for f in features] for r in request.records], dtype=np.float64)
         scores = np.asarray(m.model.predict_proba(x), dtype=np.float64)
         flagged = np.flatnonzero(scores >= m.threshold)
         reasons: dict[int, tuple[str, ...]] = {}

@@ -29,20 +29,49 @@ DEFAULT_ALIAS = "champion"
 MAX_ABS_FEATURE = 3.4028234663852886e38
 
 
+#: A feature value as the caller sent it: a number, or the text of a category feature.
+FeatureValue = float | str
+
+#: Category features of a model: name -> its categories (`Model.categories`).
+Categories = Mapping[str, Sequence[str]]
+
+
 @dataclass(frozen=True)
 class ScoreRequest:
-    """A validated request: the alias and the records, each a feature -> float mapping."""
+    """A validated request: the alias and the records, each a feature -> value mapping
+    (floats; the text itself for a category feature, so the commitment covers what was sent)."""
 
     alias: str
-    records: tuple[dict[str, float], ...]
+    records: tuple[dict[str, FeatureValue], ...]
     batch: bool
 
 
-def validate_record(record: Any, features: Sequence[str], where: str) -> dict[str, float]:
-    """One record's features as floats; InputError names the offending field.
+def _category(value: Any, known: Sequence[str], field: str) -> str:
+    """A category feature's text, which the model must have seen in training."""
+    if not isinstance(value, str):
+        raise InputError(
+            f"must be one of the model's {len(known)} categories (text), not "
+            f"{type(value).__name__}",
+            field=field,
+        )
+    if value not in known:  # the value itself is not echoed: it may identify someone
+        shown = ", ".join(known[:10]) + (", …" if len(known) > 10 else "")
+        raise InputError(
+            f"is not one of the {len(known)} categories the model was trained on ({shown})",
+            field=field,
+        )
+    return value
+
+
+def validate_record(
+    record: Any, features: Sequence[str], where: str, categories: Categories | None = None
+) -> dict[str, FeatureValue]:
+    """One record's features as floats (category features: their text); InputError names the
+    offending field.
 
     Rejects missing and extra features, non-numbers (booleans and strings
     included), null, NaN and infinities: the model must see what was committed.
+    A category feature takes exactly one of the model's categories.
     """
     if not isinstance(record, Mapping):
         raise InputError("must be an object of feature values", field=where)
@@ -51,12 +80,16 @@ def validate_record(record: Any, features: Sequence[str], where: str) -> dict[st
             raise InputError(
                 "is not a feature of this model (extra field)", field=f"{where}.{name}"
             )
-    out: dict[str, float] = {}
+    out: dict[str, FeatureValue] = {}
+    cats = categories or {}
     for name in features:
         field = f"{where}.{name}"
         if name not in record:
             raise InputError("is required (missing feature)", field=field)
         value = record[name]
+        if name in cats:
+            out[name] = _category(value, cats[name], field)
+            continue
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise InputError(f"must be a number, not {type(value).__name__}", field=field)
         try:
@@ -77,7 +110,11 @@ def validate_record(record: Any, features: Sequence[str], where: str) -> dict[st
 
 
 def parse_request(
-    body: Any, features: Sequence[str], *, max_batch: int = MAX_BATCH
+    body: Any,
+    features: Sequence[str],
+    *,
+    max_batch: int = MAX_BATCH,
+    categories: Categories | None = None,
 ) -> ScoreRequest:
     """Validate `{"features": {...}}` or `{"records": [{"features": {...}} | {...}, ...]}`."""
     if not isinstance(body, Mapping):
@@ -98,7 +135,7 @@ def parse_request(
         )
     if "features" in body:
         return ScoreRequest(
-            alias, (validate_record(body["features"], features, "features"),), False
+            alias, (validate_record(body["features"], features, "features", categories),), False
         )
     records = body["records"]
     if not isinstance(records, list) or not records:
@@ -115,11 +152,11 @@ def parse_request(
             if extra:
                 raise InputError("unknown field", field=f"{where}.{extra[0]}")
             rec, where = rec["features"], f"{where}.features"
-        out.append(validate_record(rec, features, where))
+        out.append(validate_record(rec, features, where, categories))
     return ScoreRequest(alias, tuple(out), True)
 
 
-def commit_input(record: Mapping[str, float], salt: bytes | None = None) -> tuple[str, str]:
+def commit_input(record: Mapping[str, FeatureValue], salt: bytes | None = None) -> tuple[str, str]:
     """(salt hex, commitment hex): SHA-256(salt ‖ RFC 8785 canonical JSON of the features).
 
     The salt is random per decision and never written to the ledger: without

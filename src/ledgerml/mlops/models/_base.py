@@ -62,16 +62,71 @@ class ModelFormat(Protocol):
 #: Seconds per unit of a pyarrow timestamp.
 _UNIT_SECONDS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
 
+#: A text column with at most this many distinct values in the training window is a
+#: category feature; more looks like an identifier or free text and is refused.
+MAX_CATEGORIES = 64
 
-def column_array(table: pa.Table, name: str) -> np.ndarray:
+#: Feature name -> its categories in code order (sorted); the code of a value is its index.
+Categories = Mapping[str, tuple[str, ...]]
+
+
+def is_text(dtype: Any) -> bool:
+    """A string column (plain, large or dictionary-encoded strings): a candidate category."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(dtype):
+        dtype = dtype.value_type
+    return bool(pa.types.is_string(dtype) or pa.types.is_large_string(dtype))
+
+
+def category_codes(values: Any, categories: tuple[str, ...]) -> np.ndarray:
+    """Each value's code: its index in `categories` (sorted), as float64; a value not among
+    them (or null) is NaN — a tree model's "missing", and refused by the decision service.
+
+    Why an index into a sorted list: it is deterministic (no hash seed, no first-seen
+    order), stored inside the model file (so the CID covers it) and applied by the same
+    function in training, evaluation, monitoring, batch scoring and the HTTP service."""
+    import numpy as np
+
+    index = {c: float(i) for i, c in enumerate(categories)}
+    return np.array([index.get(v, np.nan) if isinstance(v, str) else np.nan for v in values])
+
+
+def categories_in(values: Any, *, name: str) -> tuple[str, ...]:
+    """The sorted distinct non-null values of a text column's training rows; too many (an
+    identifier or free text) or none is an `InputError` naming the column, showing no value."""
+    found = sorted({v for v in values if isinstance(v, str)})
+    if not found:
+        raise InputError(
+            f"text column {name!r} has no values in the training window; drop it (--drop)",
+            field="--data",
+        )
+    if len(found) > MAX_CATEGORIES:
+        raise InputError(
+            f"text column {name!r} has {len(found):,} distinct values in the training window "
+            f"(at most {MAX_CATEGORIES} make a category feature; more look like an identifier "
+            "or free text): drop it (--drop) or encode it as numbers before registering",
+            field="--data",
+        )
+    return tuple(found)
+
+
+def column_array(
+    table: pa.Table, name: str, categories: tuple[str, ...] | None = None
+) -> np.ndarray:
     """A numeric column as float64 with nulls as NaN; a date/timestamp column as seconds since
     the Unix epoch (UTC; a naive timestamp is read as UTC) — the documented numeric encoding
-    of datetime columns, for ordering rows and as a feature."""
+    of datetime columns, for ordering rows and as a feature; a text column as the codes of
+    `categories` (`category_codes`)."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
     col = table.column(name)
+    if is_text(col.type):
+        if categories is None:
+            raise InputError(f"is {col.type}, and the model has no categories for it", field=name)
+        return category_codes(col.to_pylist(), categories)
     if pa.types.is_boolean(col.type):
         col = pc.cast(col, pa.int8())
     elif pa.types.is_date(col.type):
@@ -84,24 +139,34 @@ def column_array(table: pa.Table, name: str) -> np.ndarray:
     return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
-def as_matrix(features: tuple[str, ...], data: Any) -> np.ndarray:
-    """A (rows, features) float64 matrix from a pyarrow Table, a DataFrame, a dict or an array."""
+def as_matrix(
+    features: tuple[str, ...], data: Any, categories: Categories | None = None
+) -> np.ndarray:
+    """A (rows, features) float64 matrix from a pyarrow Table, a DataFrame, a dict or an array;
+    text values of category features become their codes (`category_codes`)."""
     import numpy as np
 
+    cats = categories or {}
     if hasattr(data, "column_names"):
         # training's own column encoding (dates as epoch seconds): serving cannot drift
         missing = [f for f in features if f not in data.column_names]
         if missing:
             raise InputError(f"missing feature column(s): {', '.join(missing)}", field="data")
-        return np.column_stack([column_array(data, f) for f in features])
+        return np.column_stack([column_array(data, f, cats.get(f)) for f in features])
     if isinstance(data, Mapping) or hasattr(data, "columns"):
         keys = set(data.keys()) if isinstance(data, Mapping) else set(data.columns)
         missing = [f for f in features if f not in keys]
         if missing:
             raise InputError(f"missing feature(s): {', '.join(missing)}", field="data")
-        return np.column_stack(
-            [np.asarray(data[f], dtype=np.float64).reshape(-1) for f in features]
-        )
+
+        def values(f: str) -> np.ndarray:
+            if f in cats:
+                raw = data[f]
+                items = [raw] if isinstance(raw, str) else list(raw)
+                return category_codes(items, cats[f])
+            return np.asarray(data[f], dtype=np.float64).reshape(-1)
+
+        return np.column_stack([values(f) for f in features])
     arr = np.asarray(data, dtype=np.float64)
     if arr.ndim == 1:
         arr = arr.reshape(1, -1)
@@ -118,11 +183,28 @@ def logit(p: np.ndarray) -> np.ndarray:
     return np.log(q / (1 - q))
 
 
-def meta_json(features: list[str], reference: dict[str, Any]) -> str:
-    """LedgerML's metadata, canonical (sorted keys, no spaces): part of the model's bytes."""
-    return json.dumps(
-        {"features": list(features), "reference": reference}, sort_keys=True, separators=(",", ":")
-    )
+def meta_json(
+    features: list[str], reference: dict[str, Any], categories: Categories | None = None
+) -> str:
+    """LedgerML's metadata, canonical (sorted keys, no spaces): part of the model's bytes.
+    `categories` is written only when there are some, so older models keep their bytes."""
+    doc: dict[str, Any] = {"features": list(features), "reference": reference}
+    if categories:
+        doc["categories"] = {k: list(v) for k, v in categories.items()}
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+
+
+def categories_of(meta: Mapping[str, Any], features: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """The categories stored in a model's metadata, checked against its features."""
+    raw = meta.get("categories") or {}
+    if not isinstance(raw, Mapping) or not set(raw) <= set(features):
+        raise ValueError("categories do not match the features")
+    out: dict[str, tuple[str, ...]] = {}
+    for name, values in raw.items():
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise ValueError(f"categories of {name} are not a list of strings")
+        out[str(name)] = tuple(values)
+    return out
 
 
 def refused(source: str, why: str) -> InputError:
@@ -141,17 +223,22 @@ class Model:
     reference: dict[str, Any] = field(hash=False)
     explanation: str = OCCLUSION
     _impl: Any = field(default=None, hash=False, repr=False)
+    #: Text features and their categories (code = index); empty for all-numeric models.
+    categories: Categories = field(default_factory=dict, hash=False, kw_only=True)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "cid": self.cid,
             "model_type": self.model_type,
             "features": list(self.features),
             "explanation": self.explanation,
         }
+        if self.categories:
+            doc["categories"] = {k: list(v) for k, v in self.categories.items()}
+        return doc
 
     def matrix(self, data: Any) -> np.ndarray:
-        return as_matrix(self.features, data)
+        return as_matrix(self.features, data, self.categories)
 
     def predict_proba(self, data: Any) -> np.ndarray:
         """Probability of the positive class per row (1-D)."""

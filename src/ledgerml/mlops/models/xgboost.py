@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ledgerml.mlops.models._base import META_KEY, Model, meta_json, refused
+from ledgerml.mlops.models._base import META_KEY, Model, categories_of, meta_json, refused
 
 if TYPE_CHECKING:
     import numpy as np
@@ -79,9 +79,11 @@ def native_model(kind: str, cid: str, raw: bytes, *, source: str, explanation: s
         try:
             doc = json.loads(raw)
             ref = doc[META_KEY]["reference"]
+            names = tuple(doc["features"])
+            cats = categories_of(doc[META_KEY], names)
         except (ValueError, KeyError, TypeError):
             raise refused(source, "a damaged ledgerml-logreg/v1 document") from None
-        return LoadedModel(cid, "logreg", tuple(doc["features"]), ref, explanation, doc)
+        return LoadedModel(cid, "logreg", names, ref, explanation, doc, categories=cats)
     import xgboost as xgb
 
     try:
@@ -91,10 +93,21 @@ def native_model(kind: str, cid: str, raw: bytes, *, source: str, explanation: s
     booster.set_param({"nthread": 2})
     single = booster.copy()
     single.set_param({"nthread": 1})
-    meta = json.loads(booster.attr(META_KEY) or "{}")
-    names = tuple(meta.get("features") or booster.feature_names or ())
+    try:
+        meta = json.loads(booster.attr(META_KEY) or "{}")
+        names = tuple(meta.get("features") or booster.feature_names or ())
+        cats = categories_of(meta, names)
+    except (ValueError, TypeError, AttributeError):
+        raise refused(source, "an XGBoost model with damaged LedgerML metadata") from None
     return LoadedModel(
-        cid, "xgboost", names, meta.get("reference", {}), explanation, booster, single
+        cid,
+        "xgboost",
+        names,
+        meta.get("reference", {}),
+        explanation,
+        booster,
+        single,
+        categories=cats,
     )
 
 
