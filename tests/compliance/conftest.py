@@ -39,6 +39,37 @@ def new_cid(label: str = "") -> str:
     return raw_cid_for_digest(hashlib.sha256(os.urandom(16) + label.encode()).digest())
 
 
+#: Rows of the stored training table behind `record_model`'s evidence.
+TABLE_ROWS = 800
+
+
+def stored_table(paths: ProjectPaths, columns: list[str], pii: list[str]) -> str:
+    """A real training table in the project's CAS (Parquet): the fraud pack recomputes the
+    leakage and identifier screens from the stored data, so the evidence needs real data.
+    Nothing in it separates the label; PII columns hold a few small numbers."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ledgerml.storage import open_store
+
+    rng = np.random.default_rng(11)
+    y = (rng.uniform(size=TABLE_ROWS) < 0.05).astype(np.int64)
+    y[:5] = 1  # both classes in any training window
+    data: dict[str, Any] = {}
+    for c in columns:
+        if c == "Time":
+            data[c] = np.arange(TABLE_ROWS, dtype=np.float64)
+        elif c in pii:
+            data[c] = rng.integers(0, 9, TABLE_ROWS)
+        else:
+            data[c] = np.round(rng.normal(size=TABLE_ROWS) + 0.7 * y * (c == "V14"), 4)
+    data["Class"] = y
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.table(data), sink)
+    return open_store(paths).add_bytes(sink.getvalue().to_pybytes()).cid
+
+
 @dataclass
 class Evidence:
     paths: ProjectPaths
@@ -63,15 +94,20 @@ def record_model(
     """dataset.registered, run.started/finished, model.registered, evaluation.recorded and,
     unless `backtest` is None, a backtest.recorded of (FP ratio vs logreg, AUPRC) per fold."""
     feats = features if features is not None else FEATURES
-    columns = [*FEATURES, "Class", *(pii or []), *([subject] if subject else [])]
-    ds, model, run = new_cid("ds"), new_cid("model"), f"run-{os.urandom(4).hex()}"
+    extra = [
+        c for c in [*feats, *(pii or []), *([subject] if subject else [])] if c not in FEATURES
+    ]
+    columns = [*FEATURES, *dict.fromkeys(extra), "Class"]
+    table_columns = [c for c in columns if c != "Class"]
+    ds = stored_table(paths, table_columns, [*(pii or []), *([subject] if subject else [])])
+    model, run = new_cid("model"), f"run-{os.urandom(4).hex()}"
     with open_ledger(paths) as ledger:
         ledger.append(
             "dataset.registered",
             {
                 "name": "ulb-train",
                 "cid": ds,
-                "rows": 170884,
+                "rows": TABLE_ROWS,
                 "columns": columns,
                 "schema_hash": hashlib.sha256(",".join(columns).encode()).hexdigest(),
                 "label": "Class",
@@ -93,7 +129,10 @@ def record_model(
                     "dataset_cids": [ds],
                     "model_type": framework,
                     "seed": 7,
-                    "params": {"screen": screen},
+                    "params": {
+                        "screen": screen,
+                        "split": {"time_column": None, "train_fraction": 0.8},
+                    },
                 },
             )
             ledger.append(

@@ -123,3 +123,78 @@ def test_leaky_feature_and_identifiers_fail_the_pack_naming_them(tmp_path: Path)
     again = check_model(paths, clean.model_cid, "fraud-model", submit=False)
     by_id = {r.rule_id: r for r in again.results}
     assert by_id["FM-LEAKAGE"].passed and by_id["FM-NO-PII"].passed
+
+
+def test_a_hand_recorded_run_cannot_declare_its_own_clean_screen(tmp_path: Path) -> None:
+    """A run recorded by hand (a new run_id whose first `run.started` says "no leaky feature,
+    no identifier") is judged on the screen recomputed from the stored training data."""
+    import secrets
+
+    from ledgerml.mlops.training import fit_model, load_table, prepare
+    from ledgerml.storage import open_store
+
+    paths: ProjectPaths = init_project(tmp_path / "proj")
+    rec = register_dataset(paths, _leaky_table(tmp_path / "t.csv"), "sim", label="Class")
+    drop = ["CUSTOMER_ID", "TERM"]  # keep SCENARIO, the leaky column, as a feature
+    prep = prepare(load_table(paths, rec.cid), "Class", "Time", 0.8, drop=drop)
+    raw = fit_model(prep, "xgboost", FAST, seed=3)
+    cid = open_store(paths).add_bytes(raw).cid
+    run_id = f"run-by-hand-{secrets.token_hex(4)}"
+    clean = {"leak_auprc": 0.95, "leaky": [], "id_like": [], "best_single_feature": None}
+    with open_ledger(paths) as ledger:
+        ledger.append_many(
+            [
+                (
+                    "run.started",
+                    {
+                        "run_id": run_id,
+                        "dataset_cids": [rec.cid],
+                        "model_type": "xgboost",
+                        "params": {"split": prep.split.to_json(), "drop": drop, "screen": clean},
+                        "seed": 3,
+                        "code_version": "by hand",
+                        "library_versions": {},
+                    },
+                ),
+                ("run.finished", {"run_id": run_id, "status": "succeeded", "model_cid": cid}),
+                (
+                    "model.registered",
+                    {
+                        "name": "by-hand",
+                        "cid": cid,
+                        "run_id": run_id,
+                        "framework": "xgboost",
+                        "dataset_cids": [rec.cid],
+                        "features": [{"name": n, "dtype": t} for n, t in prep.features],
+                        "target": "Class",
+                    },
+                ),
+            ]
+        )
+    result = check_model(paths, cid, "fraud-model", submit=False)
+    leak = next(r for r in result.results if r.rule_id == "FM-LEAKAGE")
+    assert not leak.passed and "SCENARIO" in leak.detail, leak.detail
+    assert "recorded with the run disagrees" in leak.detail
+
+    # training data that is not in the store: the screen cannot run, and the rule fails closed
+    from ledgerml.storage import cid_of_bytes
+
+    absent = cid_of_bytes(b"a data set nobody stored")
+    other = open_store(paths).add_bytes(fit_model(prep, "logreg")).cid
+    with open_ledger(paths) as ledger:
+        ledger.append(
+            "model.registered",
+            {
+                "name": "no-data",
+                "cid": other,
+                "run_id": run_id,
+                "framework": "xgboost",
+                "dataset_cids": [absent],
+                "features": [{"name": n, "dtype": t} for n, t in prep.features],
+                "target": "Class",
+            },
+        )
+    assert other != cid
+    result = check_model(paths, other, "fraud-model", submit=False)
+    leak = next(r for r in result.results if r.rule_id == "FM-LEAKAGE")
+    assert not leak.passed and "cannot run the leakage screen" in leak.detail, leak.detail

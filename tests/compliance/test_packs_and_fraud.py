@@ -95,8 +95,11 @@ def test_missing_lineage_and_metric_fail_closed(paths: ProjectPaths) -> None:
     metrics = {k: v for k, v in GOOD_METRICS.items() if k != "roc_auc"}
     ev = record_model(paths, with_run=False, metrics=metrics)
     result = check_model(paths, ev.model, "fraud-model", submit=False)
-    # no run: no lineage, and no leakage screen either (it is recorded with the run)
-    assert set(result.failed) == {"FM-LINEAGE", "FM-PERF-ROCAUC", "FM-LEAKAGE"}
+    # no run: no lineage, and no training window to recompute the leakage and identifier
+    # screens on: those rules fail closed rather than trust the features' names alone
+    assert set(result.failed) == {"FM-LINEAGE", "FM-PERF-ROCAUC", "FM-LEAKAGE", "FM-NO-PII"}
+    (pii,) = [r for r in result.results if r.rule_id == "FM-NO-PII"]
+    assert pii.value is None and "cannot screen" in pii.detail
     (roc,) = [r for r in result.results if r.rule_id == "FM-PERF-ROCAUC"]
     assert roc.value is None and "no evidence" in roc.detail
 

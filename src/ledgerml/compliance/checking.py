@@ -130,6 +130,8 @@ class Evidence:
     protected: tuple[str, ...] = ()
     chain_developer: str | None = None
     chain_validator: str | None = None
+    #: the leakage/identifier screen recomputed from the stored training data (`_screen`)
+    screen_cache: tuple[dict[str, Any] | None, str] | None = None
 
     @property
     def latest_evaluation(self) -> dict[str, Any] | None:
@@ -263,6 +265,64 @@ def _bool(ok: bool, detail: str) -> _Found:
     return _Found(1.0 if ok else 0.0, detail)
 
 
+def _screen(ev: Evidence) -> tuple[dict[str, Any] | None, str]:
+    """(screen, where it came from): the leakage and identifier screen recomputed from the
+    stored training data over the recorded training window, or (None, why not).
+
+    Why recompute: `run.started` is an ordinary entry — a run recorded by hand (`ledgerml
+    log append`, or a forged first entry) could declare an empty screen. The data set is
+    content-addressed and the window is the recorded split, so anyone re-running this gets
+    the same answer; a recorded screen that disagrees is reported. Fails closed when the
+    data or the split cannot be read."""
+    if ev.screen_cache is not None:
+        return ev.screen_cache
+    ev.screen_cache = _recompute_screen(ev)
+    return ev.screen_cache
+
+
+def _recompute_screen(ev: Evidence) -> tuple[dict[str, Any] | None, str]:
+    split = _run_params(ev).get("split")
+    cids = ev.model.get("dataset_cids") or []
+    target, feats = ev.model.get("target"), ev.features
+    if ev.paths is None:
+        return None, "no project to read the training data from"
+    if not isinstance(split, dict) or not cids or not isinstance(target, str) or not feats:
+        return None, "the training run records no split, data set, target or features"
+    from ledgerml.errors import LedgerMLError
+    from ledgerml.mlops.leakage import screen_features
+    from ledgerml.mlops.training import load_table, prepare
+
+    time_column = split.get("time_column")
+    try:
+        table = load_table(ev.paths, cids[0])
+        keep = {*feats, target, *([time_column] if time_column else [])}
+        missing = sorted(keep - set(table.column_names))
+        if missing:
+            return None, f"the training data set lacks the model's column(s) {missing}"
+        drop = [c for c in table.column_names if c not in keep]
+        fraction = float(split.get("train_fraction", 0.8))
+        prep = prepare(table, target, time_column, fraction, drop=drop)
+    except (LedgerMLError, ValueError, TypeError) as exc:
+        return None, f"cannot rebuild the training window from {cids[0]}: {exc}"
+    names = [n for n, _ in prep.features]
+    if sorted(names) != sorted(feats):
+        return None, "the model's features are not columns of its training data set"
+    order = [names.index(f) for f in feats]  # the model's own feature order
+    cut = prep.split.train_rows
+    screen = screen_features(prep.x[:cut, order], prep.y[:cut], list(feats)).to_json()
+    recorded = _run_params(ev).get("screen")
+    where = f"recomputed on the first {cut:,} rows of {cids[0][:16]}…"
+
+    def found(doc: Any) -> tuple[list[str], list[str]]:
+        doc = doc if isinstance(doc, dict) else {}
+        leaky = sorted(str(f.get("feature")) for f in doc.get("leaky", []) if isinstance(f, dict))
+        return leaky, sorted(str(n) for n in doc.get("id_like", []))
+
+    if recorded is not None and found(recorded) != found(screen):
+        where += " (the screen recorded with the run disagrees; this one is used)"
+    return screen, where
+
+
 def _no_pii_features(ev: Evidence, rule: PackRule) -> _Found:
     feats = ev.features
     if not feats:
@@ -282,8 +342,12 @@ def _no_pii_features(ev: Evidence, rule: PackRule) -> _Found:
         return _bool(False, f"PII/subject columns among features: {', '.join(bad)}")
     from ledgerml.mlops.leakage import id_like_by_name
 
-    screen = _run_params(ev).get("screen") or {}
-    id_like = sorted(set(id_like_by_name(feats)) | (set(screen.get("id_like", [])) & set(feats)))
+    by_name = set(id_like_by_name(feats))
+    # by value needs the data: recomputed, never taken from the run's own word
+    screen, where = _screen(ev)
+    if screen is None and not by_name:
+        return _Found(None, f"cannot screen the features for identifiers: {where}")
+    id_like = sorted(by_name | (set((screen or {}).get("id_like", [])) & set(feats)))
     if id_like:
         return _bool(
             False,
@@ -523,20 +587,19 @@ def _backtest_auprc_floor(ev: Evidence, rule: PackRule) -> _Found:
 
 
 def _no_leaky_feature(ev: Evidence, rule: PackRule) -> _Found:
-    screen = _run_params(ev).get("screen")
-    if not isinstance(screen, dict):
-        return _Found(
-            None, "the training run records no leakage screen (train with `ledgerml train`)"
-        )
+    screen, where = _screen(ev)
+    if screen is None:
+        return _Found(None, f"cannot run the leakage screen: {where}")
     leaky = [f for f in screen.get("leaky", []) if f.get("feature") in ev.features]
     best = screen.get("best_single_feature") or {}
     if leaky:
         named = ", ".join(f"{f['feature']} (AUPRC {float(f['auprc']):.3f} alone)" for f in leaky)
-        return _bool(False, f"feature(s) that alone nearly separate the label: {named}")
+        return _bool(False, f"feature(s) that alone nearly separate the label: {named}; {where}")
     return _bool(
         True,
         f"no feature alone reaches AUPRC {screen.get('leak_auprc')} on the training window"
-        + (f" (best: {best.get('feature')} {float(best.get('auprc', 0)):.3f})" if best else ""),
+        + (f" (best: {best.get('feature')} {float(best.get('auprc', 0)):.3f})" if best else "")
+        + f"; {where}",
     )
 
 
