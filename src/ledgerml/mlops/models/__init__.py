@@ -15,7 +15,7 @@ pickle: each format loads from a format that describes data, not code.
 A format is an object with `name`, `explanation`, `sniff`, `accepts`, `dump`, `load` and
 `framework` (see `ModelFormat`); `register(fmt)` adds one (e.g. MLflow flavours, issue 16).
 XGBoost and logistic models load through `models.xgboost.native_model` into its
-`LoadedModel`; `ledgerml.mlops.training` fits them (and imports this package, never the
+`LoadedModel`; `ledgerml.mlops.fitting` fits them (and imports this package, never the
 other way round).
 """
 
