@@ -153,6 +153,12 @@ def run_cmd(
         _fmt(comp["centralized"]["recall_at_1pct_fpr"]),
         _fmt(comp["centralized"]["auprc"]),
     )
+    trees = comp["trees"]
+    for key, label in (
+        ("centralized_same_budget", "centralized, federated tree budget (bagged shards)"),
+        ("pooled_bank_views", "banks' own views pooled, one model"),
+    ):
+        table.add_row(label, _fmt(comp[key]["recall_at_1pct_fpr"]), _fmt(comp[key]["auprc"]))
     console.print(table)
     imp = comp["improvement_vs_local_mean"]
     console.print(
@@ -160,6 +166,11 @@ def run_cmd(
         f"AUPRC {imp['auprc']:+.0%}",
         highlight=False,
     )
+    if any(trees.values()):
+        console.print(
+            "trees: " + ", ".join(f"{k} {n}" for k, n in trees.items() if n is not None),
+            highlight=False,
+        )
     sf = comp["simple_features"]
     console.print(
         f"label leakage check: amount alone AUPRC {sf['amount_auprc']:.4f}, best single "

@@ -242,6 +242,43 @@ def run_simulation(spec: RunSpec, progress: Progress | None) -> None:
     )
 
 
+def _fit_pooled(solo: RunSpec, x: np.ndarray, y: np.ndarray) -> bytes:
+    """One model on one data set, as many boosting steps as a federated run (`solo`)."""
+    model = models.initial_model(solo)
+    for r in range(1 if solo.strategy == "xgboost" else solo.rounds):
+        inc = models.train_increment(solo, model, x, y, r + 1)
+        model = models.aggregate(solo, model, [(inc, 1.0)])
+    return model
+
+
+def _fit_bagged(spec: RunSpec, x: np.ndarray, y: np.ndarray, shards: int) -> bytes:
+    """The federated protocol without banks or their views (issue 15): each round,
+    `shards` increments boosted from the current model on random disjoint shards of the
+    pooled rows, added with weights = their share of rows. Same tree count and
+    aggregation as the federated model, so only the features and views differ."""
+    rng = np.random.default_rng(spec.xgb.seed)
+    model = models.initial_model(spec)
+    for r in range(spec.rounds):
+        part = rng.integers(0, shards, len(y))
+        updates = []
+        for k in range(shards):
+            rows = part == k
+            if rows.any():
+                inc = models.train_increment(spec, model, x[rows], y[rows], r + 1)
+                updates.append((inc, float(rows.mean())))
+        model = models.aggregate(spec, model, updates)
+    return model
+
+
+def _tree_count(spec: RunSpec, model: bytes) -> int | None:
+    """Trees in an XGBoost model (None for the linear strategy)."""
+    if spec.strategy != "xgboost":
+        return None
+    return int(
+        json.loads(model)["learner"]["gradient_booster"]["model"]["gbtree_model_param"]["num_trees"]
+    )
+
+
 def _local_and_central(
     spec: RunSpec, prep: _Prepared, workdir: Path, final_model: bytes
 ) -> tuple[dict[str, Any], float]:
@@ -271,21 +308,22 @@ def _local_and_central(
     for bank in prep.banks:
         with np.load(workdir / "banks" / bank / "data.npz") as d:
             x, yy = d["x_train"], d["y_train"]
-        model = models.initial_model(solo)
-        steps = 1 if spec.strategy == "xgboost" else spec.rounds
-        for r in range(steps):
-            inc = models.train_increment(solo, model, x, yy, r + 1)
-            model = models.aggregate(solo, model, [(inc, 1.0)])
-        local[bank] = evaluation.metrics(score(model), y)
+        local[bank] = evaluation.metrics(score(_fit_pooled(solo, x, yy)), y)
     fed = evaluation.metrics(score(final_model), y)
     # centralized: whole-table features of the same slices, one model
     xg, yg = featurize(prep.train, None)
     xt, yt = featurize(prep.test, None)
-    cmodel = models.initial_model(solo)
-    for r in range(1 if spec.strategy == "xgboost" else spec.rounds):
-        inc = models.train_increment(solo, cmodel, xg, yg, r + 1)
-        cmodel = models.aggregate(solo, cmodel, [(inc, 1.0)])
+    cmodel = _fit_pooled(solo, xg, yg)
     central = evaluation.metrics(models.predict_margin(solo, cmodel, xt), yt)
+    # the same features with the federated model's tree budget and aggregation (issue 15)
+    bmodel = _fit_bagged(spec, xg, yg, len(prep.banks))
+    central_budget = evaluation.metrics(models.predict_margin(spec, bmodel, xt), yt)
+    # the banks' own views pooled into one model, scored like the federated model
+    views = [featurize(bank_view(prep.train, b), b) for b in prep.banks]
+    vmodel = _fit_pooled(
+        solo, np.concatenate([v[0] for v in views]), np.concatenate([v[1] for v in views])
+    )
+    pooled_views = evaluation.metrics(score(vmodel), y)
     mean_local = {k: float(np.mean([m[k] for m in local.values()])) for k in fed}
     amount = prep.test["amount"].to_numpy()
     single = {
@@ -308,6 +346,14 @@ def _local_and_central(
         "local": local,
         "local_mean": mean_local,
         "centralized": central,
+        "centralized_same_budget": central_budget,
+        "pooled_bank_views": pooled_views,
+        "trees": {
+            "federated": _tree_count(spec, final_model),
+            "centralized": _tree_count(solo, cmodel),
+            "centralized_same_budget": _tree_count(spec, bmodel),
+            "pooled_bank_views": _tree_count(solo, vmodel),
+        },
         "improvement_vs_local_mean": {
             k: evaluation.improvement(fed[k], mean_local[k]) for k in fed
         },
@@ -444,6 +490,7 @@ def run_federated(
         baselines = {
             "local_mean": comparison["local_mean"],
             "centralized": comparison["centralized"],
+            "centralized_same_budget": comparison["centralized_same_budget"],
             **{f"local_{b}": m for b, m in comparison["local"].items()},
         }
         entries.append(
