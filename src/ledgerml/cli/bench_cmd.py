@@ -55,6 +55,7 @@ def _run_one(
     soak_minutes: float = 0.0,
     backend: str | None = None,
     model_types: list[str] | None = None,
+    seeds: int = 0,
 ) -> dict[str, Any]:
     module = _load(name)
 
@@ -77,6 +78,10 @@ def _run_one(
         if "model_types" not in inspect.signature(module.run).parameters:
             raise InputError(f"benchmark {name!r} has no model types", field="--model-type")
         kwargs["model_types"] = model_types
+    if seeds:  # only `fl` repeats over seeds
+        if "seeds" not in inspect.signature(module.run).parameters:
+            raise InputError(f"benchmark {name!r} has no seeds", field="--seeds")
+        kwargs["seeds"] = seeds
     figures = module.run(quick=quick, **kwargs)
     return {
         "benchmark": name,
@@ -118,8 +123,16 @@ def register(app: typer.Typer) -> None:
                 "--model-type", help="latency: lightgbm, onnx, sklearn (XGBoost is the baseline)."
             ),
         ] = None,
+        seeds: Annotated[
+            int,
+            typer.Option(
+                "--seeds", help="fl: only the clean run, for K seeds, with 95% t-intervals."
+            ),
+        ] = 0,
     ) -> None:
         """Run a benchmark; print and save its figures as JSON."""
+        if seeds == 1 or seeds < 0:
+            raise InputError("must be at least 2 (a t-interval needs two seeds)", field="--seeds")
         if soak_minutes < 0:
             raise InputError("must be >= 0 minutes", field="--soak-minutes")
         if backend not in (None, "sqlite", "postgres"):
@@ -135,9 +148,10 @@ def register(app: typer.Typer) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         collected = []
         for n in names:
-            result = _run_one(n, quick, as_json, soak_minutes, backend, model_type)
+            result = _run_one(n, quick, as_json, soak_minutes, backend, model_type, seeds)
             suffix = f"-{backend}" if backend not in (None, "sqlite") else ""
             suffix += "-models" if model_type else ""
+            suffix += "-seeds" if seeds else ""
             path = out_dir / f"{n}{suffix}{'-quick' if quick else ''}.json"
             path.write_text(json.dumps(result, indent=2) + "\n")
             collected.append(result)
