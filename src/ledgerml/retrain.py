@@ -5,8 +5,10 @@ population moves. `monitor` measures how far a scoring window has moved from the
 own training window (`ledgerml.mlops.monitor.measure_drift`), records `drift.detected`
 with the PSI of every feature, and reports the largest PSI to the `ModelRegistry`, whose
 policy decides (`RetrainRequired`) — the threshold lives on chain, not in this code. With
-`retrain=True` a model the contract retired is retrained on the window (a registered data
-set, so the lineage stays on the ledger) with the original run's target, model type,
+`retrain=True` a model the contract retired is retrained — by default on an expanding
+window, its own training data followed by the new window (registered as one data set, so
+the lineage stays on the ledger), or with `expanding=False` on the window alone — with
+the original run's target, model type,
 parameters and seed, evaluated, and sent through the same gate as any model
 (`check_model` under the policy pack).
 
@@ -128,13 +130,16 @@ def monitor(
     window: str,
     *,
     retrain: bool = False,
+    expanding: bool = True,
     policy: str = "fraud-model",
     progress: Progress | None = None,
 ) -> MonitorResult:
     """PSI per model feature, training window vs `window`; record it and ask the contract.
 
     See the module docstring. Retraining happens only when the contract has marked the
-    model `RetrainRequired` and `retrain` is true.
+    model `RetrainRequired` and `retrain` is true; with `expanding` (the default) on the
+    model's training data followed by `window`, registered as one data set, otherwise on
+    `window` alone.
     """
 
     from ledgerml.compliance.packs import load_pack
@@ -145,6 +150,13 @@ def monitor(
     pack = load_pack(policy)  # unknown pack -> InputError before anything is read
     drift = measure_drift(paths, model_cid, window, retrain=retrain, progress=progress)
     info, win, psi, max_psi = drift.info, drift.window, drift.psi, drift.max_psi
+    extension = None
+    if retrain and expanding:  # checked (and built) before anything is recorded
+        from ledgerml.mlops.datasets import plan_extension
+        from ledgerml.mlops.training import resolve_dataset
+
+        history = resolve_dataset(paths, info.dataset_cids[0], field="MODEL")
+        extension = plan_extension(paths, history, win, time_column=drift.time_column)
 
     say("recording drift", 2, 3)
     if has_deployment(paths):
@@ -216,9 +228,16 @@ def monitor(
     say("retraining", 2, 3)
     # measure_drift(retrain=True) refused any other type: LedgerML has only these recipes
     model: ModelType = "xgboost" if info.model_type == "xgboost" else "logreg"
+    data = win
+    if extension is not None:
+        from ledgerml.mlops.datasets import combine_datasets
+
+        # an expanding window: what the model knew plus what has arrived since, in time
+        # order, so a retrain does not forget the history because the newest month drifted
+        data = combine_datasets(paths, extension)
     trained = train_model(
         paths,
-        win.cid,
+        data.cid,
         drift.target,
         model=model,
         params=_training_params(info.run_params),

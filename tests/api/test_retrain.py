@@ -1,4 +1,5 @@
-"""After drift, the retrained model passes the gate and takes the alias: through the CLI.
+"""After drift, the retrained model (by default on an expanding window: the training data
+followed by the new window) passes the gate and takes the alias: through the CLI.
 
 The contract marks a drifted model `RetrainRequired` for good (it can never be promoted
 again: ModelRegistry.reportDrift). What must clear is the *service's* state: once the
@@ -18,16 +19,17 @@ import pytest
 
 import ledgerml
 from ledgerml.mlops.backtest import backtest
-from ledgerml.mlops.training import train_model
+from ledgerml.mlops.training import model_info, train_model
 from tests.conftest import run_cli
 
 ROWS = 4000
 
 
-def _csv(path: Path, *, seed: int, shift: float = 0.0) -> Path:
-    """Fraud when V1 and V2 are both high or V3 is extreme; `shift` moves V4 (drift)."""
+def _csv(path: Path, *, seed: int, shift: float = 0.0, start: float = 0.0) -> Path:
+    """Fraud when V1 and V2 are both high or V3 is extreme; `shift` moves V4 (drift).
+    Two days of transactions from `start` (seconds)."""
     rng = np.random.default_rng(seed)
-    t = np.sort(rng.uniform(0, 172_800, ROWS)).round(1)
+    t = np.sort(rng.uniform(start, start + 172_800, ROWS)).round(1)
     x = rng.normal(size=(ROWS, 4)).round(5)
     x[:, 3] += shift
     y = ((x[:, 0] > 1.6) & (x[:, 1] > 0.8)) | (x[:, 2] ** 2 > 6.5)
@@ -44,7 +46,8 @@ def champion(tmp_path_factory: pytest.TempPathFactory) -> tuple[ledgerml.Project
     root = tmp_path_factory.mktemp("retrain")
     project = ledgerml.init(root / "proj")
     project.add_data(_csv(root / "cards.csv", seed=1), name="cards", label="Class")
-    project.add_data(_csv(root / "later.csv", seed=2, shift=2.0), name="later", label="Class")
+    later = _csv(root / "later.csv", seed=2, shift=2.0, start=172_800.0)  # the next two days
+    project.add_data(later, name="later", label="Class")
     params = {"num_boost_round": 60, "min_boost_round": 0, "early_stopping_rounds": 0}
     cid = train_model(project.paths, "cards", "Class", params=params).model_cid
     project.evaluate(cid)
@@ -73,6 +76,15 @@ def test_retrained_model_promoted_clears_retrain_required_for_the_alias(
     assert res["retrain_required"] is True and res["max_feature"] == "V4"
     new = res["retrained"]["model_cid"]
     assert res["retrained"]["check"]["passed"], res["retrained"]["check"]
+    # the default retrain is an expanding window: the training data, then the new window,
+    # registered as one data set that the retrained model names as its training data
+    listed = run_cli(home, "data", "ls", "--json")
+    assert listed.returncode == 0, listed.stderr
+    sets = {d["name"]: d for d in json.loads(listed.stdout)}
+    both = sets["cards+later"]
+    assert both["rows"] == 2 * ROWS
+    assert both["source"] == f"expanding window: {sets['cards']['cid']} then {sets['later']['cid']}"
+    assert model_info(project.paths, new).dataset_cids == (both["cid"],)
     before = _models(home)
     assert before[old]["status"] == "retrain_required" and before[old]["alias"] == "champion"
 

@@ -128,7 +128,11 @@ def test_stable_then_shifted_window_retrains_through_the_gate(deployed: Deployed
         if e["type"] == "run.started" and e["body"]["run_id"] == new["run_id"]
     )
     first = next(e["body"] for e in log if e["type"] == "run.started")
-    assert run["dataset_cids"] == [out["window_cid"]] and run["seed"] == first["seed"]
+    # an expanding window (the default): the training data, then the window, one data set
+    (both,) = [e["body"] for e in log if e["type"] == "dataset.registered"
+               and e["body"]["name"] == "cards+shifted"]  # fmt: skip
+    assert both["rows"] == 6000 + 4000 and out["window_cid"] in both["source"]
+    assert run["dataset_cids"] == [both["cid"]] and run["seed"] == first["seed"]
     assert run["params"]["scale_pos_weight_rule"] == first["params"]["scale_pos_weight_rule"]
     with GovernanceService.open(paths) as gov:
         assert gov.status(model).status == "retrain_required"  # RetrainRequired on chain
@@ -157,6 +161,23 @@ def test_bad_input_exits_2_and_records_nothing(
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert field in proc.stderr
     assert len(entries(deployed.paths)) == before
+
+
+def test_an_overlapping_window_cannot_extend_the_history(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    """A window that starts before the training data ends is not new data: the expanding
+    retrain refuses it (naming --window, nothing recorded); --window-only is the way."""
+    paths = deployed.paths
+    register_dataset(paths, cards(tmp_path / "o.csv", 500, 9, 43_200.0), "overlap", label="Class")
+    before = len(entries(paths))
+    with pytest.raises(InputError) as info:
+        monitor(paths, deployed.model, "overlap", retrain=True)
+    assert info.value.field == "--window" and "--window-only" in str(info.value)
+    assert len(entries(paths)) == before
+    proc = run_cli(deployed.home, "monitor", deployed.model, "--window", "overlap", "--retrain")
+    assert proc.returncode == 2 and "--window-only" in proc.stderr
+    assert len(entries(paths)) == before
 
 
 def test_without_chain_drift_is_recorded_in_the_ledger_only(tmp_path: Path) -> None:

@@ -27,7 +27,17 @@ def monitor_cmd(
     retrain: Annotated[
         bool,
         typer.Option(
-            "--retrain", help="If the contract requires it, retrain on the window and check."
+            "--retrain",
+            help="If the contract requires it, retrain (on the training data plus the window, "
+            "unless --window-only) and check.",
+        ),
+    ] = False,
+    window_only: Annotated[
+        bool,
+        typer.Option(
+            "--window-only",
+            help="Retrain on the window alone instead of the expanding window (training data "
+            "followed by the window, registered as one data set).",
         ),
     ] = False,
     policy: Annotated[
@@ -41,7 +51,13 @@ def monitor_cmd(
 
     with _stages(not as_json) as progress:
         res = monitor(
-            project(ctx), model, window, retrain=retrain, policy=policy, progress=progress
+            project(ctx),
+            model,
+            window,
+            retrain=retrain,
+            expanding=not window_only,
+            policy=policy,
+            progress=progress,
         )
     failed_gate = res.check is not None and not res.check.passed
     if as_json:

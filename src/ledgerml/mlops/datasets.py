@@ -600,6 +600,149 @@ def register_dataset(
     )
 
 
+def check_can_extend(
+    history: DatasetRecord, window: DatasetRecord, *, field_name: str = "--window"
+) -> None:
+    """`InputError` on `field_name` unless `window` has `history`'s table shape (columns,
+    types, label, PII and subject columns): what an expanding window needs."""
+
+    def kind(dtype: str) -> str:
+        # CSV inference may read one month's amounts as int64 and the next as double: both
+        # are numbers, and `_unified` makes them double
+        numeric = dtype.startswith(("int", "uint", "float", "double", "bool"))
+        return "number" if numeric else dtype
+
+    def shape(r: DatasetRecord) -> tuple[Any, ...]:
+        kinds = {c: kind(t) for c, t in r.dtypes.items()}
+        return (frozenset(r.columns), kinds, frozenset(r.pii_columns), r.subject_column)
+
+    if shape(history) != shape(window):
+        diff = [
+            what
+            for what, a, b in zip(
+                ("columns", "column types", "PII columns", "subject column"),
+                shape(history),
+                shape(window),
+                strict=True,
+            )
+            if a != b
+        ]
+        raise InputError(
+            f"data set {window.name!r} cannot extend {history.name!r}: their "
+            f"{', '.join(diff)} differ (an expanding window needs the same table shape; "
+            "retrain on the window alone instead)",
+            field=field_name,
+        )
+
+
+@dataclass(frozen=True)
+class Extension:
+    """An expanding window, checked and built but not yet stored or recorded."""
+
+    history: DatasetRecord
+    window: DatasetRecord
+    table: pa.Table = field(hash=False, repr=False)
+
+
+def plan_extension(
+    paths: ProjectPaths,
+    history: DatasetRecord,
+    window: DatasetRecord,
+    *,
+    time_column: str | None = None,
+    field_name: str = "--window",
+) -> Extension:
+    """`history` followed by `window` as one table; nothing is written (see `combine_datasets`).
+
+    `InputError` on `field_name` when the shapes differ (`check_can_extend`) or when the
+    window starts before the history ends by `time_column`: such a window is not new data
+    (e.g. a slice of the training data) and concatenating it would repeat rows."""
+    import numpy as np
+    import pyarrow as pa
+
+    from ledgerml.mlops.models._base import column_array
+    from ledgerml.tables import read_parquet
+
+    check_can_extend(history, window, field_name=field_name)
+    store = open_store(paths)
+    parts = [read_parquet(store.read_bytes(r.cid)) for r in (history, window)]
+    if time_column is not None and time_column in parts[0].column_names:
+        ends = float(np.nanmax(column_array(parts[0], time_column)))
+        starts = float(np.nanmin(column_array(parts[1], time_column)))
+        if starts < ends:
+            raise InputError(
+                f"data set {window.name!r} starts before {history.name!r} ends (by "
+                f"{time_column}): it is not new data, and an expanding window would repeat "
+                "rows; retrain on the window alone (--window-only)",
+                field=field_name,
+            )
+    # a column whose number type differs between the parts becomes double in both
+    schema = pa.schema(
+        [
+            f if f.type == parts[1].schema.field(f.name).type else f.with_type(pa.float64())
+            for f in parts[0].schema
+        ]
+    )
+    table = pa.concat_tables([t.select(schema.names).cast(schema) for t in parts])
+    return Extension(history, window, table)
+
+
+def combine_datasets(
+    paths: ProjectPaths, extension: Extension, *, name: str | None = None
+) -> DatasetRecord:
+    """Store and record an expanding window (`plan_extension`) as one registered data set.
+
+    Why a data set of its own: a model trained on both must name one training data set
+    (lineage, the leakage screen, backtests and `evaluate` all read it by CID). Both parts
+    are already stored pseudonymised, so their rows are concatenated as stored — PII stays
+    commitments, and erasing a subject shreds the same vault keys for all three tables.
+    Recording the same parts under the same name again returns the existing record.
+    """
+    history, window = extension.history, extension.window
+    label = (name or f"{history.name}+{window.name}")[:200]
+    data = parquet_bytes(extension.table)
+    dtypes = {f.name: str(f.type) for f in extension.table.schema}
+    store = open_store(paths)
+    cid = store.add_bytes(data).cid
+    for rec in iter_datasets(paths):
+        if rec.cid == cid and rec.name == label:
+            return rec
+    body: dict[str, Any] = {
+        "name": label,
+        "cid": cid,
+        "rows": extension.table.num_rows,
+        "columns": list(extension.table.column_names),
+        "dtypes": dtypes,
+        "schema_hash": schema_hash(list(dtypes.items())),
+        # no source file: the digest of the stored bytes, and the parts named in `source`
+        "source_sha256": hashlib.sha256(data).hexdigest(),
+        "label": history.label or window.label,
+        "pii_columns": list(history.pii_columns),
+        "subject_column": history.subject_column,
+        "source": f"expanding window: {history.cid} then {window.cid}",
+        "writer": parquet_writer(),
+    }
+    validate_body("dataset.registered", body)
+    with open_ledger(paths) as ledger:
+        index = ledger.append("dataset.registered", body)
+    return DatasetRecord(
+        name=label,
+        cid=cid,
+        size=len(data),
+        rows=body["rows"],
+        columns=tuple(body["columns"]),
+        dtypes=dtypes,
+        schema_hash=body["schema_hash"],
+        source_sha256=body["source_sha256"],
+        label=body["label"],
+        pii_columns=history.pii_columns,
+        subject_column=history.subject_column,
+        source=body["source"],
+        writer=body["writer"],
+        ledger_index=index,
+    )
+
+
 def _stored_types(plan: _Plan) -> list[tuple[str, str]]:
     """(name, Arrow type) of the stored table: commitments are strings."""
     replaced = set(plan.pii) | ({plan.subject_col} if plan.subject_col else set())
