@@ -39,6 +39,52 @@ def average_precision(scores: Any, labels: Any) -> float:
     return float((precision * hits).sum() / max(hits.sum(), 1))
 
 
+def average_precision_both_ways(scores: Any, labels: Any) -> tuple[float, float]:
+    """(`average_precision(scores)`, `average_precision(-scores)`) from one unstable sort.
+
+    Why: the leakage screen ranks every feature both ways on the whole training window (on
+    ULB 30 features x 2 stable argsorts of 228k rows, most of `train`'s screening time).
+    Average precision needs only each positive's rank, so: one `np.sort`, two binary
+    searches per positive, and the stable order on ties (by row) counted among the rows
+    that share a positive's value. Same ranks, so the same figure as `average_precision`
+    both ways (to rounding in the last bits: the sum runs over the positives only)."""
+    import numpy as np
+
+    s = np.asarray(scores, dtype=np.float64)
+    hits = np.asarray(labels) > 0
+    pos = np.flatnonzero(hits)
+    m = len(pos)
+    if m == 0:
+        return 0.0, 0.0
+    ordered = np.sort(s)
+    v = s[pos]
+    above = len(s) - np.searchsorted(ordered, v, side="right")  # rows with a higher score
+    below = np.searchsorted(ordered, v, side="left")  # rows with a lower score
+    # rows with the same value and an earlier row number come first (stable order on ties)
+    tied = np.flatnonzero(np.isin(s, v))
+    by_value = np.argsort(s[tied], kind="stable")  # row order kept within a value
+    tv = s[tied][by_value]
+    start = np.searchsorted(tv, tv, side="left")
+    before = np.empty(len(tied), dtype=np.int64)
+    before[by_value] = np.arange(len(tied)) - start
+    earlier = before[np.searchsorted(tied, pos)]
+    # the same counts among the positives alone: how many positives rank at or before each
+    pv = np.sort(v)
+    p_above = m - np.searchsorted(pv, v, side="right")
+    p_below = np.searchsorted(pv, v, side="left")
+    p_order = np.argsort(v, kind="stable")
+    p_start = np.searchsorted(v[p_order], v[p_order], side="left")
+    p_before = np.empty(m, dtype=np.int64)
+    p_before[p_order] = np.arange(m) - p_start
+
+    def ap(ahead: Any, p_ahead: Any) -> float:
+        rank = ahead + earlier + 1
+        found = p_ahead + p_before + 1
+        return float(np.sum((found / rank)[np.argsort(rank, kind="stable")]) / m)
+
+    return ap(above, p_above), ap(below, p_below)
+
+
 def fp_at_recall(scores: Any, labels: Any, recall: float = RECALL) -> tuple[int, float, float]:
     """(false-positive count, false-positive rate, threshold) at the first cut reaching `recall`."""
     import numpy as np

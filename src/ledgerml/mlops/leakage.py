@@ -89,10 +89,9 @@ def single_feature_auprc(col: Any, y: Any) -> tuple[float, int]:
     as 0: the screen's measure, and how the rules baseline picks its feature."""
     import numpy as np
 
-    from ledgerml.mlops._metrics import average_precision
+    from ledgerml.mlops._metrics import average_precision_both_ways
 
-    filled = np.nan_to_num(col)
-    up, down = average_precision(filled, y), average_precision(-filled, y)
+    up, down = average_precision_both_ways(np.nan_to_num(col), y)
     return (up, 1) if up >= down else (down, -1)
 
 
