@@ -21,7 +21,8 @@ round and in total for each mode. Quick mode: 3 rounds, no deployment run.
 
 `--seeds K` (issue 15) instead runs only the clean simulation, for generator seeds 7 ..
 7+K-1, and reports per row (federated, mean of the banks alone, centralized, centralized
-with the federated tree budget, the banks' views pooled) the mean and 95% t-interval of
+with the federated tree budget, the banks' views pooled and scored like the federated
+model or from the sender's bank's view only) the mean and 95% t-interval of
 recall at 1% FPR and AUPRC over the seeds, plus the paired differences federated − row.
 With `--other-simulator` the table each seed is the test suite's independently written
 simulator (`tests.federated.test_cli.other_simulator`, 4 banks) with that seed.
@@ -65,6 +66,7 @@ def _scenario(
         "centralized": comp["centralized"],
         "centralized_same_budget": comp["centralized_same_budget"],
         "pooled_bank_views": comp["pooled_bank_views"],
+        "pooled_bank_views_sender_only": comp["pooled_bank_views_sender_only"],
         "trees": comp["trees"],
         "improvement_vs_local_mean": comp["improvement_vs_local_mean"],
         "simple_features": comp["simple_features"],
@@ -92,10 +94,10 @@ def _seed_table(summary: dict[str, Any]) -> list[str]:
     def cell(iv: Any) -> str:
         return f"{iv.mean:.3f} [{iv.low:.3f}, {iv.high:.3f}]"
 
-    lines = [f"{'row':<40} {'recall @ 1% FPR':<24} AUPRC"]
+    lines = [f"{'row':<44} {'recall @ 1% FPR':<24} AUPRC"]
     for group in ("rows", "differences"):
         for row, m in summary[group].items():
-            lines.append(f"{row:<40} {cell(m['recall_at_1pct_fpr']):<24} {cell(m['auprc'])}")
+            lines.append(f"{row:<44} {cell(m['recall_at_1pct_fpr']):<24} {cell(m['auprc'])}")
     return lines
 
 

@@ -157,6 +157,7 @@ def run_cmd(
     for key, label in (
         ("centralized_same_budget", "centralized, federated tree budget (bagged shards)"),
         ("pooled_bank_views", "banks' own views pooled, one model"),
+        ("pooled_bank_views_sender_only", "  the same, sender's bank's view only"),
     ):
         table.add_row(label, _fmt(comp[key]["recall_at_1pct_fpr"]), _fmt(comp[key]["auprc"]))
     console.print(table)

@@ -11,7 +11,8 @@ bound: it has 1/N of the federated model's trees and scores each transaction onc
 the federated score is the higher of two banks' views — issue 15). Two more references
 separate those causes: the centralized model with the federated model's tree budget and
 aggregation (`centralized_same_budget`), and one model on the banks' own views pooled
-(`pooled_bank_views`), scored like the federated one. Over several seeds, `seed_summary`
+(`pooled_bank_views`), scored like the federated one and from the sender's bank's view
+only (`pooled_bank_views_sender_only`). Over several seeds, `seed_summary`
 gives each row's mean and 95% t-interval.
 """
 
@@ -59,6 +60,22 @@ def transaction_scores(
     return out
 
 
+def sender_scores(
+    n_tx: int,
+    positions: Mapping[str, np.ndarray],
+    scores: Mapping[str, np.ndarray],
+    sends: Mapping[str, np.ndarray],
+) -> np.ndarray:
+    """Per-transaction score from the sending bank's view only (`sends[bank]`: the rows of
+    its view its customers send): compared with `transaction_scores`, what keeping the
+    higher of two views adds."""
+    out = np.full(n_tx, -np.inf)
+    for bank, pos in positions.items():
+        own = np.asarray(sends[bank], bool)
+        out[pos[own]] = np.asarray(scores[bank], np.float64)[own]
+    return out
+
+
 def improvement(federated: float, baseline: float) -> float:
     """Relative improvement (0.35 = 35% higher); a zero baseline counts as tiny."""
     return float(federated / max(baseline, 1e-12) - 1.0)
@@ -73,6 +90,7 @@ SEED_ROWS = (
     "centralized",
     "centralized_same_budget",
     "pooled_bank_views",
+    "pooled_bank_views_sender_only",
 )
 
 

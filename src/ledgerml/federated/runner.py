@@ -294,8 +294,12 @@ def _local_and_central(
         positions[bank] = index.loc[view["tx_id"].to_numpy()].to_numpy()
     y = prep.test["label"].to_numpy()
 
-    def score(model: bytes) -> np.ndarray:
+    def score(model: bytes, sender_only: bool = False) -> np.ndarray:
         per = {b: models.predict_margin(spec, model, test_views[b]) for b in prep.banks}
+        if sender_only:
+            j = FEATURES.index("own_src")
+            sends = {b: test_views[b][:, j] == 1 for b in prep.banks}
+            return evaluation.sender_scores(len(y), positions, per, sends)
         return evaluation.transaction_scores(len(y), positions, per)
 
     # local-only: the same family and the same number of boosting steps, one bank's data
@@ -324,6 +328,7 @@ def _local_and_central(
         solo, np.concatenate([v[0] for v in views]), np.concatenate([v[1] for v in views])
     )
     pooled_views = evaluation.metrics(score(vmodel), y)
+    sender_views = evaluation.metrics(score(vmodel, sender_only=True), y)
     mean_local = {k: float(np.mean([m[k] for m in local.values()])) for k in fed}
     amount = prep.test["amount"].to_numpy()
     single = {
@@ -348,6 +353,7 @@ def _local_and_central(
         "centralized": central,
         "centralized_same_budget": central_budget,
         "pooled_bank_views": pooled_views,
+        "pooled_bank_views_sender_only": sender_views,
         "trees": {
             "federated": _tree_count(spec, final_model),
             "centralized": _tree_count(solo, cmodel),
