@@ -29,7 +29,7 @@ Format (see docs/policy-packs.md)::
 
     [[rule]]
     id = "FM-NO-PII"
-    kind = "check"                # value computed by a named check (CHECKS below)
+    kind = "check"                # value computed by a named check (compliance.checks)
     check = "no_pii_features"
     metric = "no_pii"             # checks yield 1 (pass) / 0 (fail), or a number
     comparator = ">="             # optional for boolean checks (default ">= 1")
@@ -43,97 +43,15 @@ from __future__ import annotations
 import hashlib
 import re
 import tomllib
-from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, Literal
+from typing import Any
 
+from ledgerml.compliance.checks import CHECKS
+from ledgerml.compliance.rules import Pack, PackRule
 from ledgerml.errors import InputError
-
-#: Named checks a pack may use (implemented in ledgerml.compliance.checking).
-CHECKS: dict[str, str] = {
-    "no_pii_features": "no model feature is a PII or subject column of its training data",
-    "lineage_recorded": "the model's run and every training data set CID are in the ledger",
-    "explanations_available": "the model type gives per-decision reason codes",
-    "four_fifths": "min/max approval (selection) rate across protected groups, by fairlearn",
-    "reason_codes_for_declines": "every recorded decline carries principal reasons",
-    "log_retention_days": "declared log retention ([retention] log_days in config.toml)",
-    "validator_independent": "whoever validates differs from the model's developer",
-    "intended_use_documented": "a model card with the intended use is recorded",
-    "evaluation_with_baselines": "an evaluation with challenger baselines is recorded",
-    "backtest_worst_fp_ratio": "worst fold's FP-at-80%-recall ratio vs a baseline (backtest)",
-    "backtest_auprc_floor": "worst fold's AUPRC / median fold's AUPRC (backtest)",
-    "no_leaky_feature": "no feature alone nearly separates the label (training window)",
-}
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-/]{0,31}$")
 _PACK_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,27}$")
-
-
-@dataclass(frozen=True)
-class PackRule:
-    """One rule of a pack: where its value comes from and the threshold it must meet."""
-
-    id: str
-    regulation: str
-    kind: Literal["metric", "check"]
-    description: str
-    metric: str
-    comparator: Literal[">=", "<="]
-    threshold: float
-    on_chain: bool
-    check: str | None = None
-    params: dict[str, Any] = field(default_factory=dict, hash=False)
-
-    def passes(self, value: float) -> bool:
-        return value >= self.threshold if self.comparator == ">=" else value <= self.threshold
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "regulation": self.regulation,
-            "kind": self.kind,
-            "description": self.description,
-            "metric": self.metric,
-            "comparator": self.comparator,
-            "threshold": self.threshold,
-            "on_chain": self.on_chain,
-            "check": self.check,
-            "params": dict(self.params),
-        }
-
-
-@dataclass(frozen=True)
-class Pack:
-    """A parsed pack, with the SHA-256 of its TOML bytes for provenance."""
-
-    id: str
-    version: int
-    description: str
-    approver_roles: tuple[str, ...]
-    max_drift_psi: float
-    rules: tuple[PackRule, ...]
-    sha256: str
-
-    @property
-    def policy_id(self) -> str:
-        """The on-chain policy id (bytes32 text); policies are immutable, hence the version."""
-        return f"{self.id}-v{self.version}"
-
-    @property
-    def on_chain_rules(self) -> tuple[PackRule, ...]:
-        return tuple(r for r in self.rules if r.on_chain)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "version": self.version,
-            "policy_id": self.policy_id,
-            "description": self.description,
-            "approver_roles": list(self.approver_roles),
-            "max_drift_psi": self.max_drift_psi,
-            "sha256": self.sha256,
-            "rules": [r.to_json() for r in self.rules],
-        }
 
 
 def _pack_dir() -> Any:
