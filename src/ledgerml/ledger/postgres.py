@@ -621,9 +621,75 @@ class PostgresLedger(LogFacade):
         return None if row is None else str(row[0]).split("\n")
 
     def rotate_keys(self, new_signers: Sequence[NoteSigner], *, reason: str | None = None) -> int:
-        raise InputError(
-            "key rotation is not supported on the PostgreSQL driver yet", field="ledger.url"
-        )
+        """As `Ledger.rotate_keys`, on the shared log. Returns r, the rotation's index.
+
+        One transaction holds the integrator's lock and the coordination row, so nothing is
+        sequenced or integrated between the old keys' checkpoint of size r (entries other
+        processes sequenced before are integrated into it) and the new keys' of r + 1; the
+        new verifier keys go into `meta` in the same commit. Other processes notice when
+        they next re-read the tree and stop ("restart the writer"): give every host the
+        new key files before restarting it.
+        """
+        from ledgerml.crypto.keys import rotation_message, sign_rotation
+
+        if self.read_only:
+            raise InputError(f"{self.path} was opened read-only", field="ledger")
+        if not self.signers or not new_signers:
+            raise InputError("rotation needs the current and the new keys", field="keys")
+        old_v = [v.vkey() for v in self.verifiers]
+        new_v = [s.verifier.vkey() for s in new_signers]
+        if set(old_v) & set(new_v):
+            raise InputError("the new keys must differ from the current ones", field="keys")
+        body: dict[str, Any] = {"old_verifiers": old_v, "new_verifiers": new_v}
+        if reason:
+            body["reason"] = reason
+        sigs = sign_rotation(self.signers, rotation_message(self.origin, old_v, new_v))
+        prepared = self.prepare("key.rotated", body, sigs=sigs)
+        self._flush()  # this process's own pending appends go in under the old keys
+        old_signers = list(self.signers)
+        conn = self._connect()
+        try:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (INTEGRATE_LOCK,))
+                # the coordination row's lock, held to COMMIT: every lower index is committed
+                (start,) = conn.execute(
+                    "UPDATE seq SET next = next + 1 WHERE id=0 RETURNING next - 1"
+                ).fetchone()
+                start = int(start)
+                size = int(conn.execute("SELECT value FROM meta WHERE key='size'").fetchone()[0])
+                self._check_extension(conn, size)
+                edge = _Edge(size, read_tiles(conn, _Edge.needed_tiles(size)))
+                dirty = edge.append(self._leaf_hashes(conn, size, start)) if start > size else {}
+                before = Checkpoint(self.origin, edge.size, edge.root())
+                old_note = sign_note(before.body(), old_signers)
+                conn.execute(
+                    "INSERT INTO entries(idx, entry) VALUES (%s, %s)", (start, prepared[0])
+                )
+                dirty = {**dirty, **edge.append([prepared[1]])}
+                after = Checkpoint(self.origin, edge.size, edge.root())
+                new_note = sign_note(after.body(), list(new_signers))
+                now = utc_now()
+                with conn.cursor() as cur:
+                    cur.executemany(_UPSERT_TILE, [(lv, ix, h) for (lv, ix), h in dirty.items()])
+                    cur.execute("UPDATE meta SET value=%s WHERE key='size'", (str(edge.size),))
+                    cur.execute(
+                        "INSERT INTO meta(key, value) VALUES (%s, %s)"
+                        " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                        (_VKEYS, "\n".join(new_v)),
+                    )
+                    cur.execute(_INSERT_CHECKPOINT, (before.size, before.root, old_note, now))
+                    cur.execute(_INSERT_CHECKPOINT, (after.size, after.root, new_note, now))
+                crash_point("ledger.pg.rotate.before_commit")
+        except self._psycopg.OperationalError as exc:
+            raise _unavailable("rotating the log's keys", exc) from None
+        finally:
+            conn.close()
+        self.signers = list(new_signers)
+        first = self.signers[0].verifier
+        self.actor = f"{first.name}+{first.key_id.hex()}"
+        self._trusted_notes.clear()
+        self._trust(new_note)
+        return start
 
     # -- verification -------------------------------------------------------------
 
