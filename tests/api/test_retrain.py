@@ -1,12 +1,9 @@
 """After drift, the retrained model (by default on an expanding window: the training data
-followed by the new window) passes the gate and takes the alias: through the CLI.
-
-The contract marks a drifted model `RetrainRequired` for good (it can never be promoted
-again: ModelRegistry.reportDrift). What must clear is the *service's* state: once the
-retrained model passes the gate and is promoted, the alias points at a model that is not
-`RetrainRequired`, and the drifted model no longer holds the alias. Real XGBoost, SQLite
-ledger and embedded EVM; `ledgerml monitor --retrain`, `approve`, `promote`, `models` run as
-a user runs them.
+followed by the new window) passes the gate and takes the alias, and `RetrainRequired` is
+false on chain: the contract clears the drifted model's mark when a model that passed the
+gate is promoted into its alias (the old model becomes `retired`, never promotable again).
+Real XGBoost, SQLite ledger and embedded EVM; `ledgerml monitor --retrain`, `approve`,
+`promote`, `models` run as a user runs them.
 """
 
 from __future__ import annotations
@@ -90,12 +87,17 @@ def test_retrained_model_promoted_clears_retrain_required_for_the_alias(
 
     for role in ("risk_approver", "compliance_approver"):
         assert run_cli(home, "approve", new, "--as", role).returncode == 0
-    promoted = run_cli(home, "promote", new, "--alias", "champion")
+    promoted = run_cli(home, "promote", new, "--alias", "champion", "--json")
     assert promoted.returncode == 0, promoted.stderr
+    done = json.loads(promoted.stdout)
+    assert done["retrain_cleared"] is True and "RetrainCleared" in done["chain_events"]
 
     after = _models(home)
     assert after[new]["status"] == "promoted" and after[new]["alias"] == "champion"
     holders = [m for m in after.values() if m.get("alias") == "champion"]
     assert [m["cid"] for m in holders] == [new]  # the drifted model lost the alias
-    assert all(m["status"] != "retrain_required" for m in holders)
-    assert after[old]["status"] == "retrain_required"  # a drifted model stays retired
+    # RetrainRequired is false on chain: no model carries it any more
+    assert all(m["status"] != "retrain_required" for m in after.values()), after
+    assert after[old]["status"] == "retired"  # the drifted model is retired, not promotable
+    again = run_cli(home, "promote", old, "--alias", "champion")
+    assert again.returncode == 1 and "retired" in again.stderr

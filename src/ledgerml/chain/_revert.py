@@ -84,6 +84,10 @@ def _describe(name: str, a: Mapping[str, Any]) -> str:
         ),
         "AlreadyApproved": "role {role} has already approved this model",
         "RetrainRequiredError": "model is marked for retraining (drift) and can never be promoted",
+        "ModelRetired": (
+            "model was retired (it drifted, and a retrained model took its alias) and can "
+            "never be promoted"
+        ),
         "TreeSizeNotGrowing": (
             "tree size must grow: {given} is not greater than the anchored {previous}"
         ),

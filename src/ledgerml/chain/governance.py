@@ -36,6 +36,7 @@ STATUS_NAMES: tuple[str, ...] = (
     "failed",
     "promoted",
     "retrain_required",
+    "retired",  # was retrain_required; a model that passed the gate took its alias
 )
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-/]{0,31}$")
 _UINT256_MAX = 2**256 - 1

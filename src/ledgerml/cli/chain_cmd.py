@@ -340,7 +340,12 @@ def promote_cmd(
     if as_json:
         print_json(result.to_json())
     else:
-        _say(result, f"[green]promoted[/] to {alias}")
+        cleared = (
+            "; the previous holder's RetrainRequired is cleared (retired)"
+            if result.extra.get("retrain_cleared")
+            else ""
+        )
+        _say(result, f"[green]promoted[/] to {alias}{cleared}")
 
 
 def register(app: typer.Typer) -> None:

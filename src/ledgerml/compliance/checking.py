@@ -224,8 +224,9 @@ def _chain_plan(gov: Any, pack: Pack, ev: Evidence) -> tuple[Any, str | None]:
                 "model): results recorded off-chain only",
             )
     ev.chain_validator = gov.chain.address("validator")
-    if st is not None and st.status == "retrain_required":
-        return st, "model is marked for retraining on chain: results recorded off-chain only"
+    if st is not None and st.status in ("retrain_required", "retired"):
+        why = "marked for retraining" if st.status == "retrain_required" else "retired"
+        return st, f"model is {why} on chain: results recorded off-chain only"
     if ev.chain_developer.lower() == ev.chain_validator.lower():
         return (
             st,

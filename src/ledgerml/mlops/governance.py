@@ -359,7 +359,15 @@ class GovernanceService:
         validate_body("model.promoted", {**body, "tx_hash": _PENDING_TX})
         tx = self.gov.promote(model, alias)
         body["tx_hash"] = tx.tx_hash
-        return self._mirror("promote", tx, [("model.promoted", body)], ledger_ref=st.ledger_index)
+        # the previous holder was marked RetrainRequired: the contract retired it (cleared)
+        cleared = bool(tx.events_named("RetrainCleared"))
+        return self._mirror(
+            "promote",
+            tx,
+            [("model.promoted", body)],
+            ledger_ref=st.ledger_index,
+            retrain_cleared=cleared,
+        )
 
     def report_drift(
         self,

@@ -29,7 +29,8 @@ contract ModelRegistry is AccessControl {
         Validated,
         Failed,
         Promoted,
-        RetrainRequired
+        RetrainRequired,
+        Retired
     }
 
     struct Rule {
@@ -86,6 +87,7 @@ contract ModelRegistry is AccessControl {
     error SelfApproval();
     error AlreadyApproved(bytes32 role);
     error RetrainRequiredError();
+    error ModelRetired();
 
     event PolicySet(bytes32 indexed policyId, uint256 ruleCount, bytes32[] approverRoles, uint256 maxDriftPsi);
     event ModelRegistered(
@@ -104,6 +106,7 @@ contract ModelRegistry is AccessControl {
     event Promoted(bytes32 indexed modelId, string aliasName, uint64 ledgerIndex, address indexed by);
     event DriftReported(bytes32 indexed modelId, uint256 psi, uint256 maxDriftPsi);
     event RetrainRequired(bytes32 indexed modelId, uint256 psi, uint256 maxDriftPsi);
+    event RetrainCleared(bytes32 indexed modelId, bytes32 indexed successor, string aliasName);
 
     constructor(address admin) {
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
@@ -194,6 +197,7 @@ contract ModelRegistry is AccessControl {
     {
         Model storage m = _model(modelId);
         if (m.status == Status.RetrainRequired) revert RetrainRequiredError();
+        if (m.status == Status.Retired) revert ModelRetired();
         if (m.metricsSubmitted) revert MetricsAlreadySubmitted();
         if (m.registrant == msg.sender) revert SelfApproval();
         if (metrics.length != values.length) revert InvalidModel("metrics and values differ in length");
@@ -222,6 +226,7 @@ contract ModelRegistry is AccessControl {
     function approve(bytes32 modelId, bytes32 role) external onlyRole(role) {
         Model storage m = _model(modelId);
         if (m.status == Status.RetrainRequired) revert RetrainRequiredError();
+        if (m.status == Status.Retired) revert ModelRetired();
         if (!_isRequired(m.policyId, role)) revert RoleNotRequired(role);
         if (m.registrant == msg.sender) revert SelfApproval();
         if (_approvals[modelId][role] != address(0)) revert AlreadyApproved(role);
@@ -235,6 +240,7 @@ contract ModelRegistry is AccessControl {
     function promote(bytes32 modelId, string calldata aliasName) external onlyRole(MODEL_OWNER_ROLE) {
         Model storage m = _model(modelId);
         if (m.status == Status.RetrainRequired) revert RetrainRequiredError();
+        if (m.status == Status.Retired) revert ModelRetired();
         if (!m.metricsSubmitted) revert MetricsNotSubmitted();
         if (bytes(aliasName).length == 0 || bytes(aliasName).length > 64) revert InvalidModel("alias length out of range");
         Policy storage p = _policies[m.policyId];
@@ -249,7 +255,15 @@ contract ModelRegistry is AccessControl {
         bytes32 key = keccak256(bytes(aliasName));
         bytes32 previous = _aliasModel[key];
         if (previous != bytes32(0) && previous != modelId && keccak256(bytes(_models[previous].aliasName)) == key) {
-            _models[previous].aliasName = ""; // the alias moved on: the old model no longer holds it
+            Model storage old = _models[previous];
+            old.aliasName = ""; // the alias moved on: the old model no longer holds it
+            if (old.status == Status.RetrainRequired) {
+                // A model that passed the gate has replaced the drifted one: the demand to
+                // retrain is met. The old model is retired for good (never promoted again);
+                // its drift stays in lastDriftPsi and the RetrainRequired event.
+                old.status = Status.Retired;
+                emit RetrainCleared(previous, modelId, aliasName);
+            }
         }
         m.status = Status.Promoted;
         m.aliasName = aliasName;
@@ -257,14 +271,15 @@ contract ModelRegistry is AccessControl {
         emit Promoted(modelId, aliasName, m.ledgerIndex, msg.sender);
     }
 
-    /// @notice Report population drift (PSI); above the policy limit the model is retired
-    /// for retraining and can never be promoted again.
+    /// @notice Report population drift (PSI); above the policy limit the model is marked
+    /// RetrainRequired and can never be promoted again; promoting a model that passed the gate
+    /// into its alias clears the mark (the old model becomes Retired).
     function reportDrift(bytes32 modelId, uint256 psi) external onlyRole(MONITOR_ROLE) {
         Model storage m = _model(modelId);
         uint256 limit = _policies[m.policyId].maxDriftPsi;
         m.lastDriftPsi = psi;
         emit DriftReported(modelId, psi, limit);
-        if (psi > limit && m.status != Status.RetrainRequired) {
+        if (psi > limit && m.status != Status.RetrainRequired && m.status != Status.Retired) {
             m.status = Status.RetrainRequired;
             emit RetrainRequired(modelId, psi, limit);
         }
