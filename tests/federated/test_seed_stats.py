@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
 from ledgerml.federated.evaluation import seed_summary, t_interval
+from tests.conftest import run_cli
 
 
 def test_t_interval_matches_a_hand_computed_one() -> None:
@@ -57,3 +59,13 @@ def test_seed_summary_pairs_differences_by_seed() -> None:
     )
     with pytest.raises(ValueError, match="federated"):
         seed_summary([{"centralized": {"auprc": 0.1}}, {"centralized": {"auprc": 0.2}}])
+
+
+def test_bench_seeds_refuses_one_seed_and_other_benchmarks(tmp_path: Path) -> None:
+    for args, says in (
+        (("fl", "--seeds", "1"), "at least 2"),
+        (("store", "--seeds", "3"), "has no seeds"),
+    ):
+        res = run_cli(tmp_path / "p", "bench", *args, "-o", str(tmp_path / "out"))
+        assert res.returncode == 2 and "--seeds" in res.stderr and says in res.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
