@@ -6,6 +6,9 @@
     note = ledger.checkpoint()                              # C2SP signed note
     report = ledger.verify(keys.note_verifiers)             # recompute everything
 
+Entries are built in `envelope.py`; proofs, checkpoints and reports are `values.py`;
+the tree edge a writer keeps is `edge.py`.
+
 Design (Tessera-like, embedded):
 
 - Entries are stored as their exact RFC 8785 bytes; leaf hash = SHA-256(0x00 ‖ entry).
@@ -32,7 +35,6 @@ Design (Tessera-like, embedded):
 from __future__ import annotations
 
 import array
-import base64
 import contextlib
 import functools
 import hashlib
@@ -46,42 +48,40 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any, ClassVar, Protocol, Self
 
 import orjson
 
-from ledgerml.crypto.canonical import canonical_json, canonical_json_many, check_json_value
-from ledgerml.crypto.note import (
-    NoteSigner,
-    NoteVerifier,
-    parse_checkpoint_head,
-    parse_note,
-    sign_note,
-    verify_note,
-)
+from ledgerml.crypto.note import NoteSigner, NoteVerifier, sign_note, verify_note
 from ledgerml.errors import InputError, VerificationError
 from ledgerml.faults import crash_point
 from ledgerml.ledger import merkle
 from ledgerml.ledger._scan import RawProblem, RowCursor, _hash_rows
+from ledgerml.ledger.edge import _Edge, tile_range_hasher
+from ledgerml.ledger.envelope import (
+    MAX_INDEX,
+    PreparedEntry,
+    prepare_batch,
+    prepare_entry,
+    type_suffix,
+    utc_now,
+)
 from ledgerml.ledger.head import HeadCopy
-from ledgerml.ledger.tiles import (
-    HEIGHT,
-    TILE_BYTES,
-    WIDTH,
-    node_from_tile,
-    node_location,
-    perfect_root,
+from ledgerml.ledger.tiles import HEIGHT
+from ledgerml.ledger.values import (
+    Checkpoint,
+    ConsistencyProof,
+    InclusionProof,
+    Problem,
+    TrustedRoot,
+    VerifyReport,
 )
 
-MAX_ENTRY_BYTES = 1 << 20
-#: Largest index or size SQLite can hold (a signed 64-bit integer).
-MAX_INDEX = (1 << 63) - 1
 #: Entries not covered by a signed checkpoint (and head copy) this long after they were
 #: appended fail `verify` (`uncovered`). A writer signs within 50 ms; a crashed one
 #: leaves its last batch unsigned until `ledgerml log checkpoint` or the next append.
@@ -113,15 +113,6 @@ CREATE TABLE IF NOT EXISTS meta (
 """
 
 
-@functools.cache
-def _events() -> ModuleType:
-    """The typed event bodies, compiled on first append (~0.1 s of pydantic schema
-    building that read-only commands — verify, trace, prove — never pay)."""
-    from ledgerml.ledger import events
-
-    return events
-
-
 def count_of_type(conn: sqlite3.Connection, event_type: str) -> int:
     """Entries of `event_type` in the ledger database behind `conn` (may be read-only)."""
     suffix = type_suffix(event_type)
@@ -140,63 +131,6 @@ def _write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
         with contextlib.suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
         raise
-
-
-def type_suffix(event_type: str) -> bytes:
-    """The last bytes of every entry of `event_type`.
-
-    The envelope's keys come in a fixed order ending with "type" and "v", so an entry's
-    type is told exactly by its suffix — unlike a search for `"type":"…"` anywhere in
-    the bytes, which a nested object in a free-form body can contain.
-    """
-    return b',"type":' + _json_str(event_type) + b',"v":1}'
-
-
-def _json_str(value: str) -> bytes:
-    """A JSON string in RFC 8785 form (escaping is identical for strings)."""
-    if not isinstance(value, str):
-        raise InputError(f"must be a string, not {type(value).__name__}", field="entry")
-    return canonical_json(value, checked=True)
-
-
-def _entry(
-    actor: bytes, body: bytes, sigs: bytes, time_: bytes, event_type: bytes
-) -> PreparedEntry:
-    """An entry from its canonical parts, size-checked and leaf-hashed.
-
-    The envelope's keys are fixed and already in RFC 8785 order (actor, body,
-    sigs, time, type, v), and JCS is compositional, so the entry is the
-    concatenation of canonical parts: no second encoding pass.
-    """
-    data = b"".join(
-        (
-            b'{"actor":',
-            actor,
-            b',"body":',
-            body,
-            b',"sigs":',
-            sigs,
-            b',"time":',
-            time_,
-            b',"type":',
-            event_type,
-            b',"v":1}',
-        )
-    )
-    if len(data) > MAX_ENTRY_BYTES:
-        raise _too_big(len(data))
-    return (data, hashlib.sha256(b"\x00" + data).digest())
-
-
-def _too_big(size: int, where: str = "") -> InputError:
-    return InputError(
-        f"{where}entry is {size:,} bytes; the limit is {MAX_ENTRY_BYTES:,} (1 MiB)", field="body"
-    )
-
-
-def utc_now() -> str:
-    """RFC 3339 UTC time with microseconds, the `time` of an entry."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 _VKEYS = "verifier_keys"  # meta: the current verifier key strings, one per line
@@ -266,228 +200,10 @@ def _read_only_uri(path: Path) -> str:
     return uri
 
 
-# --- values ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class InclusionProof:
-    leaf_index: int
-    tree_size: int
-    leaf_hash: bytes
-    hashes: tuple[bytes, ...]
-    root: bytes
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "leaf_index": self.leaf_index,
-            "tree_size": self.tree_size,
-            "leaf_hash": self.leaf_hash.hex(),
-            "hashes": [h.hex() for h in self.hashes],
-            "root": self.root.hex(),
-        }
-
-    def verify(self) -> bool:
-        return merkle.verify_inclusion(
-            self.leaf_hash, self.leaf_index, self.tree_size, self.hashes, self.root
-        )
-
-
-@dataclass(frozen=True)
-class ConsistencyProof:
-    first: int
-    second: int
-    hashes: tuple[bytes, ...]
-    first_root: bytes
-    second_root: bytes
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "first": self.first,
-            "second": self.second,
-            "hashes": [h.hex() for h in self.hashes],
-            "first_root": self.first_root.hex(),
-            "second_root": self.second_root.hex(),
-        }
-
-    def verify(self) -> bool:
-        return merkle.verify_consistency(
-            self.first, self.second, self.first_root, self.second_root, self.hashes
-        )
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    origin: str
-    size: int
-    root: bytes
-
-    def body(self) -> str:
-        """The checkpoint note text (C2SP tlog-checkpoint), ending in a newline."""
-        return f"{self.origin}\n{self.size}\n{base64.b64encode(self.root).decode()}\n"
-
-    @classmethod
-    def from_note(cls, note: str) -> Checkpoint:
-        origin, size, root = parse_checkpoint_head(parse_note(note).text)
-        if len(root) != _HS:
-            raise VerificationError("checkpoint root is not 32 bytes")
-        return cls(origin, size, root)
-
-
-@dataclass(frozen=True)
-class Problem:
-    kind: str
-    detail: str
-    index: int | None = None
-    checkpoint: int | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"kind": self.kind, "detail": self.detail}
-        if self.index is not None:
-            out["index"] = self.index
-        if self.checkpoint is not None:
-            out["checkpoint"] = self.checkpoint
-        return out
-
-
-@dataclass(frozen=True)
-class TrustedRoot:
-    """A tree head held outside the operator's control (an on-chain anchor, an
-    auditor's copy, a witness cosignature): the log must still be consistent
-    with it, even if the operator re-signed everything locally."""
-
-    tree_size: int
-    root: bytes
-    source: str
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    tree_size: int
-    root: bytes
-    checkpoints_checked: int
-    problems: tuple[Problem, ...]
-    seconds: float = 0.0
-    trusted_checked: int = 0
-    #: tree size of the head copy checked (None: no head copy configured)
-    head_copy_size: int | None = None
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "tree_size": self.tree_size,
-            "root": self.root.hex(),
-            "checkpoints_checked": self.checkpoints_checked,
-            "trusted_roots_checked": self.trusted_checked,
-            "head_copy_size": self.head_copy_size,
-            "problems": [p.to_json() for p in self.problems],
-            "seconds": round(self.seconds, 3),
-        }
-
-
-#: An entry validated and serialised by its producer, ready to commit: (entry bytes,
-#: RFC 9162 leaf hash). A plain tuple: one is built per entry on the hot path.
-PreparedEntry = tuple[bytes, bytes]
-
-
 @dataclass
 class _Request:
     entries: list[PreparedEntry]
     future: Future[int] = field(default_factory=Future)
-
-
-# --- tree edge kept in memory by the writer --------------------------------------
-
-
-class _Edge:
-    """The right edge of the tree: the last two tiles of each tile level."""
-
-    def __init__(self, size: int, tiles: dict[tuple[int, int], bytes]) -> None:
-        self.size = size
-        # per tile level: [index of the open tile, its hashes, previous tile's hashes]
-        self.levels: list[list[Any]] = []
-        t = 0
-        while True:
-            count = size >> (HEIGHT * t)
-            if count == 0 and t > 0:
-                break
-            tidx = count // WIDTH
-            self.levels.append(
-                [tidx, bytearray(tiles.get((t, tidx), b"")), tiles.get((t, tidx - 1), b"")]
-            )
-            if count < WIDTH:
-                break
-            t += 1
-
-    @staticmethod
-    def needed_tiles(size: int) -> list[tuple[int, int]]:
-        keys = []
-        t = 0
-        while True:
-            count = size >> (HEIGHT * t)
-            if count == 0 and t > 0:
-                break
-            tidx = count // WIDTH
-            keys += [(t, tidx), (t, tidx - 1)]
-            if count < WIDTH:
-                break
-            t += 1
-        return [k for k in keys if k[1] >= 0]
-
-    def append(self, hashes: Sequence[bytes] | bytes) -> dict[tuple[int, int], bytes]:
-        """Add leaf hashes (a sequence, or already concatenated); return the tiles
-        (full or partial) to write."""
-        dirty: dict[tuple[int, int], bytes] = {}
-        data = hashes if isinstance(hashes, bytes) else b"".join(hashes)
-        added = len(data) // _HS
-        t = 0
-        while data:
-            if t == len(self.levels):
-                self.levels.append([0, bytearray(), b""])
-            state = self.levels[t]
-            buf = bytes(state[1]) + data
-            parents = []
-            full_count = len(buf) // TILE_BYTES
-            for f in range(full_count):
-                full = buf[f * TILE_BYTES : (f + 1) * TILE_BYTES]
-                dirty[(t, state[0])] = full
-                parents.append(perfect_root(full))
-                state[0] += 1
-                state[2] = full
-            rest = buf[full_count * TILE_BYTES :]
-            state[1] = bytearray(rest)
-            if rest:
-                dirty[(t, state[0])] = rest
-            data = b"".join(parents)
-            t += 1
-        self.size += added
-        return dirty
-
-    def _node(self, level: int, index: int) -> bytes:
-        tile_level, tidx, offset, count = node_location(level, index)
-        state = self.levels[tile_level]
-        tile = bytes(state[1]) if tidx == state[0] else state[2]
-        node = node_from_tile(tile, offset, count)
-        if node is None:  # pragma: no cover - a broken invariant, fail loudly
-            raise RuntimeError(f"node ({level},{index}) missing from the tree edge")
-        return node
-
-    def root(self) -> bytes:
-        if self.size == 0:
-            return merkle.EMPTY_ROOT
-        peaks = []
-        lo = 0
-        for bit in range(self.size.bit_length() - 1, -1, -1):
-            if self.size >> bit & 1:
-                peaks.append(self._node(bit, lo >> bit))
-                lo += 1 << bit
-        root = peaks[-1]
-        for peak in reversed(peaks[:-1]):
-            root = merkle.node_hash(peak, root)
-        return root
 
 
 # --- bulk writer process ------------------------------------------------------------
@@ -791,16 +507,7 @@ class LogFacade:
         sigs: Sequence[Any] = (),
     ) -> PreparedEntry:
         """Validate and serialise one entry; raises `InputError` naming the problem."""
-        _events().validate_body(event_type, body)
-        if sigs:
-            check_json_value(list(sigs), "sigs")
-        return _entry(
-            _json_str(self.actor if actor is None else actor),
-            canonical_json(body, checked=True),
-            canonical_json(list(sigs), checked=True),
-            _json_str(time_ or utc_now()),
-            _json_str(event_type),
-        )
+        return prepare_entry(self.actor if actor is None else actor, event_type, body, time_, sigs)
 
     # -- appending ----------------------------------------------------------------
 
@@ -812,29 +519,7 @@ class LogFacade:
         self, items: Sequence[tuple[str, Any]], *, offset: int = 0, now: str | None = None
     ) -> list[PreparedEntry]:
         """Validate and serialise items; `InputError` names the first bad item."""
-        _events().validate_bodies(items, offset)
-        try:
-            bodies = canonical_json_many([body for _, body in items], checked=True)
-        except InputError as exc:
-            raise InputError(f"a body: {exc}", field="body") from None
-        actor, now_json = _json_str(self.actor), _json_str(now or utc_now())
-        # Same envelope as `_entry`, built from a per-batch head and a per-type tail: every
-        # entry of a batch shares actor, sigs and time, so each costs two concatenations.
-        head = b'{"actor":' + actor + b',"body":'
-        sigs_time = b',"sigs":[],"time":' + now_json + b',"type":'
-        tails: dict[str, bytes] = {}
-        sha256 = hashlib.sha256
-        prepared: list[PreparedEntry] = []
-        append = prepared.append
-        for (event_type, _), body_bytes in zip(items, bodies, strict=True):
-            tail = tails.get(event_type)
-            if tail is None:
-                tail = tails[event_type] = sigs_time + _json_str(event_type) + b',"v":1}'
-            data = head + body_bytes + tail
-            if len(data) > MAX_ENTRY_BYTES:
-                raise _too_big(len(data), f"item {offset + len(prepared)}: ")
-            append((data, sha256(b"\x00" + data).digest()))
-        return prepared
+        return prepare_batch(self.actor, items, offset=offset, now=now)
 
     def commit(self, entries: list[PreparedEntry]) -> int:
         """Hand prepared entries to the writer; returns the first index when durable."""
@@ -1498,30 +1183,6 @@ class Ledger(LogFacade):
             )
         finally:
             conn.close()
-
-
-TileReader = Callable[[Sequence[tuple[int, int]]], dict[tuple[int, int], bytes]]
-
-
-def tile_range_hasher(read_tiles: TileReader) -> merkle.RangeHash:
-    """Hashes of any range of leaves from stored tiles (each tile read once): any driver."""
-    cache: dict[tuple[int, int], bytes] = {}
-
-    def perfect(lo: int, hi: int) -> bytes:
-        level = (hi - lo).bit_length() - 1
-        tile_level, tidx, offset, count = node_location(level, lo >> level)
-        tile = cache.get((tile_level, tidx))
-        if tile is None:
-            tile = read_tiles([(tile_level, tidx)]).get((tile_level, tidx), b"")
-            cache[(tile_level, tidx)] = tile
-        node = node_from_tile(tile, offset, count)
-        if node is None:
-            raise VerificationError(
-                f"stored subtree hashes are incomplete at level {level} (fail closed)"
-            )
-        return node
-
-    return merkle.range_hash_from_perfect(perfect)
 
 
 def _read_tiles(conn: sqlite3.Connection, keys: Sequence[tuple[int, int]]) -> dict:

@@ -1,0 +1,137 @@
+"""The tree edge and reading the tree from stored tiles, for any driver.
+
+A writer keeps the right edge of the tree in memory (`_Edge`: the last two tiles of
+each tile level) so an append computes the tiles to write without reading the log;
+`tile_range_hasher` answers any range hash (roots, proofs) from stored tiles, given a
+driver's function that reads tiles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ledgerml.errors import VerificationError
+from ledgerml.ledger import merkle
+from ledgerml.ledger.tiles import (
+    HEIGHT,
+    TILE_BYTES,
+    WIDTH,
+    node_from_tile,
+    node_location,
+    perfect_root,
+)
+
+_HS = merkle.HASH_SIZE
+
+
+class _Edge:
+    """The right edge of the tree: the last two tiles of each tile level."""
+
+    def __init__(self, size: int, tiles: dict[tuple[int, int], bytes]) -> None:
+        self.size = size
+        # per tile level: [index of the open tile, its hashes, previous tile's hashes]
+        self.levels: list[list[Any]] = []
+        t = 0
+        while True:
+            count = size >> (HEIGHT * t)
+            if count == 0 and t > 0:
+                break
+            tidx = count // WIDTH
+            self.levels.append(
+                [tidx, bytearray(tiles.get((t, tidx), b"")), tiles.get((t, tidx - 1), b"")]
+            )
+            if count < WIDTH:
+                break
+            t += 1
+
+    @staticmethod
+    def needed_tiles(size: int) -> list[tuple[int, int]]:
+        keys = []
+        t = 0
+        while True:
+            count = size >> (HEIGHT * t)
+            if count == 0 and t > 0:
+                break
+            tidx = count // WIDTH
+            keys += [(t, tidx), (t, tidx - 1)]
+            if count < WIDTH:
+                break
+            t += 1
+        return [k for k in keys if k[1] >= 0]
+
+    def append(self, hashes: Sequence[bytes] | bytes) -> dict[tuple[int, int], bytes]:
+        """Add leaf hashes (a sequence, or already concatenated); return the tiles
+        (full or partial) to write."""
+        dirty: dict[tuple[int, int], bytes] = {}
+        data = hashes if isinstance(hashes, bytes) else b"".join(hashes)
+        added = len(data) // _HS
+        t = 0
+        while data:
+            if t == len(self.levels):
+                self.levels.append([0, bytearray(), b""])
+            state = self.levels[t]
+            buf = bytes(state[1]) + data
+            parents = []
+            full_count = len(buf) // TILE_BYTES
+            for f in range(full_count):
+                full = buf[f * TILE_BYTES : (f + 1) * TILE_BYTES]
+                dirty[(t, state[0])] = full
+                parents.append(perfect_root(full))
+                state[0] += 1
+                state[2] = full
+            rest = buf[full_count * TILE_BYTES :]
+            state[1] = bytearray(rest)
+            if rest:
+                dirty[(t, state[0])] = rest
+            data = b"".join(parents)
+            t += 1
+        self.size += added
+        return dirty
+
+    def _node(self, level: int, index: int) -> bytes:
+        tile_level, tidx, offset, count = node_location(level, index)
+        state = self.levels[tile_level]
+        tile = bytes(state[1]) if tidx == state[0] else state[2]
+        node = node_from_tile(tile, offset, count)
+        if node is None:  # pragma: no cover - a broken invariant, fail loudly
+            raise RuntimeError(f"node ({level},{index}) missing from the tree edge")
+        return node
+
+    def root(self) -> bytes:
+        if self.size == 0:
+            return merkle.EMPTY_ROOT
+        peaks = []
+        lo = 0
+        for bit in range(self.size.bit_length() - 1, -1, -1):
+            if self.size >> bit & 1:
+                peaks.append(self._node(bit, lo >> bit))
+                lo += 1 << bit
+        root = peaks[-1]
+        for peak in reversed(peaks[:-1]):
+            root = merkle.node_hash(peak, root)
+        return root
+
+
+TileReader = Callable[[Sequence[tuple[int, int]]], dict[tuple[int, int], bytes]]
+
+
+def tile_range_hasher(read_tiles: TileReader) -> merkle.RangeHash:
+    """Hashes of any range of leaves from stored tiles (each tile read once): any driver."""
+    cache: dict[tuple[int, int], bytes] = {}
+
+    def perfect(lo: int, hi: int) -> bytes:
+        level = (hi - lo).bit_length() - 1
+        tile_level, tidx, offset, count = node_location(level, lo >> level)
+        tile = cache.get((tile_level, tidx))
+        if tile is None:
+            tile = read_tiles([(tile_level, tidx)]).get((tile_level, tidx), b"")
+            cache[(tile_level, tidx)] = tile
+        node = node_from_tile(tile, offset, count)
+        if node is None:
+            raise VerificationError(
+                f"stored subtree hashes are incomplete at level {level} (fail closed)"
+            )
+        return node
+
+    return merkle.range_hash_from_perfect(perfect)
