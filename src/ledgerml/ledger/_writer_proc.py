@@ -39,7 +39,8 @@ def _read_exact(stream: BinaryIO, n: int) -> bytes:
 
 
 def serve(inp: BinaryIO, out: BinaryIO) -> None:
-    from ledgerml.ledger.log import Ledger, _Edge, _read_tiles
+    from ledgerml.ledger.edge import _Edge
+    from ledgerml.ledger.sqlite import Ledger, _read_tiles
 
     header = json.loads(inp.readline())
     signers = [

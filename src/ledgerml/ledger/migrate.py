@@ -25,8 +25,9 @@ from typing import Any
 from ledgerml.crypto.note import NoteVerifier
 from ledgerml.errors import InputError, VerificationError
 from ledgerml.ledger.head import HeadCopy
-from ledgerml.ledger.log import Ledger, VerifyReport, connect_read_only
 from ledgerml.ledger.postgres import PostgresLedger, _psycopg, is_postgres_url, redact_url
+from ledgerml.ledger.sqlite import Ledger, connect_read_only
+from ledgerml.ledger.values import VerifyReport
 
 PAGE = 10_000
 

@@ -48,27 +48,13 @@ from ledgerml.crypto.note import NoteSigner, NoteVerifier, sign_note
 from ledgerml.errors import InputError, VerificationError
 from ledgerml.faults import crash_point
 from ledgerml.ledger import merkle
-from ledgerml.ledger.log import (
-    _VKEYS,
-    FORMAT_VERSION,
-    MAX_INDEX,
-    UNCOVERED_GRACE_S,
-    Checkpoint,
-    Ledger,
-    LogFacade,
-    PreparedEntry,
-    Problem,
-    SqliteReads,
-    TrustedRoot,
-    VerifyReport,
-    _Checks,
-    _Edge,
-    _Request,
-    _verify,
-    tile_range_hasher,
-    type_suffix,
-    utc_now,
-)
+from ledgerml.ledger.appender import _Request
+from ledgerml.ledger.edge import _Edge, tile_range_hasher
+from ledgerml.ledger.envelope import MAX_INDEX, PreparedEntry, type_suffix, utc_now
+from ledgerml.ledger.facade import _VKEYS, FORMAT_VERSION, LogFacade
+from ledgerml.ledger.sqlite import Ledger, SqliteReads
+from ledgerml.ledger.values import Checkpoint, Problem, TrustedRoot, VerifyReport
+from ledgerml.ledger.verify import UNCOVERED_GRACE_S, _Checks, _verify
 
 #: pg_advisory_xact_lock keys: the integrator's, and schema creation's.
 INTEGRATE_LOCK = 0x4C65646765724D4C  # "LedgerML"

@@ -28,8 +28,9 @@ from ledgerml.crypto.keys import (
 from ledgerml.crypto.note import NoteVerifier
 from ledgerml.errors import InputError, VerificationError
 from ledgerml.ledger.head import HeadCopy, head_size
-from ledgerml.ledger.log import Ledger, VerifyReport
 from ledgerml.ledger.postgres import PostgresLedger, is_postgres_url, redact_url
+from ledgerml.ledger.sqlite import Ledger
+from ledgerml.ledger.values import VerifyReport
 
 #: A ledger of either driver (the same public methods).
 AnyLedger = Ledger | PostgresLedger
