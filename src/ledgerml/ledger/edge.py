@@ -25,39 +25,35 @@ from ledgerml.ledger.tiles import (
 _HS = merkle.HASH_SIZE
 
 
+def _open_tiles(size: int) -> list[tuple[int, int]]:
+    """(tile level, index of its open tile) for each tile level of a tree of `size`."""
+    out = []
+    t = 0
+    while True:
+        count = size >> (HEIGHT * t)
+        if count == 0 and t > 0:
+            break
+        out.append((t, count // WIDTH))
+        if count < WIDTH:
+            break
+        t += 1
+    return out
+
+
 class _Edge:
     """The right edge of the tree: the last two tiles of each tile level."""
 
     def __init__(self, size: int, tiles: dict[tuple[int, int], bytes]) -> None:
         self.size = size
         # per tile level: [index of the open tile, its hashes, previous tile's hashes]
-        self.levels: list[list[Any]] = []
-        t = 0
-        while True:
-            count = size >> (HEIGHT * t)
-            if count == 0 and t > 0:
-                break
-            tidx = count // WIDTH
-            self.levels.append(
-                [tidx, bytearray(tiles.get((t, tidx), b"")), tiles.get((t, tidx - 1), b"")]
-            )
-            if count < WIDTH:
-                break
-            t += 1
+        self.levels: list[list[Any]] = [
+            [tidx, bytearray(tiles.get((t, tidx), b"")), tiles.get((t, tidx - 1), b"")]
+            for t, tidx in _open_tiles(size)
+        ]
 
     @staticmethod
     def needed_tiles(size: int) -> list[tuple[int, int]]:
-        keys = []
-        t = 0
-        while True:
-            count = size >> (HEIGHT * t)
-            if count == 0 and t > 0:
-                break
-            tidx = count // WIDTH
-            keys += [(t, tidx), (t, tidx - 1)]
-            if count < WIDTH:
-                break
-            t += 1
+        keys = [k for t, tidx in _open_tiles(size) for k in ((t, tidx), (t, tidx - 1))]
         return [k for k in keys if k[1] >= 0]
 
     def append(self, hashes: Sequence[bytes] | bytes) -> dict[tuple[int, int], bytes]:
