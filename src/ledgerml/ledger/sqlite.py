@@ -575,6 +575,9 @@ class Ledger(LogFacade):
                 size = int(conn.execute("SELECT value FROM meta WHERE key='size'").fetchone()[0])
                 self._check_extension(conn, size)
                 edge = _Edge(size, _read_tiles(conn, _Edge.needed_tiles(size)))
+                # the tree of size r, signed by the old keys in this same transaction: another
+                # writer may have appended since the checkpoint() above
+                self._store_checkpoint(conn, edge.size, edge.root())
                 conn.execute("INSERT INTO entries(idx, entry) VALUES (?, ?)", (size, prepared[0]))
                 dirty = edge.append([prepared[1]])
                 conn.executemany(
