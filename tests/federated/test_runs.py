@@ -121,7 +121,9 @@ def test_federated_beats_the_banks_alone(clean: Run) -> None:
     assert comp["test_set"]["laundering"] >= 20
     assert comp["federated"]["auprc"] > comp["local_mean"]["auprc"]
     assert comp["centralized"]["auprc"] > comp["local_mean"]["auprc"]
-    assert comp["centralized"]["auprc"] > comp["federated"]["auprc"]  # the upper bound
+    # on this table whole-table features beat the federated model (a reference, not a bound:
+    # docs/federated.md shows the order flips on other tables and seeds)
+    assert comp["centralized"]["auprc"] > comp["federated"]["auprc"]
     assert comp["simple_features"]["amount_auprc"] < 5 * comp["simple_features"]["base_rate"]
     evaluations = entries(clean.paths, "evaluation.recorded")
     assert set(evaluations[-1][1]["baselines"]) >= {"local_mean", "centralized", "local_B1"}

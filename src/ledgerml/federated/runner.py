@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
 import shutil
 import time
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from ledgerml.federated._xgb import XgbParams
 from ledgerml.federated.features import FEATURES, bank_view, featurize
 from ledgerml.federated.signing import bank_signer, check_bank_name, public_hex, public_key_id
 from ledgerml.federated.spec import PoisonMode, RunSpec, Strategy
+from ledgerml.mlops import runs
 
 Mode = Literal["simulation", "deployment"]
 Progress = Callable[[dict[str, Any]], None]
@@ -385,7 +385,7 @@ def run_federated(
     t_all = time.perf_counter()
     prep = _validate(paths, opts)
     _env.configure(paths.home)
-    run_id = f"fl-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{secrets.token_hex(3)}"
+    run_id = runs.new_run_id("fl", 3)
     workdir = paths.home / "fl" / run_id
     workdir.mkdir(parents=True)
     t0 = time.perf_counter()
@@ -428,6 +428,8 @@ def run_federated(
             "model_type": f"federated-{opts.strategy}",
             "params": params,
             "seed": opts.seed,
+            "code_version": runs.code_version(),
+            "library_versions": runs.library_versions(),
         }
         entries.append((ledger.append("run.started", started), "run.started"))
     t0 = time.perf_counter()
@@ -440,20 +442,15 @@ def run_federated(
             run_deployment(spec, progress)
     except Exception as exc:
         with open_ledger(paths) as ledger:
-            ledger.append(
-                "run.finished",
-                {"run_id": run_id, "status": "failed", "error": f"{type(exc).__name__}: {exc}"},
-            )
+            ledger.append("run.finished", runs.run_failed(run_id, exc))
         raise
     train_s = time.perf_counter() - t0
     result_path = workdir / "result.json"
     if not result_path.exists():
+        unfinished = RuntimeError(f"federated run {run_id} did not finish (see {workdir})")
         with open_ledger(paths) as ledger:
-            ledger.append(
-                "run.finished",
-                {"run_id": run_id, "status": "failed", "error": "the ServerApp did not finish"},
-            )
-        raise RuntimeError(f"federated run {run_id} did not finish (see {workdir})")
+            ledger.append("run.finished", runs.run_failed(run_id, unfinished))
+        raise unfinished
     summary = json.loads(result_path.read_text())
     store = open_store(paths)
     final_model = store.read_bytes(summary["final_cid"])
@@ -466,13 +463,7 @@ def run_federated(
         entries.append(
             (
                 ledger.append(
-                    "run.finished",
-                    {
-                        "run_id": run_id,
-                        "status": "succeeded",
-                        "model_cid": model_cid,
-                        "duration_s": round(train_s, 3),
-                    },
+                    "run.finished", runs.run_succeeded(run_id, model_cid, duration_s=train_s)
                 ),
                 "run.finished",
             )
@@ -481,14 +472,14 @@ def run_federated(
             (
                 ledger.append(
                     "model.registered",
-                    {
-                        "name": "fl-aml",
-                        "cid": model_cid,
-                        "run_id": run_id,
-                        "framework": "xgboost" if opts.strategy == "xgboost" else "linear",
-                        "features": [{"name": f, "dtype": "float32"} for f in FEATURES],
-                        "target": "label",
-                    },
+                    runs.model_registered(
+                        "fl-aml",
+                        model_cid,
+                        run_id,
+                        "xgboost" if opts.strategy == "xgboost" else "linear",
+                        [(f, "float32") for f in FEATURES],
+                        "label",
+                    ),
                 ),
                 "model.registered",
             )
