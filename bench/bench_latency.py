@@ -359,23 +359,28 @@ def _in_process(svc: Any, bodies: list[bytes], warmup: int) -> dict[str, Any]:
 
 def _http(url: str, bodies: list[bytes], concurrency: int, warmup: int) -> dict[str, Any]:
     """Load from a separate process (this file with --loadgen): keep-alive HTTP/1.1 clients."""
-    job = {
-        "url": url,
-        "key": KEY,
-        "bodies": [b.decode() for b in bodies],
-        "concurrency": concurrency,
-        "warmup": warmup,
-    }
-    proc = subprocess.run(
-        [sys.executable, __file__, "--loadgen"],
-        input=json.dumps(job).encode(),
-        capture_output=True,
-        timeout=1800,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"load generator failed: {proc.stderr.decode()[-2000:]}")
-    got = json.loads(proc.stdout)
+    with tempfile.TemporaryDirectory(prefix="ledgerml-loadgen-") as tmp:
+        out = Path(tmp) / "result.json"
+        job = {
+            "url": url,
+            "key": KEY,
+            "bodies": [b.decode() for b in bodies],
+            "concurrency": concurrency,
+            "warmup": warmup,
+            # a file, not stdout: a 300 kB result on stdout once came back with other bytes
+            # interleaved at a buffer boundary (JSONDecodeError at char 294,912)
+            "out": str(out),
+        }
+        proc = subprocess.run(
+            [sys.executable, __file__, "--loadgen"],
+            input=json.dumps(job).encode(),
+            capture_output=True,
+            timeout=1800,
+            check=False,
+        )
+        if proc.returncode != 0 or not out.is_file():
+            raise RuntimeError(f"load generator failed: {proc.stderr.decode()[-2000:]}")
+        got = json.loads(out.read_bytes())
     res = _summary(got["latencies_ms"], got["seconds"])
     res["concurrency"] = concurrency
     res["errors"] = got["errors"]
@@ -442,7 +447,7 @@ def _loadgen() -> None:
         result = uvloop.run(main())
     except ImportError:
         result = asyncio.run(main())
-    sys.stdout.write(json.dumps(result))
+    Path(job["out"]).write_text(json.dumps(result))
 
 
 # ---------------------------------------------------------------------------- anvil
