@@ -11,8 +11,11 @@ approved by whom?") must not scan a million entries. The index is a sidecar
 SQLite file next to `ledger.db`; it is derived data, so it runs with
 `synchronous=NORMAL` and is rebuilt from scratch whenever it does not match the
 ledger (its watermark is beyond the tree, or the leaf hash it remembers for the
-entry below the watermark differs). It is never trusted for *content*: callers
-read the entry bytes from the ledger and prove them against a signed checkpoint.
+entry below the watermark differs, or it was built with other `KEY_FIELDS`). It is
+never trusted for *content*: callers read the entry bytes from the ledger and
+prove them against a signed checkpoint (or re-check the parsed body). `verify`
+recomputes every row from the ledger (O(ledger)) for a reader that must also
+trust the index's *absences* (the MLflow plugin, once per process).
 
 Keys per type are listed in `KEY_FIELDS`; a list-valued field gives one row per
 item. Unknown and custom types are indexed by type only.
@@ -20,11 +23,11 @@ item. Unknown and custom types are indexed by type only.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +52,18 @@ KEY_FIELDS: dict[str, tuple[str, ...]] = {
     "checkpoint.anchored": ("tx_hash",),
     "policy.registered": ("policy_id", "tx_hash"),
     "model.enrolled": ("model_cid", "tx_hash", "policy"),
+    # written by the MLflow store plugins (ledgerml.mlflow_plugin), looked up by them per call
+    "mlflow.run_created": ("run_id",),
+    "mlflow.inputs_logged": ("run_id",),
+    "mlflow.logged_model": ("model_id",),
+    "mlflow.artifact_stored": ("path",),  # `find_prefix`: a version's folder
+    "mlflow.model_version": ("name",),
+    "mlflow.alias": ("name",),
+    "mlflow.stage": ("name",),
 }
+
+#: Which keys an index.db holds: an index built with other `KEY_FIELDS` is rebuilt.
+KEYS_DIGEST = hashlib.sha256(orjson.dumps(KEY_FIELDS, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS types (
@@ -64,7 +78,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 BATCH = 20_000
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class RefreshStats:
     """What one `refresh` did: entries scanned, whether it rebuilt, how long it took."""
 
@@ -83,6 +97,31 @@ def index_keys(event_type: str, body: dict) -> list[str]:
             if isinstance(v, str) and v and v not in out:
                 out.append(v)
     return out
+
+
+_MOD = 1 << 256
+
+
+def _rows_of(data: bytes, loads: Callable[[bytes], Any]) -> tuple[str, str, list[str]]:
+    """(type, time, lookup keys) of one entry's bytes; a malformed entry is "?malformed"."""
+    try:
+        doc = loads(data)
+        etype, body, when = str(doc["type"]), doc["body"], str(doc["time"])
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return "?malformed", "", []
+    return etype, when, index_keys(etype, body) if isinstance(body, dict) else []
+
+
+def _row_int(a: str, b: str | int, c: str | int) -> int:
+    """One index row as an integer, summed (mod 2**256) into an order-free multiset digest."""
+    text = f"{a}\x00{b}\x00{c}".encode("utf-8", "surrogatepass")
+    return int.from_bytes(hashlib.sha256(text).digest(), "big")
+
+
+def _merged(stored: list[int], pending: list[int]) -> list[int]:
+    """Indices found in index.db and in `top_up`'s memory, once each, in log order (both may
+    hold an entry another reader indexed meanwhile)."""
+    return sorted(set(stored).union(pending)) if pending else stored
 
 
 class _SqliteRows:
@@ -105,6 +144,15 @@ class _SqliteRows:
     def rows(self, lo: int, hi: int) -> list[tuple[int, bytes]]:
         sql = "SELECT idx, entry FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx"
         return [(int(i), bytes(e)) for i, e in self.conn.execute(sql, (lo, hi)).fetchall()]
+
+    def some(self, indices: list[int]) -> dict[int, bytes]:
+        out: dict[int, bytes] = {}
+        for k in range(0, len(indices), 500):  # under SQLite's limit on parameters
+            chunk = indices[k : k + 500]
+            marks = ",".join("?" for _ in chunk)
+            sql = f"SELECT idx, entry FROM entries WHERE idx IN ({marks})"
+            out.update((int(i), bytes(e)) for i, e in self.conn.execute(sql, chunk))
+        return out
 
     def newest_checkpoint(self) -> tuple[int, str] | None:
         row = self.conn.execute(
@@ -136,6 +184,14 @@ class _DriverRows:
     def rows(self, lo: int, hi: int) -> list[tuple[int, bytes]]:
         return list(self.ledger.entries(lo, hi - lo))
 
+    def some(self, indices: list[int]) -> dict[int, bytes]:
+        out = {}
+        for i in indices:
+            data = self.entry(i)
+            if data is not None:
+                out[i] = data
+        return out
+
     def newest_checkpoint(self) -> tuple[int, str] | None:
         from ledgerml.crypto.note import parse_checkpoint_head, parse_note
         from ledgerml.errors import VerificationError
@@ -156,6 +212,10 @@ class LedgerIndex:
     def __init__(self, conn: sqlite3.Connection, ledger: _SqliteRows | _DriverRows) -> None:
         self._conn = conn
         self._ledger = ledger
+        # `top_up`: entries past the stored watermark `_base`, read and keyed but not written
+        self._pending: list[tuple[int, str, list[str]]] = []
+        self._pending_leaf = ""
+        self._base = -1
 
     @classmethod
     def open(cls, index_db: str | Path, ledger_db: str | Path | Any) -> LedgerIndex:
@@ -198,23 +258,37 @@ class LedgerIndex:
         data = self._ledger.entry(idx)
         return None if data is None else hashlib.sha256(b"\x00" + data).hexdigest()
 
-    def _matches_ledger(self, watermark: int, size: int) -> bool:
-        if watermark > size:
+    def _matches_ledger(self, watermark: int, size: int, meta: dict[str, str]) -> bool:
+        if watermark > size or meta.get("keys") != KEYS_DIGEST:
             return False
-        return watermark == 0 or self._leaf_hex(watermark - 1) == self._meta("last_leaf")
+        return watermark == 0 or self._leaf_hex(watermark - 1) == meta.get("last_leaf")
+
+    def _all_meta(self) -> dict[str, str]:
+        return {str(k): str(v) for k, v in self._conn.execute("SELECT key, value FROM meta")}
+
+    def _clear(self) -> None:
+        self._pending, self._base = [], -1
+        self._conn.execute("BEGIN IMMEDIATE")
+        self._conn.execute("DELETE FROM types")
+        self._conn.execute("DELETE FROM keys")
+        self._conn.execute("DELETE FROM meta")
+        self._conn.execute("INSERT INTO meta VALUES ('keys', ?)", (KEYS_DIGEST,))
+        self._conn.execute("COMMIT")
+
+    def rebuild(self, progress: Callable[[int, int], None] | None = None) -> RefreshStats:
+        """Drop every row and index the whole ledger again."""
+        self._clear()
+        return dataclasses.replace(self.refresh(progress), rebuilt=True)
 
     def refresh(self, progress: Callable[[int, int], None] | None = None) -> RefreshStats:
         """Index entries appended since the watermark (rebuilding if the ledger changed)."""
         started = time.perf_counter()
         size = self._ledger_size()
-        mark = self.watermark
+        meta = self._all_meta()
+        mark = int(meta.get("watermark") or 0)
         rebuilt = False
-        if not self._matches_ledger(mark, size):
-            self._conn.execute("BEGIN IMMEDIATE")
-            self._conn.execute("DELETE FROM types")
-            self._conn.execute("DELETE FROM keys")
-            self._conn.execute("DELETE FROM meta")
-            self._conn.execute("COMMIT")
+        if not self._matches_ledger(mark, size, meta):
+            self._clear()
             mark, rebuilt = 0, True
         start = mark
         loads = orjson.loads
@@ -225,29 +299,32 @@ class LedgerIndex:
             type_rows: list[tuple[str, int, str]] = []
             key_rows: list[tuple[str, str, int]] = []
             last = b""
+            batch_start = mark
             for idx, data in rows:
                 if idx != mark:  # a gap: leave the rest for `verify` to report
                     break
-                try:
-                    doc = loads(data)
-                    etype, body, when = str(doc["type"]), doc["body"], str(doc["time"])
-                except (orjson.JSONDecodeError, KeyError, TypeError):
-                    etype, body, when = "?malformed", {}, ""
+                etype, when, keys = _rows_of(data, loads)
                 type_rows.append((etype, idx, when))
-                if isinstance(body, dict):
-                    key_rows.extend((k, etype, idx) for k in index_keys(etype, body))
+                key_rows.extend((k, etype, idx) for k in keys)
                 last = bytes(data)
                 mark += 1
             self._conn.execute("BEGIN IMMEDIATE")
+            if self.watermark != batch_start:
+                # Another reader cleared the index or indexed further meanwhile: its work.
+                # The watermark only ever extends rows that are all there.
+                self._conn.execute("ROLLBACK")
+                mark = batch_start
+                break
             self._conn.executemany("INSERT OR REPLACE INTO types VALUES (?,?,?)", type_rows)
             self._conn.executemany("INSERT OR REPLACE INTO keys VALUES (?,?,?)", key_rows)
-            self._conn.executemany(
-                "INSERT OR REPLACE INTO meta VALUES (?,?)",
-                [
-                    ("watermark", str(mark)),
-                    ("last_leaf", hashlib.sha256(b"\x00" + last).hexdigest()),
-                ],
-            )
+            if type_rows:
+                self._conn.executemany(
+                    "INSERT OR REPLACE INTO meta VALUES (?,?)",
+                    [
+                        ("watermark", str(mark)),
+                        ("last_leaf", hashlib.sha256(b"\x00" + last).hexdigest()),
+                    ],
+                )
             self._conn.execute("COMMIT")
             if progress is not None:
                 progress(mark, size)
@@ -255,12 +332,103 @@ class LedgerIndex:
                 break
         return RefreshStats(mark - start, rebuilt, mark, time.perf_counter() - started)
 
+    def top_up(self, max_pending: int = 256) -> None:
+        """Bring `find` and `find_prefix` up to the ledger's current size, like `refresh`,
+        but keep up to `max_pending` new entries' keys in this instance's memory instead of
+        writing them to index.db each time: for a reader that looks up after every few
+        appends (the MLflow plugin). The same check as `refresh`, on the newest entry this
+        covers: the leaf of the last entry held in memory (or, holding none, of the stored
+        watermark's) must still be the ledger's, else what it holds is dropped (rebuilt).
+        """
+        size = self._ledger_size()
+        meta = self._all_meta()
+        mark = int(meta.get("watermark") or 0)
+        end = mark + len(self._pending)
+        # the newest entry held stands for the stored watermark's entry, as that one does
+        # in `refresh` for all below it: one leaf compared either way
+        keep = (
+            bool(self._pending)
+            and mark == self._base  # else another reader wrote further (or it is the first)
+            and end <= size
+            and meta.get("keys") == KEYS_DIGEST
+            and self._leaf_hex(end - 1) == self._pending_leaf
+        )
+        if not keep:
+            self._pending = []
+            if not self._matches_ledger(mark, size, meta):
+                mark = self.refresh().watermark
+            self._base = mark
+        end = mark + len(self._pending)
+        if end < size:
+            loads = orjson.loads
+            last = b""
+            for idx, data in self._ledger.rows(end, min(size, end + max_pending)):
+                if idx != end:
+                    break
+                etype, _, keys = _rows_of(data, loads)
+                self._pending.append((idx, etype, keys))
+                last, end = bytes(data), end + 1
+            if last:
+                self._pending_leaf = hashlib.sha256(b"\x00" + last).hexdigest()
+        if len(self._pending) >= max_pending or end < size:
+            self._pending, self._base = [], -1
+            self.refresh()
+
+    def verify(self) -> str | None:
+        """None when the index holds exactly the rows the ledger's first `watermark` entries
+        give (no row missing, changed or extra), else the first difference found.
+
+        Reads the whole ledger and index (O(ledger)): the check for a reader that acts on
+        what the index does *not* name; `refresh` only checks the ledger did not change.
+        """
+        size = self._ledger_size()
+        meta = self._all_meta()
+        mark = int(meta.get("watermark") or 0)
+        if not self._matches_ledger(mark, size, meta):
+            return f"index (watermark {mark}) does not match the ledger (size {size})"
+        want_types = want_keys = 0
+        n_types = n_keys = 0
+        loads = orjson.loads
+        lo = 0
+        while lo < mark:
+            rows = self._ledger.rows(lo, min(mark, lo + BATCH))
+            if not rows:
+                return f"ledger has no entry {lo} below the index watermark {mark}"
+            for idx, data in rows:
+                if idx != lo:
+                    return f"ledger has no entry {lo} below the index watermark {mark}"
+                etype, when, keys = _rows_of(data, loads)
+                want_types += _row_int(etype, idx, when)
+                n_types += 1
+                for k in keys:
+                    want_keys += _row_int(k, etype, idx)
+                    n_keys += 1
+                lo += 1
+        have_types = have_keys = 0
+        m_types = m_keys = 0
+        # rows at or above the watermark are another reader's refresh under way
+        sql = "SELECT type, idx, time FROM types WHERE idx < ?"
+        for etype, idx, when in self._conn.execute(sql, (mark,)):
+            have_types += _row_int(str(etype), int(idx), str(when))
+            m_types += 1
+        for key, etype, idx in self._conn.execute(
+            "SELECT key, type, idx FROM keys WHERE idx < ?", (mark,)
+        ):
+            have_keys += _row_int(str(key), str(etype), int(idx))
+            m_keys += 1
+        if (m_types, have_types % _MOD) != (n_types, want_types % _MOD):
+            return f"index types: {m_types} rows, the ledger gives {n_types} (or they differ)"
+        if (m_keys, have_keys % _MOD) != (n_keys, want_keys % _MOD):
+            return f"index keys: {m_keys} rows, the ledger gives {n_keys} (or they differ)"
+        return None
+
     # -- queries ----------------------------------------------------------------------
 
     def find(self, key: str, types: str | Iterable[str] | None = None) -> list[int]:
         """Ledger indices whose body has `key` in an indexed field, optionally by type."""
         if types is None:
             rows = self._conn.execute("SELECT idx FROM keys WHERE key=? ORDER BY idx", (key,))
+            pending = [i for i, _, keys in self._pending if key in keys]
         else:
             wanted = [types] if isinstance(types, str) else list(types)
             marks = ",".join("?" for _ in wanted)
@@ -268,7 +436,27 @@ class LedgerIndex:
                 f"SELECT idx FROM keys WHERE key=? AND type IN ({marks}) ORDER BY idx",
                 (key, *wanted),
             )
-        return [int(r[0]) for r in rows]
+            pending = [i for i, t, keys in self._pending if t in wanted and key in keys]
+        return _merged([int(r[0]) for r in rows], pending)
+
+    def find_prefix(self, prefix: str, event_type: str) -> list[int]:
+        """Ledger indices of `event_type` with an indexed key starting with `prefix` (a seek
+        on the keys' primary key, not a scan), in log order."""
+        if not prefix or ord(prefix[-1]) >= 0xD7FF:
+            raise ValueError(f"find_prefix: {prefix!r} is empty or ends past U+D7FE")
+        # every key k with prefix <= k < the prefix with its last character incremented
+        # (UTF-8 keeps code point order, and SQLite compares the UTF-8 bytes)
+        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        rows = self._conn.execute(
+            "SELECT DISTINCT idx FROM keys WHERE key >= ? AND key < ? AND type = ? ORDER BY idx",
+            (prefix, upper, event_type),
+        )
+        pending = [
+            i
+            for i, t, keys in self._pending
+            if t == event_type and any(k.startswith(prefix) for k in keys)
+        ]
+        return _merged([int(r[0]) for r in rows], pending)
 
     def by_type(
         self, event_type: str, *, start: int = 0, limit: int | None = None, newest: bool = False
@@ -321,6 +509,14 @@ class LedgerIndex:
         if data is None:
             raise KeyError(idx)
         return data
+
+    def entries(self, indices: list[int]) -> list[tuple[int, bytes]]:
+        """(index, exact bytes) of each of `indices` the ledger holds, read from the ledger in
+        one query (SQLite), in the order given."""
+        if not indices:
+            return []
+        found = self._ledger.some(list(indices))
+        return [(i, found[i]) for i in indices if i in found]
 
     def latest_checkpoint(self) -> tuple[int, str] | None:
         """(tree size, signed note) of the newest checkpoint the ledger holds."""

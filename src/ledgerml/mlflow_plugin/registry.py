@@ -15,6 +15,7 @@ change, gates promotion.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from mlflow.entities.model_registry import ModelVersionTag
@@ -35,11 +36,9 @@ RESERVED_TAG_PREFIX = "ledgerml."
 FLAVOUR_FILES = {"xgboost": "data", "lightgbm": "data", "sklearn": "pickled_model"}
 
 
-def logged_model(model_id: str) -> dict[str, Any]:
+def logged_model(found: _context.Lookups, model_id: str) -> dict[str, Any]:
     """The `mlflow.logged_model` "created" body of `model_id` ({} when the ledger has none)."""
-    ledger = _context.project().ledger
-    for _, e in ledger.entries_of_type("mlflow.logged_model", containing=model_id.encode()):
-        b = e["body"]
+    for _, b in found.find("mlflow.logged_model", model_id):
         if b.get("model_id") == model_id and b.get("action") == "created":
             return dict(b)
     return {}
@@ -52,10 +51,11 @@ def source_model_id(source: str, model_id: str | None) -> str | None:
     return source.removeprefix("models:/").split("/")[0]
 
 
-def artifact_prefix(source: str, run_id: str | None, model: dict[str, Any] | None) -> str | None:
+def artifact_prefix(
+    found: _context.Lookups, source: str, run_id: str | None, model: dict[str, Any] | None
+) -> str | None:
     """The version's folder relative to the artifacts destination, from what the ledger holds
     (`model`: the `logged_model` body of the version's logged model, None when it has none)."""
-    ledger = _context.project().ledger
     location = None
     if model is not None:
         location = model.get("artifact_location")
@@ -63,9 +63,9 @@ def artifact_prefix(source: str, run_id: str | None, model: dict[str, Any] | Non
         location = source
     elif source.startswith("runs:/") and run_id:
         rest = source.removeprefix("runs:/").split("/", 1)
-        for _, e in ledger.entries_of_type("mlflow.run_created", containing=run_id.encode()):
-            if e["body"].get("run_id") == run_id:
-                exp = e["body"]["experiment_id"]
+        for _, b in found.find("mlflow.run_created", run_id):
+            if b.get("run_id") == run_id:
+                exp = b["experiment_id"]
                 location = f"mlflow-artifacts:/{exp}/{run_id}/artifacts/" + (
                     rest[1] if len(rest) > 1 else ""
                 )
@@ -74,46 +74,68 @@ def artifact_prefix(source: str, run_id: str | None, model: dict[str, Any] | Non
     return location.removeprefix("mlflow-artifacts:").lstrip("/").rstrip("/")
 
 
-def version_files(prefix: str) -> dict[str, str]:
+def version_files(found: _context.Lookups, prefix: str) -> dict[str, str]:
     """relative path -> CID of every file recorded under `prefix` (the newest record wins)."""
     files: dict[str, str] = {}
-    needle = (prefix + "/").encode()
-    ledger = _context.project().ledger
-    for _, e in ledger.entries_of_type("mlflow.artifact_stored", containing=needle):
-        path = str(e["body"]["path"])
+    for _, b in found.find_prefix("mlflow.artifact_stored", prefix + "/"):
+        path = str(b["path"])
         if path.startswith(prefix + "/"):
-            files[path[len(prefix) + 1 :]] = e["body"]["cid"]
+            files[path[len(prefix) + 1 :]] = b["cid"]
     return files
 
 
-def model_file(files: dict[str, str]) -> tuple[str | None, str | None]:
-    """(flavour, CID of its model file) from the version's MLmodel, read from the CAS."""
+def model_registered(found: _context.Lookups, cid: str) -> int | None:
+    """The index of the first `model.registered` entry of `cid` (as
+    `mlops.governance.find_model_registered`, through the index)."""
+    for idx, b in found.find("model.registered", cid):
+        if b.get("cid") == cid:
+            return idx
+    return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _flavour_files(mlmodel: str) -> tuple[tuple[str, Any], ...]:
+    """(flavour, the file its MLmodel names) for each loadable flavour, in `FLAVOUR_FILES`
+    order, from the MLmodel with CID `mlmodel`, read (verified) from the CAS.
+
+    Cached by CID: a CID names its bytes, so a version registered again from the same files
+    (another name, `copy_model_version`) does not read and parse them again. A failed read
+    raises and is not cached.
+    """
     import yaml
 
-    mlmodel = files.get("MLmodel")
-    if mlmodel is None:
-        return None, None
     # libyaml's safe loader when PyYAML has it (its wheels do): 10x the pure-Python one
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     spec = yaml.load(_context.project().store.read_bytes(mlmodel), Loader=loader) or {}
+    out = []
     for flavour, key in FLAVOUR_FILES.items():
         conf = (spec.get("flavors") or {}).get(flavour)
         if flavour == "sklearn" and conf and conf.get("serialization_format") != "skops":
             continue  # a pickle: LedgerML never loads one, so it names no model CID
-        if conf and conf.get(key) in files:
-            return flavour, files[conf[key]]
+        if conf:
+            out.append((flavour, conf.get(key)))
+    return tuple(out)
+
+
+def model_file(files: dict[str, str]) -> tuple[str | None, str | None]:
+    """(flavour, CID of its model file) from the version's MLmodel, read from the CAS."""
+    mlmodel = files.get("MLmodel")
+    if mlmodel is None:
+        return None, None
+    for flavour, name in _flavour_files(mlmodel):
+        if isinstance(name, str) and name in files:
+            return flavour, files[name]
     return None, None
 
 
 def recorded_version(name: str, version: str | int) -> dict[str, Any] | None:
     """The `mlflow.model_version` body of NAME/VERSION: the ledger says which CID it is."""
-    found = None
-    ledger = _context.project().ledger
-    for _, e in ledger.entries_of_type("mlflow.model_version", containing=name.encode()):
-        b = e["body"]
-        if b.get("name") == name and str(b.get("version")) == str(version):
-            found = b
-    return found
+    newest = None
+    with _context.lookups() as found:
+        for _, b in found.find("mlflow.model_version", name):
+            if b.get("name") == name and str(b.get("version")) == str(version):
+                newest = b
+    return newest
 
 
 class LedgerRegistryStore(SqlAlchemyStore):
@@ -121,7 +143,7 @@ class LedgerRegistryStore(SqlAlchemyStore):
 
     def __init__(self, store_uri: str, tracking_uri: str | None = None) -> None:
         db_uri = sql_uri(store_uri)
-        _context.project()
+        _context.index_ready()  # the project, and its index checked against the ledger
         super().__init__(db_uri)
 
     # ------------------------------------------------------------- registered models
@@ -174,10 +196,15 @@ class LedgerRegistryStore(SqlAlchemyStore):
     ) -> Any:
         _refuse_reserved_tags(tags)
         mid = source_model_id(source, model_id)
-        model = logged_model(mid) if mid else None  # one ledger scan for prefix and lineage
-        prefix = artifact_prefix(source, run_id, model)
-        files = version_files(prefix) if prefix else {}
-        framework, cid = model_file(files)
+        with _context.lookups() as found:  # index seeks, not ledger scans
+            model = logged_model(found, mid) if mid else None  # for prefix and lineage
+            prefix = artifact_prefix(found, source, run_id, model)
+            files = version_files(found, prefix) if prefix else {}
+        framework, cid = model_file(files)  # the CAS, outside the index's lock
+        registered = None
+        if cid is not None:
+            with _context.lookups(top_up=False) as found:  # as of a moment ago
+                registered = model_registered(found, cid)
         # the run behind a logged model, for lineage (MLflow itself is passed what it got)
         lineage_run = run_id or (model.get("source_run_id") if model_id and model else None)
         mv = super().create_model_version(
@@ -195,16 +222,12 @@ class LedgerRegistryStore(SqlAlchemyStore):
             "tags": item_digests(tags),
         }
         items: list[tuple[str, dict[str, Any]]] = [("mlflow.model_version", body | _context.who())]
-        ledger = _context.project().ledger
-        if cid is not None and framework is not None:
-            from ledgerml.mlops.governance import find_model_registered
-
-            if find_model_registered(ledger, cid) is None:
-                entry = {"name": name, "cid": cid, "framework": framework}
-                if lineage_run:
-                    entry["run_id"] = lineage_run
-                items.append(("model.registered", entry))
-        ledger.append_many(items)  # one batch: both entries or neither
+        if cid is not None and framework is not None and registered is None:
+            entry = {"name": name, "cid": cid, "framework": framework}
+            if lineage_run:
+                entry["run_id"] = lineage_run
+            items.append(("model.registered", entry))
+        _context.project().ledger.append_many(items)  # one batch: both entries or neither
         return mv
 
     def delete_model_version(self, name: Any, version: Any) -> None:
