@@ -340,6 +340,10 @@ class PostgresLedger(LogFacade):
                     last_signed = time.monotonic()
                     continue
                 if first is None:
+                    if unsigned:  # closing: sign the tree this process extended, as SQLite does
+                        with contextlib.suppress(VerificationError, pg.Error):
+                            conn = conn if _usable(conn) else self._connect()
+                            self._integrate(conn, edge, sign=True)
                     break
                 batch, stop = self._gather(first)
                 entries = [e for req in batch for e in req.entries]
@@ -665,7 +669,6 @@ class PostgresLedger(LogFacade):
                     )
                     cur.execute(_INSERT_CHECKPOINT, (before.size, before.root, old_note, now))
                     cur.execute(_INSERT_CHECKPOINT, (after.size, after.root, new_note, now))
-                crash_point("ledger.pg.rotate.before_commit")
         except self._psycopg.OperationalError as exc:
             raise _unavailable("rotating the log's keys", exc) from None
         finally:

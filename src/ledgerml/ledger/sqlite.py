@@ -428,6 +428,11 @@ class Ledger(LogFacade):
                             last_signed = time.monotonic()
                     continue
                 if first is None:
+                    if unsigned and edge is not None:
+                        # closing: the full tree gets its checkpoint (stored below), so a log
+                        # its last writer closed is covered, not "uncovered" a minute later
+                        unsaved = self._sign_checkpoint(edge.size, edge.root())
+                        signed_size = edge.size
                     break
                 batch, stop = self._gather(first)
                 barriers = [req for req in batch if not req.entries]
