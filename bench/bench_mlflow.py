@@ -16,8 +16,8 @@ Rows:
   multiset hashes and one durable ledger append;
 * `create_model_version`: a new version of a registered model whose source is a logged
   model's folder (`mlflow-artifacts:/…`) with 4 recorded files (MLmodel naming an XGBoost
-  file); the plugin reads the files' CIDs and the MLmodel from the ledger and the CAS and
-  appends two entries.
+  file), a different logged model (new bytes, new CIDs) for every version; the plugin reads
+  the files' CIDs and the MLmodel from the ledger and the CAS and appends two entries.
 
 Goal: plugin / plain <= 1.3 at the median of the per-round ratios (`paired_ratio_p50`; the
 machine is shared, so the ratio of two medians, also shown, drifts with other load).
@@ -103,20 +103,28 @@ def _worker(quick: bool) -> dict[str, Any]:  # pragma: no cover - runs in .venv-
             LedgerRegistryStore(f"ledgerml+sqlite:///{tmp / 'plugin.db'}"),
         ),
     }
-    runs, sources = {}, {}
-    model_dir = tmp / "model"
-    model_dir.mkdir()
-    (model_dir / "MLmodel").write_text("flavors:\n  xgboost:\n    data: model.ubj\n")
-    (model_dir / "model.ubj").write_bytes(os.urandom(40_000))
-    (model_dir / "conda.yaml").write_text("dependencies: [python=3.11]\n")
-    (model_dir / "requirements.txt").write_text("xgboost\n")
+    runs: dict[str, str] = {}
+    sources: dict[str, list[str]] = {}
+    repo = LedgerArtifactRepository(f"ledgerml+file://{art}")
     for kind, (tracking, registry) in stores.items():
         exp = tracking.create_experiment(f"bench-{kind}")
         runs[kind] = tracking.create_run(exp, "bench", int(time.time() * 1000), [], "r").info.run_id
-        model = tracking.create_logged_model(exp, name="m", source_run_id=runs[kind])
-        prefix = model.artifact_location.removeprefix("mlflow-artifacts:").lstrip("/")
-        LedgerArtifactRepository(f"ledgerml+file://{art}").log_artifacts(str(model_dir), prefix)
-        sources[kind] = model.artifact_location  # mlflow-artifacts:/… (no client lookup)
+        sources[kind] = []
+        # a logged model of its own per version, as a training loop makes them: new bytes, new
+        # CIDs, so nothing the plugin caches by CID is reused between versions
+        for i in range(rounds):
+            model_dir = tmp / f"model-{kind}-{i}"
+            model_dir.mkdir()
+            (model_dir / "MLmodel").write_text(
+                f"flavors:\n  xgboost:\n    data: model.ubj\nmodel_id: {kind}-{i}\n"
+            )
+            (model_dir / "model.ubj").write_bytes(os.urandom(40_000))
+            (model_dir / "conda.yaml").write_text("dependencies: [python=3.11]\n")
+            (model_dir / "requirements.txt").write_text("xgboost\n")
+            model = tracking.create_logged_model(exp, name="m", source_run_id=runs[kind])
+            prefix = model.artifact_location.removeprefix("mlflow-artifacts:").lstrip("/")
+            repo.log_artifacts(str(model_dir), prefix)
+            sources[kind].append(model.artifact_location)  # mlflow-artifacts:/…
         registry.create_registered_model(f"bench-{kind}")
 
     times: dict[str, dict[str, list[float]]] = {}
@@ -152,8 +160,8 @@ def _worker(quick: bool) -> dict[str, Any]:  # pragma: no cover - runs in .venv-
             timed(
                 "create_model_version",
                 kind,
-                lambda r=registry, k=kind: r.create_model_version(
-                    f"bench-{k}", sources[k], runs[k]
+                lambda r=registry, k=kind, i=i: r.create_model_version(
+                    f"bench-{k}", sources[k][i], runs[k]
                 ),
             )
     out = {row: _figures(t["plain"], t["plugin"]) for row, t in times.items()}
