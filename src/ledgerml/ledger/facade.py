@@ -219,6 +219,34 @@ class LogFacade:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # -- key rotation (each driver commits it in its own transaction) --------------
+
+    def _rotation_entry(
+        self, new_signers: Sequence[NoteSigner], reason: str | None
+    ) -> tuple[PreparedEntry, list[str]]:
+        """The `key.rotated` entry, signed by the current keys, and the new verifier keys:
+        what either driver appends at index r when it rotates."""
+        from ledgerml.crypto.keys import rotation_message, sign_rotation
+
+        if not self.signers or not new_signers:
+            raise InputError("rotation needs the current and the new keys", field="keys")
+        old_v = [v.vkey() for v in self.verifiers]
+        new_v = [s.verifier.vkey() for s in new_signers]
+        if set(old_v) & set(new_v):
+            raise InputError("the new keys must differ from the current ones", field="keys")
+        body: dict[str, Any] = {"old_verifiers": old_v, "new_verifiers": new_v}
+        if reason:
+            body["reason"] = reason
+        sigs = sign_rotation(self.signers, rotation_message(self.origin, old_v, new_v))
+        return self.prepare("key.rotated", body, sigs=sigs), new_v
+
+    def _adopt_signers(self, new_signers: Sequence[NoteSigner]) -> None:
+        """After a rotation committed: sign and write as the new keys from now on."""
+        self.signers = list(new_signers)
+        first = self.signers[0].verifier
+        self.actor = f"{first.name}+{first.key_id.hex()}"
+        self._trusted_notes.clear()
+
     # -- preparing entries (in the caller's thread) --------------------------------
 
     def prepare(

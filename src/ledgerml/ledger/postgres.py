@@ -620,21 +620,9 @@ class PostgresLedger(LogFacade):
         they next re-read the tree and stop ("restart the writer"): give every host the
         new key files before restarting it.
         """
-        from ledgerml.crypto.keys import rotation_message, sign_rotation
-
         if self.read_only:
             raise InputError(f"{self.path} was opened read-only", field="ledger")
-        if not self.signers or not new_signers:
-            raise InputError("rotation needs the current and the new keys", field="keys")
-        old_v = [v.vkey() for v in self.verifiers]
-        new_v = [s.verifier.vkey() for s in new_signers]
-        if set(old_v) & set(new_v):
-            raise InputError("the new keys must differ from the current ones", field="keys")
-        body: dict[str, Any] = {"old_verifiers": old_v, "new_verifiers": new_v}
-        if reason:
-            body["reason"] = reason
-        sigs = sign_rotation(self.signers, rotation_message(self.origin, old_v, new_v))
-        prepared = self.prepare("key.rotated", body, sigs=sigs)
+        prepared, new_v = self._rotation_entry(new_signers, reason)
         self._flush()  # this process's own pending appends go in under the old keys
         old_signers = list(self.signers)
         conn = self._connect()
@@ -673,10 +661,7 @@ class PostgresLedger(LogFacade):
             raise _unavailable("rotating the log's keys", exc) from None
         finally:
             conn.close()
-        self.signers = list(new_signers)
-        first = self.signers[0].verifier
-        self.actor = f"{first.name}+{first.key_id.hex()}"
-        self._trusted_notes.clear()
+        self._adopt_signers(new_signers)
         self._trust(new_note)
         return start
 

@@ -555,24 +555,12 @@ class Ledger(LogFacade):
         by the old keys first. Other writers notice at their next batch and stop (their
         keys are no longer the log's). Returns r.
         """
-        from ledgerml.crypto.keys import rotation_message, sign_rotation
-
         self._writable()
-        if not self.signers or not new_signers:
-            raise InputError("rotation needs the current and the new keys", field="keys")
+        prepared, new_v = self._rotation_entry(new_signers, reason)
         process, self._process = self._process, None
         if process is not None:  # a bulk writer process holds the old keys
             process.close()
         self.checkpoint()  # the tree before the rotation, signed by the old keys
-        old_v = [v.vkey() for v in self.verifiers]
-        new_v = [s.verifier.vkey() for s in new_signers]
-        if set(old_v) & set(new_v):
-            raise InputError("the new keys must differ from the current ones", field="keys")
-        body: dict[str, Any] = {"old_verifiers": old_v, "new_verifiers": new_v}
-        if reason:
-            body["reason"] = reason
-        sigs = sign_rotation(self.signers, rotation_message(self.origin, old_v, new_v))
-        prepared = self.prepare("key.rotated", body, sigs=sigs)
         old_signers = self.signers
         conn = self._connect()
         try:
@@ -601,9 +589,7 @@ class Ledger(LogFacade):
             raise
         finally:
             conn.close()
-        first = self.signers[0].verifier
-        self.actor = f"{first.name}+{first.key_id.hex()}"
-        self._trusted_notes.clear()
+        self._adopt_signers(new_signers)
         self._advance_head(signed)
         return size
 
