@@ -256,7 +256,7 @@ class LedgerIndex:
 
     def _leaf_hex(self, idx: int) -> str | None:
         data = self._ledger.entry(idx)
-        return None if data is None else hashlib.sha256(b"\x00" + data).hexdigest()
+        return None if data is None else _leaf_hex_of(data)
 
     def _matches_ledger(self, watermark: int, size: int, meta: dict[str, str]) -> bool:
         if watermark > size or meta.get("keys") != KEYS_DIGEST:
@@ -345,31 +345,38 @@ class LedgerIndex:
         mark = int(meta.get("watermark") or 0)
         end = mark + len(self._pending)
         # the newest entry held stands for the stored watermark's entry, as that one does
-        # in `refresh` for all below it: one leaf compared either way
+        # in `refresh` for all below it: one leaf compared either way; it is read with the
+        # new entries (one query)
         keep = (
             bool(self._pending)
             and mark == self._base  # else another reader wrote further (or it is the first)
             and end <= size
             and meta.get("keys") == KEYS_DIGEST
-            and self._leaf_hex(end - 1) == self._pending_leaf
         )
+        rows: list[tuple[int, bytes]] = []
+        if keep:
+            rows = self._ledger.rows(end - 1, min(size, end + max_pending))
+            held = rows[0] if rows and rows[0][0] == end - 1 else None
+            keep = held is not None and _leaf_hex_of(held[1]) == self._pending_leaf
+            rows = rows[1:]
         if not keep:
             self._pending = []
             if not self._matches_ledger(mark, size, meta):
                 mark = self.refresh().watermark
             self._base = mark
-        end = mark + len(self._pending)
+            end = mark
+            rows = self._ledger.rows(end, min(size, end + max_pending)) if end < size else []
         if end < size:
             loads = orjson.loads
             last = b""
-            for idx, data in self._ledger.rows(end, min(size, end + max_pending)):
+            for idx, data in rows:
                 if idx != end:
                     break
                 etype, _, keys = _rows_of(data, loads)
                 self._pending.append((idx, etype, keys))
                 last, end = bytes(data), end + 1
             if last:
-                self._pending_leaf = hashlib.sha256(b"\x00" + last).hexdigest()
+                self._pending_leaf = _leaf_hex_of(last)
         if len(self._pending) >= max_pending or end < size:
             self._pending, self._base = [], -1
             self.refresh()
@@ -521,3 +528,8 @@ class LedgerIndex:
     def latest_checkpoint(self) -> tuple[int, str] | None:
         """(tree size, signed note) of the newest checkpoint the ledger holds."""
         return self._ledger.newest_checkpoint()
+
+
+def _leaf_hex_of(data: bytes) -> str:
+    """RFC 9162 leaf hash of an entry's bytes, in hex (what the index's `last_leaf` holds)."""
+    return hashlib.sha256(b"\x00" + data).hexdigest()
