@@ -17,6 +17,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from tests.mlflow.conftest import Server, Trained, ok
 
 #: what test_gate leaves for the lineage test (the same session's model)
@@ -80,6 +82,10 @@ def test_artifacts_are_content_addressed(server: Server, trained: Trained) -> No
         on_disk = next(p for p in stored if p.endswith("/" + rel) and stored[p]["cid"] == cid)
         data = (server.artifacts / on_disk).read_bytes()
         assert _raw_cid(data) == cid, rel  # recomputed here, not by LedgerML
+        if rel == "MLmodel":  # its flavours are recorded with it, as the file says
+            flavors = yaml.safe_load(data)["flavors"]
+            assert stored[on_disk]["flavours"] == [["xgboost", flavors["xgboost"]["data"]]]
+            assert version["cid"] == version["files"][flavors["xgboost"]["data"]]
     ok(server.ledgerml("store", "verify"))
 
 

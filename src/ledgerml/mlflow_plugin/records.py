@@ -20,6 +20,37 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+#: MLmodel flavours whose model file LedgerML can load, and the MLmodel key naming it
+#: (scikit-learn only as skops, MLflow's default serialization; never a pickle).
+FLAVOUR_FILES = {"xgboost": "data", "lightgbm": "data", "sklearn": "pickled_model"}
+
+
+def loadable_flavours(mlmodel: bytes) -> list[list[str]]:
+    """[flavour, the file its MLmodel names] for each flavour LedgerML can load, in
+    `FLAVOUR_FILES` order, from an MLmodel file's bytes. Raises on YAML that does not parse.
+
+    The artifact repository records this with the MLmodel's CID when the file is stored, so
+    registering a version needs no read of the CAS; anyone can recompute it from those bytes.
+    """
+    import yaml
+
+    # libyaml's safe loader when PyYAML has it (its wheels do): 10x the pure-Python one
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    spec = yaml.load(mlmodel, Loader=loader)
+    flavors = spec.get("flavors") if isinstance(spec, dict) else None
+    out = []
+    for flavour, key in FLAVOUR_FILES.items():
+        conf = flavors.get(flavour) if isinstance(flavors, dict) else None
+        if not isinstance(conf, dict):
+            continue
+        if flavour == "sklearn" and conf.get("serialization_format") != "skops":
+            continue  # a pickle: LedgerML never loads one, so it names no model CID
+        name = conf.get(key)
+        if isinstance(name, str):
+            out.append([flavour, name])
+    return out
+
+
 #: Every entry type this package writes (all reserved to it, see ledger/events.py).
 TYPES = (
     "mlflow.experiment",

@@ -25,15 +25,12 @@ from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
 
 from ledgerml.errors import InputError, VerificationError
 from ledgerml.mlflow_plugin import _context
-from ledgerml.mlflow_plugin.records import item_digests, value_digest
+from ledgerml.mlflow_plugin.records import item_digests, loadable_flavours, value_digest
 from ledgerml.mlflow_plugin.uri import sql_uri
 
 #: The model-version tag that carries the gate's transaction hash (written by the gate only).
 GATE_TAG = "ledgerml.gate_tx"
 RESERVED_TAG_PREFIX = "ledgerml."
-#: MLmodel flavours whose model file LedgerML can load, and the MLmodel key naming it
-#: (scikit-learn only as skops, MLflow's default serialization; never a pickle).
-FLAVOUR_FILES = {"xgboost": "data", "lightgbm": "data", "sklearn": "pickled_model"}
 
 
 def logged_model(found: _context.Lookups, model_id: str) -> dict[str, Any]:
@@ -74,14 +71,22 @@ def artifact_prefix(
     return location.removeprefix("mlflow-artifacts:").lstrip("/").rstrip("/")
 
 
-def version_files(found: _context.Lookups, prefix: str) -> dict[str, str]:
-    """relative path -> CID of every file recorded under `prefix` (the newest record wins)."""
+def version_files(
+    found: _context.Lookups, prefix: str
+) -> tuple[dict[str, str], list[list[str]] | None]:
+    """(relative path -> CID of every file recorded under `prefix`, the newest record wins;
+    the flavours recorded with the folder's `MLmodel`, None when its entry has none)."""
     files: dict[str, str] = {}
+    flavours = None
     for _, b in found.find_prefix("mlflow.artifact_stored", prefix + "/"):
         path = str(b["path"])
         if path.startswith(prefix + "/"):
-            files[path[len(prefix) + 1 :]] = b["cid"]
-    return files
+            rel = path[len(prefix) + 1 :]
+            files[rel] = b["cid"]
+            if rel == "MLmodel":
+                recorded = b.get("flavours")
+                flavours = recorded if isinstance(recorded, list) else None
+    return files, flavours
 
 
 def model_registered(found: _context.Lookups, cid: str) -> int | None:
@@ -94,37 +99,26 @@ def model_registered(found: _context.Lookups, cid: str) -> int | None:
 
 
 @functools.lru_cache(maxsize=1024)
-def _flavour_files(mlmodel: str) -> tuple[tuple[str, Any], ...]:
-    """(flavour, the file its MLmodel names) for each loadable flavour, in `FLAVOUR_FILES`
-    order, from the MLmodel with CID `mlmodel`, read (verified) from the CAS.
-
-    Cached by CID: a CID names its bytes, so a version registered again from the same files
-    (another name, `copy_model_version`) does not read and parse them again. A failed read
-    raises and is not cached.
-    """
-    import yaml
-
-    # libyaml's safe loader when PyYAML has it (its wheels do): 10x the pure-Python one
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    spec = yaml.load(_context.project().store.read_bytes(mlmodel), Loader=loader) or {}
-    out = []
-    for flavour, key in FLAVOUR_FILES.items():
-        conf = (spec.get("flavors") or {}).get(flavour)
-        if flavour == "sklearn" and conf and conf.get("serialization_format") != "skops":
-            continue  # a pickle: LedgerML never loads one, so it names no model CID
-        if conf:
-            out.append((flavour, conf.get(key)))
-    return tuple(out)
+def _flavour_files(mlmodel: str) -> tuple[tuple[str, str], ...]:
+    """`loadable_flavours` of the MLmodel with CID `mlmodel`, read (verified) from the CAS: for
+    files stored before the repository recorded flavours. Cached by CID (a CID names its
+    bytes); a failed read raises and is not cached."""
+    spec = _context.project().store.read_bytes(mlmodel)
+    return tuple((f, name) for f, name in loadable_flavours(spec))
 
 
-def model_file(files: dict[str, str]) -> tuple[str | None, str | None]:
-    """(flavour, CID of its model file) from the version's MLmodel, read from the CAS."""
+def model_file(
+    files: dict[str, str], flavours: list[list[str]] | None = None
+) -> tuple[str | None, str | None]:
+    """(flavour, CID of its model file): from the flavours recorded with the version's MLmodel,
+    else from the MLmodel read from the CAS."""
     mlmodel = files.get("MLmodel")
     if mlmodel is None:
         return None, None
-    for flavour, name in _flavour_files(mlmodel):
-        if isinstance(name, str) and name in files:
-            return flavour, files[name]
+    pairs = _flavour_files(mlmodel) if flavours is None else flavours
+    for pair in pairs:
+        if len(pair) == 2 and isinstance(pair[1], str) and pair[1] in files:
+            return str(pair[0]), files[pair[1]]
     return None, None
 
 
@@ -199,8 +193,8 @@ class LedgerRegistryStore(SqlAlchemyStore):
         with _context.lookups() as found:  # index seeks, not ledger scans
             model = logged_model(found, mid) if mid else None  # for prefix and lineage
             prefix = artifact_prefix(found, source, run_id, model)
-            files = version_files(found, prefix) if prefix else {}
-        framework, cid = model_file(files)  # the CAS, outside the index's lock
+            files, flavours = version_files(found, prefix) if prefix else ({}, None)
+        framework, cid = model_file(files, flavours)  # the CAS only for older entries
         registered = None
         if cid is not None:
             with _context.lookups(top_up=False) as found:  # as of a moment ago
