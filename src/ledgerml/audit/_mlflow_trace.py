@@ -4,19 +4,26 @@ The lineage run -> data sets -> model version -> (the model's LedgerML steps: re
 checks, approvals, promotion) -> MLflow alias, every hop a proven ledger entry written by the
 store plugins (`ledgerml.mlflow_plugin`). No mlflow import: the ledger is enough.
 
-The `mlflow.*` types are not in the key index (`ledger.index.KEY_FIELDS`), so they are found
-by type and filtered on the proven body: O(MLflow entries of that type), fine for registries
-of thousands of versions; index keys for them are a follow-up.
+Entries are found through the audit index's `mlflow.*` keys (`ledger.index.KEY_FIELDS`: run,
+registered-model name), so a trace reads only the entries of that run or model, and every one
+is proven and filtered on its body, never trusted from the index.
 """
 
 from __future__ import annotations
 
 from ledgerml.audit.view import AuditView, ProvenEntry
+from ledgerml.ledger.index import KEY_FIELDS
 
 
 def _of_type(view: AuditView, event_type: str, **match: str) -> list[ProvenEntry]:
+    """Proven `event_type` entries whose body holds every `match` value (an indexed field's
+    key seek when one of them is indexed for the type, else every entry of the type)."""
+    keyed = [f for f in KEY_FIELDS.get(event_type, ()) if f in match]
+    found = (
+        view.index.find(match[keyed[0]], event_type) if keyed else view.index.by_type(event_type)
+    )
     out = []
-    for idx in view.index.by_type(event_type):
+    for idx in found:
         e = view.prove(idx)
         if e.type == event_type and all(str(e.body.get(k)) == v for k, v in match.items()):
             out.append(e)
