@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -76,6 +77,13 @@ def _figures(plain: list[float], plugin: list[float]) -> dict[str, Any]:
 
 def _worker(quick: bool) -> dict[str, Any]:  # pragma: no cover - runs in .venv-mlflow
     tmp = Path(tempfile.mkdtemp(prefix="bench-mlflow-"))
+    try:
+        return _measure(tmp, quick)
+    finally:  # 30-100 MB of databases, artifacts and CAS blocks per run
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _measure(tmp: Path, quick: bool) -> dict[str, Any]:  # pragma: no cover - .venv-mlflow
     os.environ["LEDGERML_HOME"] = str(tmp / "project")
     # anything MLflow opens on its own (a client inside a store) stays in the temporary folder
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp / 'client.db'}"
