@@ -52,6 +52,21 @@ def _json_str(value: str) -> bytes:
     return canonical_json(value, checked=True)
 
 
+#: `_json_str` of actors and event types: a process uses a handful of each, and a single
+#: append would otherwise encode both every time (the decision service appends one by one).
+_NAMES: dict[str, bytes] = {}
+
+
+def _json_name(value: str) -> bytes:
+    """`_json_str` of an actor or event type, remembered (up to 4,096 of them)."""
+    found = _NAMES.get(value) if isinstance(value, str) else None
+    if found is None:
+        found = _json_str(value)
+        if len(_NAMES) < 4096:
+            _NAMES[value] = found
+    return found
+
+
 def _entry(
     actor: bytes, body: bytes, sigs: bytes, time_: bytes, event_type: bytes
 ) -> PreparedEntry:
@@ -100,11 +115,12 @@ def prepare_entry(
     if sigs:
         check_json_value(list(sigs), "sigs")
     return _entry(
-        _json_str(actor),
+        _json_name(actor),
         canonical_json(body, checked=True),
-        canonical_json(list(sigs), checked=True),
-        _json_str(time_ or utc_now()),
-        _json_str(event_type),
+        canonical_json(list(sigs), checked=True) if sigs else b"[]",
+        # utc_now() is digits and "-:.TZ": the JSON string is the text in quotes
+        _json_str(time_) if time_ else b'"' + utc_now().encode() + b'"',
+        _json_name(event_type),
     )
 
 
@@ -117,7 +133,7 @@ def prepare_batch(
         bodies = canonical_json_many([body for _, body in items], checked=True)
     except InputError as exc:
         raise InputError(f"a body: {exc}", field="body") from None
-    actor_json, now_json = _json_str(actor), _json_str(now or utc_now())
+    actor_json, now_json = _json_name(actor), _json_str(now or utc_now())
     # Same envelope as `_entry`, built from a per-batch head and a per-type tail: every
     # entry of a batch shares actor, sigs and time, so each costs two concatenations.
     head = b'{"actor":' + actor_json + b',"body":'
@@ -129,7 +145,7 @@ def prepare_batch(
     for (event_type, _), body_bytes in zip(items, bodies, strict=True):
         tail = tails.get(event_type)
         if tail is None:
-            tail = tails[event_type] = sigs_time + _json_str(event_type) + b',"v":1}'
+            tail = tails[event_type] = sigs_time + _json_name(event_type) + b',"v":1}'
         data = head + body_bytes + tail
         if len(data) > MAX_ENTRY_BYTES:
             raise _too_big(len(data), f"item {offset + len(prepared)}: ")
