@@ -202,7 +202,7 @@ class Run:
         from ledgerml.ledger import open_ledger
         from ledgerml.mlops import models
         from ledgerml.mlops.leakage import screen_and_warn
-        from ledgerml.mlops.training import _reference, load_table, prepare
+        from ledgerml.mlops.training import load_table, prepare, reference_percentiles
         from ledgerml.storage import open_store
 
         if self.model is not None:
@@ -238,7 +238,7 @@ class Run:
                 field="features",
             )
         cut = prep.split.train_rows
-        reference = _reference(prep.x[:cut])
+        reference = reference_percentiles(prep.x[:cut])
         # the leakage screen `ledgerml train` records (warned about, as there)
         screen, _ = screen_and_warn(prep.x[:cut], prep.y[:cut], feats)
 
@@ -422,7 +422,7 @@ class Project:
 
         from ledgerml.mlops import models
         from ledgerml.mlops.backtest import backtest
-        from ledgerml.mlops.training import _reference, model_info
+        from ledgerml.mlops.training import model_info, reference_percentiles
 
         if not callable(fit):
             raise InputError("must be a function (X, y) -> fitted model", field="fit")
@@ -437,7 +437,9 @@ class Project:
             cut = prep.split.train_rows
             tick("training (the caller's fit)", 0, 1)
             fitted = fit(pd.DataFrame(prep.x[:cut], columns=names), prep.y[:cut])
-            raw, _ = models.dump(fitted, features=names, reference=_reference(prep.x[:cut]))
+            raw, _ = models.dump(
+                fitted, features=names, reference=reference_percentiles(prep.x[:cut])
+            )
             tick("training (the caller's fit)", 1, 1)
             return raw, {}
 

@@ -39,8 +39,8 @@ from ledgerml.mlops.training import (
     Prepared,
     Progress,
     Split,
-    _check_params,
-    _check_seed,
+    check_params,
+    check_seed,
     fit_model_used,
     load_table,
     model_from_bytes,
@@ -248,8 +248,8 @@ def backtest(
     if target is None:
         raise InputError("name the 0/1 label column", field="--target")
     requested = dict(params or {})
-    merged = _check_params(model_type, requested) if fit is None else requested
-    seed = _check_seed(seed)
+    merged = check_params(model_type, requested) if fit is None else requested
+    seed = check_seed(seed)
     record_ds = resolve_dataset(paths, data)
     table = load_table(paths, record_ds.cid)
     whole = prepare(table, target, time_column, 0.5, drop=list(drop))

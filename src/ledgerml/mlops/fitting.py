@@ -26,9 +26,9 @@ from ledgerml.mlops.params import (
     MODEL_TYPES,
     XGB_FIXED,
     ModelType,
-    _check_params,
-    _check_seed,
     _resolve_weight,
+    check_params,
+    check_seed,
 )
 from ledgerml.mlops.training_data import Prepared
 
@@ -38,7 +38,7 @@ Progress = Callable[[str, int, int], None]
 VALIDATION_FRACTION = 0.1
 
 
-def _reference(x: Any) -> dict[str, list[float]]:
+def reference_percentiles(x: Any) -> dict[str, list[float]]:
     """Training-window percentiles per feature (5, 25, 50, 75, 95): the words of a reason."""
     import numpy as np
 
@@ -124,7 +124,7 @@ def _fit_xgboost(
     booster = xgb.train(
         booster_params, dfull, chosen, verbose_eval=False, callbacks=[_Tick("training", chosen)]
     )
-    meta = {"reference": _reference(x), "features": names, **prep.meta()}
+    meta = {"reference": reference_percentiles(x), "features": names, **prep.meta()}
     booster.set_attr(**{META_KEY: json.dumps(meta, sort_keys=True)})
     raw = bytes(booster.save_raw(raw_format="ubj"))
     return raw, {
@@ -172,7 +172,7 @@ def _fit_logreg(
         "scale": [round(float(v), 12) for v in scale],
         "coef": [round(float(v), 12) for v in fit.coef_[0]],
         "intercept": round(float(fit.intercept_[0]), 12),
-        META_KEY: {"reference": _reference(x), **prep.meta()},
+        META_KEY: {"reference": reference_percentiles(x), **prep.meta()},
     }
     return canonical_json(doc), {**params, "solver": "lbfgs", "standardise": True}
 
@@ -198,9 +198,9 @@ def fit_model_used(
     """`fit_model` plus the parameters it used (rounds chosen, weight resolved): backtests."""
     if model not in MODEL_TYPES:
         raise InputError(f"must be one of {', '.join(MODEL_TYPES)}", field="--model")
-    merged = _resolve_weight(model, _check_params(model, params), prep)
+    merged = _resolve_weight(model, check_params(model, params), prep)
     fit = _fit_xgboost if model == "xgboost" else _fit_logreg
-    return fit(prep, merged, _check_seed(seed), progress)
+    return fit(prep, merged, check_seed(seed), progress)
 
 
 def recipe_hash(

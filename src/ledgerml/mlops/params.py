@@ -6,8 +6,8 @@ decides whether the model bytes are reproducible.
 
 Usage::
 
-    merged = _check_params("xgboost", {"max_depth": 4})   # user params over XGB_DEFAULTS
-    seed = _check_seed(seed)
+    merged = check_params("xgboost", {"max_depth": 4})   # user params over XGB_DEFAULTS
+    seed = check_seed(seed)
     merged = _resolve_weight("xgboost", merged, prep)     # "sqrt" -> the recorded number
 """
 
@@ -96,7 +96,7 @@ _LOGREG_PARAMS: dict[str, tuple[tuple[type, ...], Callable[[Any], bool], str]] =
 LOGREG_DEFAULTS: dict[str, Any] = {"C": 1.0, "max_iter": 2000}
 
 
-def _check_params(model: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
+def check_params(model: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
     """User params merged over the defaults; unknown keys and wrong types name the key."""
     if params is None:
         params = {}
@@ -133,7 +133,7 @@ def _check_params(model: str, params: Mapping[str, Any] | None) -> dict[str, Any
     return merged
 
 
-def _check_seed(seed: Any) -> int:
+def check_seed(seed: Any) -> int:
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
         raise InputError(f"must be an integer from 0 to {MAX_SEED}", field="--seed")
     return seed

@@ -40,8 +40,8 @@ from ledgerml.mlops.fitting import (
     fit_model,
     fit_model_used,
     recipe_hash,
+    reference_percentiles,
 )
-from ledgerml.mlops.fitting import _reference as _reference  # re-exported
 from ledgerml.mlops.leakage import LeakageWarning
 from ledgerml.mlops.models._base import Model, column_array
 from ledgerml.mlops.params import (
@@ -51,9 +51,9 @@ from ledgerml.mlops.params import (
     XGB_DEFAULTS,
     XGB_FIXED,
     ModelType,
-    _check_params,
-    _check_seed,
     _resolve_weight,
+    check_params,
+    check_seed,
 )
 from ledgerml.mlops.runs import (
     code_version,
@@ -88,9 +88,8 @@ __all__ = [
     "Progress",
     "Split",
     "TrainResult",
-    "_check_params",
-    "_check_seed",
-    "_reference",
+    "check_params",
+    "check_seed",
     "code_version",
     "column_array",
     "fit_model",
@@ -102,6 +101,7 @@ __all__ = [
     "model_info",
     "prepare",
     "recipe_hash",
+    "reference_percentiles",
     "resolve_dataset",
     "time_order",
     "train_model",
@@ -168,8 +168,8 @@ def train_model(
     """
     if model not in MODEL_TYPES:
         raise InputError(f"must be one of {', '.join(MODEL_TYPES)}", field="--model")
-    merged = _check_params(model, params)
-    seed = _check_seed(seed)
+    merged = check_params(model, params)
+    seed = check_seed(seed)
     record = resolve_dataset(paths, data)
     table = load_table(paths, record.cid)
     prep = prepare(table, target, time_column, train_fraction, drop=list(drop))
