@@ -3,9 +3,13 @@ project, and a real uvicorn server on a free port."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,6 +112,37 @@ class Server:
 
 
 _free_port = free_port  # the name the serving tests import
+
+
+@contextmanager
+def serve_workers(home: Path, log_path: Path, workers: int = 2) -> Iterator[str]:
+    """`ledgerml serve --workers N` as its own process on a free port, waited for until
+    /healthz answers (up to 120 s; its log in `log_path`); yields its base URL and
+    terminates it on exit."""
+    port = free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("LEDGERML_HOME", None)
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ledgerml.cli.main", "--home", str(home), "serve",
+             "--workers", str(workers), "--port", str(port)],
+            stdout=log, stderr=subprocess.STDOUT, env=env,
+        )  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert proc.poll() is None, log_path.read_text()[-3000:]
+                time.sleep(0.5)
+            yield base
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import base64
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,9 +23,9 @@ import httpx
 import pytest
 
 from ledgerml.crypto.api_keys import read_api_keys
-from tests.conftest import free_port, run_cli
+from tests.conftest import run_cli
 from tests.ledger.conftest import NO_PG, PG_URL
-from tests.serving.conftest import Trained, copy_project
+from tests.serving.conftest import Trained, copy_project, serve_workers
 from tests.serving.test_service import record
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "svc_postgres.sh"
@@ -57,17 +56,7 @@ def test_database_stopped_under_load_503_then_recovery_and_nothing_acknowledged_
     assert r.returncode == 0, r.stderr
     paths.config_toml.write_text(paths.config_toml.read_text() + f'\n[ledger]\nurl = "{url}"\n')
     key = read_api_keys(paths.keys)["scorer"]
-    port = free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("LEDGERML_HOME", None)
     log_path = tmp_path / "serve.log"
-    log = log_path.open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ledgerml.cli.main", "--home", str(paths.home), "serve",
-         "--workers", "2", "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, env=env,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
     answers: list[tuple[float, int, float]] = []  # (sent at, status, seconds)
     made: list[dict] = []
     failures: list[BaseException] = []
@@ -96,37 +85,28 @@ def test_database_stopped_under_load_503_then_recovery_and_nothing_acknowledged_
         except BaseException as exc:  # a hang (timeout) or a bad answer fails the test
             failures.append(exc)
 
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, log_path.read_text()[-3000:]
-            time.sleep(0.5)
-        threads = [threading.Thread(target=client, args=(k,)) for k in range(6)]
-        for t in threads:
-            t.start()
-        time.sleep(2.0)
-        down = subprocess.run([str(SCRIPT), "pause"], env=env_pg, capture_output=True, text=True)
-        assert down.returncode == 0, down.stdout + down.stderr
-        down_at = time.monotonic()
-        time.sleep(OUTAGE_S)
-        resume_at = time.monotonic()  # the database may answer before `resume` returns
-        up = subprocess.run([str(SCRIPT), "resume"], env=env_pg, capture_output=True, text=True)
-        assert up.returncode == 0, up.stdout + up.stderr
-        up_at = time.monotonic()
-        time.sleep(6.0)
-        stop.set()
-        for t in threads:
-            t.join(timeout=60)
-    finally:
-        stop.set()
-        proc.terminate()
-        proc.wait(timeout=60)
-        log.close()
+    with serve_workers(paths.home, log_path) as base:
+        try:
+            threads = [threading.Thread(target=client, args=(k,)) for k in range(6)]
+            for t in threads:
+                t.start()
+            time.sleep(2.0)
+            down = subprocess.run(
+                [str(SCRIPT), "pause"], env=env_pg, capture_output=True, text=True
+            )
+            assert down.returncode == 0, down.stdout + down.stderr
+            down_at = time.monotonic()
+            time.sleep(OUTAGE_S)
+            resume_at = time.monotonic()  # the database may answer before `resume` returns
+            up = subprocess.run([str(SCRIPT), "resume"], env=env_pg, capture_output=True, text=True)
+            assert up.returncode == 0, up.stdout + up.stderr
+            up_at = time.monotonic()
+            time.sleep(6.0)
+            stop.set()
+            for t in threads:
+                t.join(timeout=60)
+        finally:
+            stop.set()
 
     assert not failures, failures
     statuses = {s for _, s, _ in answers}

@@ -9,10 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import secrets
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -21,9 +18,9 @@ import httpx
 import pytest
 
 from ledgerml.crypto.api_keys import read_api_keys
-from tests.conftest import free_port, run_cli
+from tests.conftest import run_cli
 from tests.ledger.conftest import PG_URL, pg_url  # noqa: F401 (a fixture)
-from tests.serving.conftest import Trained, copy_project
+from tests.serving.conftest import Trained, copy_project, serve_workers
 from tests.serving.test_service import record
 
 
@@ -81,27 +78,8 @@ def test_two_workers_share_one_postgres_ledger_and_answer_503_when_it_is_down(
     paths.config_toml.write_text(config + f'\n[ledger]\nurl = "{url}"\n')
     keys = read_api_keys(paths.keys)
     key = keys["scorer"]
-    port = free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("LEDGERML_HOME", None)
-    log = (tmp_path / "serve.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ledgerml.cli.main", "--home", str(paths.home), "serve",
-         "--workers", "2", "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, env=env,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
     headers = {"Authorization": f"Bearer {key}"}
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
-            time.sleep(0.5)
+    with serve_workers(paths.home, tmp_path / "serve.log") as base:
         before = json.loads(run_cli(paths.home, "verify", "--json").stdout)["tree_size"]
 
         made: list[dict] = []
@@ -167,10 +145,6 @@ def test_two_workers_share_one_postgres_ledger_and_answer_503_when_it_is_down(
         acked_before = len(made)
         client(200, 10)
         assert statuses == [200] * 10  # recovered by itself: no restart
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
-        log.close()
 
     # nothing acknowledged is missing: every 200's entry is at its index
     r = run_cli(paths.home, "verify", "--json")
