@@ -442,9 +442,8 @@ class Ledger(LogFacade):
                 except queue.Empty:  # quiet for the rest of the interval: sign and store now
                     with self._write_mutex:
                         st.waits_unbounded = False
-                        if self._unsigned(st) and st.edge is not None:
-                            st.unsaved = self._sign_checkpoint(st.edge.size, st.edge.root())
-                            st.signed_size, st.last_signed = st.edge.size, time.monotonic()
+                        if self._unsigned(st):
+                            self._sign_tree(st)
                         if st.unsaved is not None:
                             try:
                                 self._save_checkpoint(st.conn, st.unsaved)
@@ -455,11 +454,10 @@ class Ledger(LogFacade):
                 with self._write_mutex:
                     st.waits_unbounded = False
                     if first is None:
-                        if self._unsigned(st) and st.edge is not None:
+                        if self._unsigned(st):
                             # closing: the full tree gets its checkpoint (stored below), so a log
                             # its last writer closed is covered, not "uncovered" a minute later
-                            st.unsaved = self._sign_checkpoint(st.edge.size, st.edge.root())
-                            st.signed_size = st.edge.size
+                            self._sign_tree(st)
                         break
                     if first is _WAKE:  # a direct commit's entries: the loop's top times them
                         continue
@@ -480,6 +478,13 @@ class Ledger(LogFacade):
             self.checkpoint_every_batch and st.edge is not None and st.edge.size != st.signed_size
         )
 
+    def _sign_tree(self, st: _WriterState) -> None:
+        """Sign the tree as it stands; stored with the next batch or when the log is quiet."""
+        edge = st.edge
+        assert edge is not None  # `_unsigned` was true
+        st.unsaved = self._sign_checkpoint(edge.size, edge.root())
+        st.signed_size, st.last_signed = edge.size, time.monotonic()
+
     def _write_queued(self, st: _WriterState, batch: list[_Request], stop: bool) -> None:
         """One group commit of queued requests, then the checkpoint when due (under the
         write mutex)."""
@@ -492,16 +497,13 @@ class Ledger(LogFacade):
                     req.future.set_exception(exc)
                 return
         now_due = stop or bool(barriers)
-        if (
-            self._unsigned(st)
-            and st.edge is not None
-            and (now_due or time.monotonic() - st.last_signed >= self.checkpoint_interval_s)
+        if self._unsigned(st) and (
+            now_due or time.monotonic() - st.last_signed >= self.checkpoint_interval_s
         ):
             # Let the callers just answered take the GIL before this thread signs
             # (otherwise they wait for the signature: up to the 5 ms switch interval).
             time.sleep(0)
-            st.unsaved = self._sign_checkpoint(st.edge.size, st.edge.root())
-            st.signed_size, st.last_signed = st.edge.size, time.monotonic()
+            self._sign_tree(st)
         if st.unsaved is not None and (now_due or self._queue.empty()):
             with contextlib.suppress(sqlite3.Error):  # else: with the next batch
                 self._save_checkpoint(st.conn, st.unsaved)
