@@ -83,6 +83,7 @@ signer = NoteSigner.ed25519(ORIGIN, load_private_pem(Path(sys.argv[5]).read_byte
 ledger = Ledger(Path(sys.argv[1]), origin=ORIGIN, signers=[signer], checkpoint_every_batch=False)
 k, n, batch = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 items = _items(k * n, n)
+ledger.prepare(*items[0])  # start-up: the event schemas compile on first use
 sys.stdout.write("ready\\n"); sys.stdout.flush(); sys.stdin.readline()
 for s in range(0, n, batch):
     ledger.append_many(items[s:s + batch])
@@ -154,6 +155,7 @@ batch = int(sys.argv[6])  # entries per request: 1 (a decision) or more (append_
 signer = NoteSigner.ed25519(ORIGIN, load_private_pem(open(key, "rb").read()))
 ledger = PostgresLedger(url, origin=ORIGIN, signers=[signer], create=False)
 items = _items(k * n, n)
+ledger.prepare(*items[0])  # start-up: the event schemas compile on first use
 # `window` single-entry requests in flight at once, as a service worker's concurrent requests
 slots = threading.Semaphore(window)
 sys.stdout.write("ready\\n"); sys.stdout.flush(); sys.stdin.readline()
