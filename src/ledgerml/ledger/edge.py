@@ -112,9 +112,28 @@ class _Edge:
 TileReader = Callable[[Sequence[tuple[int, int]]], dict[tuple[int, int], bytes]]
 
 
-def tile_range_hasher(read_tiles: TileReader) -> merkle.RangeHash:
-    """Hashes of any range of leaves from stored tiles (each tile read once): any driver."""
-    cache: dict[tuple[int, int], bytes] = {}
+def root_tiles(size: int) -> list[tuple[int, int]]:
+    """(tile level, index) of the tiles holding the peaks of a tree of `size`: all a root
+    needs, so it can be read in one query instead of one per peak."""
+    keys: list[tuple[int, int]] = []
+    lo = 0
+    for bit in range(size.bit_length() - 1, -1, -1):
+        if size >> bit & 1:
+            tile_level, tidx, _, _ = node_location(bit, lo >> bit)
+            keys.append((tile_level, tidx))
+            lo += 1 << bit
+    return sorted(set(keys))
+
+
+def tile_range_hasher(read_tiles: TileReader, roots_of: Sequence[int] = ()) -> merkle.RangeHash:
+    """Hashes of any range of leaves from stored tiles (each tile read once): any driver.
+
+    `roots_of`: tree sizes whose roots will be asked for; their tiles are read up front in
+    one query (a writer re-checks the newest signed root whenever another process has
+    extended the tree, and on PostgreSQL one query per peak was a dozen round trips).
+    """
+    keys = sorted({k for size in roots_of for k in root_tiles(size)})
+    cache: dict[tuple[int, int], bytes] = dict(read_tiles(keys)) if keys else {}
 
     def perfect(lo: int, hi: int) -> bytes:
         level = (hi - lo).bit_length() - 1

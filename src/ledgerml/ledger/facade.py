@@ -101,7 +101,8 @@ class LogFacade:
         """A connection in one consistent read transaction (`what`: for error messages)."""
         raise NotImplementedError
 
-    def _range_hasher(self, conn: Any) -> merkle.RangeHash:
+    def _range_hasher(self, conn: Any, roots_of: Sequence[int] = ()) -> merkle.RangeHash:
+        """Range hashes from the stored tiles; `roots_of`: sizes whose tiles to read at once."""
         raise NotImplementedError
 
     def submit(self, entries: list[PreparedEntry]) -> Future[int]:
@@ -175,7 +176,7 @@ class LogFacade:
             else:
                 heads.append((f"the head copy {self.head_copy.path}", note))
         newest_stored = int(row[0]) if row is not None else -1
-        rh: merkle.RangeHash | None = None
+        checked: list[tuple[str, str, Checkpoint]] = []
         for source, note in heads:
             try:
                 if note not in self._trusted_notes:
@@ -192,8 +193,11 @@ class LogFacade:
                     f"{source} covers {cp.size} entries but the log has {size}: entries were "
                     "removed. Refusing to write"
                 )
-            if rh is None:
-                rh = self._range_hasher(conn)
+            checked.append((source, note, cp))
+        if not checked:
+            return
+        rh = self._range_hasher(conn, roots_of=[cp.size for _, _, cp in checked])
+        for source, note, cp in checked:
             root = merkle.EMPTY_ROOT if cp.size == 0 else rh(0, cp.size)
             if root != cp.root:
                 raise VerificationError(
@@ -294,7 +298,7 @@ class LogFacade:
     def root(self, size: int | None = None) -> bytes:
         with self._snapshot("reading the root") as conn:
             size = self._checked_size(size, self._tree_size(conn))
-            return merkle.EMPTY_ROOT if size == 0 else self._range_hasher(conn)(0, size)
+            return merkle.EMPTY_ROOT if size == 0 else self._range_hasher(conn, [size])(0, size)
 
     def inclusion_proof(self, index: int, size: int | None = None) -> InclusionProof:
         """Proof that entry `index` is in the tree of `size` (default: current)."""

@@ -276,8 +276,8 @@ class PostgresLedger(LogFacade):
             raise _unavailable("opening the ledger", exc) from None
         self._check_meta(meta)
 
-    def _range_hasher(self, conn: Any) -> merkle.RangeHash:
-        return tile_range_hasher(lambda keys: read_tiles(conn, keys))
+    def _range_hasher(self, conn: Any, roots_of: Sequence[int] = ()) -> merkle.RangeHash:
+        return tile_range_hasher(lambda keys: read_tiles(conn, keys), roots_of)
 
     # -- appending ----------------------------------------------------------------
 

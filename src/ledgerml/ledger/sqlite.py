@@ -725,8 +725,10 @@ class Ledger(LogFacade):
         """How many entries of `event_type` the log holds (counted inside SQLite)."""
         return count_of_type(self._reader(), event_type)
 
-    def _range_hasher(self, conn: sqlite3.Connection) -> merkle.RangeHash:
-        return tile_range_hasher(functools.partial(_read_tiles, conn))
+    def _range_hasher(
+        self, conn: sqlite3.Connection, roots_of: Sequence[int] = ()
+    ) -> merkle.RangeHash:
+        return tile_range_hasher(functools.partial(_read_tiles, conn), roots_of)
 
     def checkpoint(self) -> str:
         """The signed note for the current tree; signs a fresh one if needed."""
@@ -747,7 +749,8 @@ class Ledger(LogFacade):
                 if row is not None:
                     signed: _SignedCheckpoint = (int(row[0]), bytes(row[1]), str(row[2]), row[3])
                 else:
-                    root = merkle.EMPTY_ROOT if size == 0 else self._range_hasher(conn)(0, size)
+                    rh = self._range_hasher(conn, [size])
+                    root = merkle.EMPTY_ROOT if size == 0 else rh(0, size)
                     signed = self._sign_checkpoint(size, root)
                     conn.execute(_INSERT_CHECKPOINT, signed)
         finally:
