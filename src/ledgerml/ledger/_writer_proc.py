@@ -40,7 +40,7 @@ def _read_exact(stream: BinaryIO, n: int) -> bytes:
 
 def serve(inp: BinaryIO, out: BinaryIO) -> None:
     from ledgerml.ledger.edge import _Edge
-    from ledgerml.ledger.sqlite import Ledger, _read_tiles
+    from ledgerml.ledger.sqlite import Ledger
 
     header = json.loads(inp.readline())
     signers = [
@@ -75,8 +75,7 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
                     row = conn.execute("SELECT value FROM meta WHERE key='size'").fetchone()
                     size = int(row[0])
                     if edge is None or edge.size != size:
-                        ledger._check_extension(conn, size)
-                        edge = _Edge(size, _read_tiles(conn, _Edge.needed_tiles(size)))
+                        edge = ledger._checked_edge(conn, size)
                     first = index = size
                 except Exception as exc:  # reported at E/A, so the stream stays in step
                     error = f"{type(exc).__name__}: {exc}"

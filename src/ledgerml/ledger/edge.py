@@ -125,15 +125,16 @@ def root_tiles(size: int) -> list[tuple[int, int]]:
     return sorted(set(keys))
 
 
-def tile_range_hasher(read_tiles: TileReader, roots_of: Sequence[int] = ()) -> merkle.RangeHash:
+def tile_range_hasher(
+    read_tiles: TileReader, preloaded: dict[tuple[int, int], bytes] | None = None
+) -> merkle.RangeHash:
     """Hashes of any range of leaves from stored tiles (each tile read once): any driver.
 
-    `roots_of`: tree sizes whose roots will be asked for; their tiles are read up front in
-    one query (a writer re-checks the newest signed root whenever another process has
-    extended the tree, and on PostgreSQL one query per peak was a dozen round trips).
+    `preloaded`: tiles already read (e.g. every `root_tiles` of the sizes whose roots will
+    be asked for, in one query: on PostgreSQL one query per peak was a dozen round trips).
+    A tile not among them is read when needed; one the store lacks fails closed.
     """
-    keys = sorted({k for size in roots_of for k in root_tiles(size)})
-    cache: dict[tuple[int, int], bytes] = dict(read_tiles(keys)) if keys else {}
+    cache: dict[tuple[int, int], bytes] = dict(preloaded or {})
 
     def perfect(lo: int, hi: int) -> bytes:
         level = (hi - lo).bit_length() - 1

@@ -19,12 +19,14 @@ from ledgerml.crypto.note import NoteSigner, NoteVerifier, verify_note
 from ledgerml.errors import InputError, VerificationError
 from ledgerml.ledger import merkle
 from ledgerml.ledger.appender import _Request, gather
+from ledgerml.ledger.edge import _Edge, root_tiles, tile_range_hasher
 from ledgerml.ledger.envelope import PreparedEntry, prepare_batch, prepare_entry
 from ledgerml.ledger.head import HeadCopy
 from ledgerml.ledger.values import Checkpoint, ConsistencyProof, InclusionProof
 
 FORMAT_VERSION = 1
 _VKEYS = "verifier_keys"  # meta: the current verifier key strings, one per line
+TileKey = tuple[int, int]  # (tile level, tile index)
 
 
 def _short_keys(vkeys: str) -> str:
@@ -35,11 +37,13 @@ def _short_keys(vkeys: str) -> str:
 class LogFacade:
     """What both drivers' ledgers share: preparing entries, the writer's integrity checks,
     proofs. A driver (`Ledger` on SQLite, `PostgresLedger`) supplies its connections
-    (`_snapshot`, `_range_hasher`), its writer (`submit`, `close`) and the two statements
-    whose SQL differs (`_META_SQL`, `_ADOPT_KEYS_SQL`: placeholders and upsert)."""
+    (`_snapshot`, `_read_tiles`), its writer (`submit`, `close`) and the statements whose
+    SQL differs (`_META_SQL`, `_HEADS_SQL`, `_ADOPT_KEYS_SQL`: placeholders and upsert)."""
 
     #: the value of a `meta` key: one parameter, the key
     _META_SQL: ClassVar[str]
+    #: one row: the value of a `meta` key (one parameter), the newest checkpoint's size, note
+    _HEADS_SQL: ClassVar[str]
     #: store a `meta` (key, value) unless the key is already there
     _ADOPT_KEYS_SQL: ClassVar[str]
 
@@ -101,9 +105,16 @@ class LogFacade:
         """A connection in one consistent read transaction (`what`: for error messages)."""
         raise NotImplementedError
 
-    def _range_hasher(self, conn: Any, roots_of: Sequence[int] = ()) -> merkle.RangeHash:
-        """Range hashes from the stored tiles; `roots_of`: sizes whose tiles to read at once."""
+    def _read_tiles(self, conn: Any, keys: Sequence[TileKey]) -> dict[TileKey, bytes]:
+        """The stored tiles among `keys` (tile level, index), in one query."""
         raise NotImplementedError
+
+    def _range_hasher(self, conn: Any, roots_of: Sequence[int] = ()) -> merkle.RangeHash:
+        """Range hashes from the stored tiles; `roots_of`: sizes whose roots will be asked
+        for, their tiles read up front in one query."""
+        keys = sorted({k for size in roots_of for k in root_tiles(size)})
+        preloaded = self._read_tiles(conn, keys) if keys else {}
+        return tile_range_hasher(lambda ks: self._read_tiles(conn, ks), preloaded)
 
     def submit(self, entries: list[PreparedEntry]) -> Future[int]:
         raise NotImplementedError
@@ -144,30 +155,36 @@ class LogFacade:
                 ) from None
         conn.execute(self._ADOPT_KEYS_SQL, (_VKEYS, mine))
 
-    def _check_extension(self, conn: Any, size: int) -> None:
+    def _checked_edge(self, conn: Any, size: int) -> _Edge:
+        """The tree edge at `size`, once `_check_extension` passed: the edge's tiles are
+        read in the same query as the signed roots' tiles."""
+        return _Edge(size, self._check_extension(conn, size, also=_Edge.needed_tiles(size)))
+
+    def _check_extension(
+        self, conn: Any, size: int, *, also: Sequence[TileKey] = ()
+    ) -> dict[TileKey, bytes]:
         """Refuse to write unless the tree of `size` extends every signed head we can prove.
 
         Checked whenever the tree edge is (re)read: the recorded verifier keys (another
         process may have rotated them), the newest stored checkpoint and the head copy
-        (each signature-verified, each root recomputed from the tiles: O(log n) reads).
+        (each signature-verified, each root recomputed from the tiles). Two queries: the
+        keys with the newest checkpoint, then every tile those roots need plus `also`.
+        Returns the tiles read.
         """
-        recorded = conn.execute(self._META_SQL, (_VKEYS,)).fetchone()
+        recorded, newest_size, newest_note = conn.execute(self._HEADS_SQL, (_VKEYS,)).fetchone()
         mine = "\n".join(v.vkey() for v in self.verifiers)
-        if recorded is not None and recorded[0] != mine:
+        if recorded is not None and recorded != mine:
             raise VerificationError(
                 "this log's key was rotated or replaced since this writer loaded its keys "
-                f"(now {_short_keys(recorded[0])}); restart the writer. Refusing to write"
+                f"(now {_short_keys(recorded)}); restart the writer. Refusing to write"
             )
         heads: list[tuple[str, str]] = []
-        row = conn.execute(
-            "SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1"
-        ).fetchone()
-        if row is not None:
-            heads.append(("the newest stored checkpoint", str(row[1])))
+        if newest_note is not None:
+            heads.append(("the newest stored checkpoint", str(newest_note)))
         if self.head_copy is not None:
             note = self.head_copy.read()
             if note is None:
-                if size > 0 or row is not None:
+                if size > 0 or newest_note is not None:
                     raise VerificationError(
                         f"the head copy {self.head_copy.path} is missing for a log of {size} "
                         "entries; if this log predates head copies, run `ledgerml log "
@@ -175,7 +192,7 @@ class LogFacade:
                     )
             else:
                 heads.append((f"the head copy {self.head_copy.path}", note))
-        newest_stored = int(row[0]) if row is not None else -1
+        newest_stored = int(newest_size) if newest_note is not None else -1
         checked: list[tuple[str, str, Checkpoint]] = []
         for source, note in heads:
             try:
@@ -194,9 +211,10 @@ class LogFacade:
                     "removed. Refusing to write"
                 )
             checked.append((source, note, cp))
-        if not checked:
-            return
-        rh = self._range_hasher(conn, roots_of=[cp.size for _, _, cp in checked])
+        keys = {k for _, _, cp in checked for k in root_tiles(cp.size)}
+        wanted = sorted(keys.union(also))
+        tiles = self._read_tiles(conn, wanted) if wanted else {}
+        rh = tile_range_hasher(lambda ks: self._read_tiles(conn, ks), tiles)
         for source, note, cp in checked:
             root = merkle.EMPTY_ROOT if cp.size == 0 else rh(0, cp.size)
             if root != cp.root:
@@ -211,6 +229,7 @@ class LogFacade:
                     f"(newest: {newest}): checkpoints were deleted. Refusing to write"
                 )
             self._trust(note)
+        return tiles
 
     def _trust(self, note: str) -> None:
         if len(self._trusted_notes) >= 8:

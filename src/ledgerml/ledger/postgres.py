@@ -49,7 +49,7 @@ from ledgerml.errors import InputError, VerificationError
 from ledgerml.faults import crash_point
 from ledgerml.ledger import merkle
 from ledgerml.ledger.appender import _Request
-from ledgerml.ledger.edge import _Edge, tile_range_hasher
+from ledgerml.ledger.edge import _Edge
 from ledgerml.ledger.envelope import MAX_INDEX, PreparedEntry, type_suffix, utc_now
 from ledgerml.ledger.facade import _VKEYS, FORMAT_VERSION, LogFacade
 from ledgerml.ledger.sqlite import Ledger, SqliteReads
@@ -174,6 +174,11 @@ class PostgresLedger(LogFacade):
     """The `Ledger` facade on PostgreSQL: same methods, same bytes, many writers."""
 
     _META_SQL = PgReads._META
+    _HEADS_SQL = (
+        "SELECT (SELECT value FROM meta WHERE key=%s),"
+        " (SELECT size FROM checkpoints ORDER BY size DESC LIMIT 1),"
+        " (SELECT note FROM checkpoints ORDER BY size DESC LIMIT 1)"
+    )
     _ADOPT_KEYS_SQL = "INSERT INTO meta(key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING"
 
     def __init__(
@@ -276,8 +281,10 @@ class PostgresLedger(LogFacade):
             raise _unavailable("opening the ledger", exc) from None
         self._check_meta(meta)
 
-    def _range_hasher(self, conn: Any, roots_of: Sequence[int] = ()) -> merkle.RangeHash:
-        return tile_range_hasher(lambda keys: read_tiles(conn, keys), roots_of)
+    def _read_tiles(
+        self, conn: Any, keys: Sequence[tuple[int, int]]
+    ) -> dict[tuple[int, int], bytes]:
+        return read_tiles(conn, keys)
 
     # -- appending ----------------------------------------------------------------
 
@@ -442,8 +449,7 @@ class PostgresLedger(LogFacade):
                 " (SELECT next FROM seq WHERE id=0)"
             ).fetchone()
             if edge is None or edge.size != size:  # first time, or another process did
-                self._check_extension(conn, size)
-                edge = _Edge(size, read_tiles(conn, _Edge.needed_tiles(size)))
+                edge = self._checked_edge(conn, size)
             if top > size:
                 if (
                     known is not None
@@ -635,8 +641,7 @@ class PostgresLedger(LogFacade):
                 ).fetchone()
                 start = int(start)
                 size = int(conn.execute("SELECT value FROM meta WHERE key='size'").fetchone()[0])
-                self._check_extension(conn, size)
-                edge = _Edge(size, read_tiles(conn, _Edge.needed_tiles(size)))
+                edge = self._checked_edge(conn, size)
                 dirty = edge.append(self._leaf_hashes(conn, size, start)) if start > size else {}
                 before = Checkpoint(self.origin, edge.size, edge.root())
                 old_note = sign_note(before.body(), old_signers)

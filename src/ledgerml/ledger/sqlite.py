@@ -10,7 +10,6 @@ Also here: the schema, opening a ledger read-only (also on read-only media), and
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import queue
 import sqlite3
@@ -30,7 +29,7 @@ from ledgerml.faults import crash_point
 from ledgerml.ledger import merkle
 from ledgerml.ledger._scan import RowCursor
 from ledgerml.ledger.appender import PROCESS_CHUNK, PROCESS_WRITER_MIN, _ProcessWriter, _Request
-from ledgerml.ledger.edge import _Edge, tile_range_hasher
+from ledgerml.ledger.edge import _Edge
 from ledgerml.ledger.envelope import MAX_INDEX, PreparedEntry, type_suffix, utc_now
 from ledgerml.ledger.facade import _VKEYS, FORMAT_VERSION, LogFacade
 from ledgerml.ledger.head import HeadCopy
@@ -227,6 +226,11 @@ class Ledger(LogFacade):
         self._check_meta(meta)
 
     _META_SQL = "SELECT value FROM meta WHERE key=?"
+    _HEADS_SQL = (
+        "SELECT (SELECT value FROM meta WHERE key=?),"
+        " (SELECT size FROM checkpoints ORDER BY size DESC LIMIT 1),"
+        " (SELECT note FROM checkpoints ORDER BY size DESC LIMIT 1)"
+    )
     _ADOPT_KEYS_SQL = "INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)"
 
     # -- connections ---------------------------------------------------------------
@@ -559,8 +563,7 @@ class Ledger(LogFacade):
         with _write_transaction(conn):
             size = int(conn.execute("SELECT value FROM meta WHERE key='size'").fetchone()[0])
             if edge is None or edge.size != size:  # first batch, or another process wrote
-                self._check_extension(conn, size)
-                edge = _Edge(size, _read_tiles(conn, _Edge.needed_tiles(size)))
+                edge = self._checked_edge(conn, size)
             starts = []
             entries: list[PreparedEntry] = []
             index = size
@@ -643,8 +646,7 @@ class Ledger(LogFacade):
         try:
             with _write_transaction(conn):
                 size = int(conn.execute("SELECT value FROM meta WHERE key='size'").fetchone()[0])
-                self._check_extension(conn, size)
-                edge = _Edge(size, _read_tiles(conn, _Edge.needed_tiles(size)))
+                edge = self._checked_edge(conn, size)
                 # the tree of size r, signed by the old keys in this same transaction: another
                 # writer may have appended since the checkpoint() above
                 self._store_checkpoint(conn, edge.size, edge.root())
@@ -725,10 +727,10 @@ class Ledger(LogFacade):
         """How many entries of `event_type` the log holds (counted inside SQLite)."""
         return count_of_type(self._reader(), event_type)
 
-    def _range_hasher(
-        self, conn: sqlite3.Connection, roots_of: Sequence[int] = ()
-    ) -> merkle.RangeHash:
-        return tile_range_hasher(functools.partial(_read_tiles, conn), roots_of)
+    def _read_tiles(
+        self, conn: sqlite3.Connection, keys: Sequence[tuple[int, int]]
+    ) -> dict[tuple[int, int], bytes]:
+        return _read_tiles(conn, keys)
 
     def checkpoint(self) -> str:
         """The signed note for the current tree; signs a fresh one if needed."""
