@@ -27,6 +27,10 @@ from ledgerml.ledger.values import Checkpoint, ConsistencyProof, InclusionProof
 FORMAT_VERSION = 1
 _VKEYS = "verifier_keys"  # meta: the current verifier key strings, one per line
 TileKey = tuple[int, int]  # (tile level, tile index)
+_NEWEST_CHECKPOINT = (
+    "(SELECT size FROM checkpoints ORDER BY size DESC LIMIT 1),"
+    " (SELECT note FROM checkpoints ORDER BY size DESC LIMIT 1)"
+)
 
 
 def _short_keys(vkeys: str) -> str:
@@ -38,12 +42,10 @@ class LogFacade:
     """What both drivers' ledgers share: preparing entries, the writer's integrity checks,
     proofs. A driver (`Ledger` on SQLite, `PostgresLedger`) supplies its connections
     (`_snapshot`, `_read_tiles`), its writer (`submit`, `close`) and the statements whose
-    SQL differs (`_META_SQL`, `_HEADS_SQL`, `_ADOPT_KEYS_SQL`: placeholders and upsert)."""
+    SQL differs (`_META_SQL`, `_ADOPT_KEYS_SQL`: placeholders and upsert)."""
 
     #: the value of a `meta` key: one parameter, the key
     _META_SQL: ClassVar[str]
-    #: one row: the value of a `meta` key (one parameter), the newest checkpoint's size, note
-    _HEADS_SQL: ClassVar[str]
     #: store a `meta` (key, value) unless the key is already there
     _ADOPT_KEYS_SQL: ClassVar[str]
 
@@ -112,9 +114,16 @@ class LogFacade:
     def _range_hasher(self, conn: Any, roots_of: Sequence[int] = ()) -> merkle.RangeHash:
         """Range hashes from the stored tiles; `roots_of`: sizes whose roots will be asked
         for, their tiles read up front in one query."""
-        keys = sorted({k for size in roots_of for k in root_tiles(size)})
-        preloaded = self._read_tiles(conn, keys) if keys else {}
-        return tile_range_hasher(lambda ks: self._read_tiles(conn, ks), preloaded)
+        return self._preloaded(conn, roots_of)[1]
+
+    def _preloaded(
+        self, conn: Any, roots_of: Sequence[int], also: Sequence[TileKey] = ()
+    ) -> tuple[dict[TileKey, bytes], merkle.RangeHash]:
+        """The tiles of the roots of `roots_of` and `also`, read in one query, and a range
+        hasher that starts from them (reading any other tile when asked)."""
+        keys = sorted({k for size in roots_of for k in root_tiles(size)}.union(also))
+        tiles = self._read_tiles(conn, keys) if keys else {}
+        return tiles, tile_range_hasher(lambda ks: self._read_tiles(conn, ks), tiles)
 
     def submit(self, entries: list[PreparedEntry]) -> Future[int]:
         raise NotImplementedError
@@ -171,7 +180,9 @@ class LogFacade:
         keys with the newest checkpoint, then every tile those roots need plus `also`.
         Returns the tiles read.
         """
-        recorded, newest_size, newest_note = conn.execute(self._HEADS_SQL, (_VKEYS,)).fetchone()
+        # one round trip: the recorded keys (the driver's meta query) and the newest checkpoint
+        heads_sql = f"SELECT ({self._META_SQL}), {_NEWEST_CHECKPOINT}"
+        recorded, newest_size, newest_note = conn.execute(heads_sql, (_VKEYS,)).fetchone()
         mine = "\n".join(v.vkey() for v in self.verifiers)
         if recorded is not None and recorded != mine:
             raise VerificationError(
@@ -211,10 +222,7 @@ class LogFacade:
                     "removed. Refusing to write"
                 )
             checked.append((source, note, cp))
-        keys = {k for _, _, cp in checked for k in root_tiles(cp.size)}
-        wanted = sorted(keys.union(also))
-        tiles = self._read_tiles(conn, wanted) if wanted else {}
-        rh = tile_range_hasher(lambda ks: self._read_tiles(conn, ks), tiles)
+        tiles, rh = self._preloaded(conn, [cp.size for _, _, cp in checked], also)
         for source, note, cp in checked:
             root = merkle.EMPTY_ROOT if cp.size == 0 else rh(0, cp.size)
             if root != cp.root:

@@ -174,11 +174,6 @@ class PostgresLedger(LogFacade):
     """The `Ledger` facade on PostgreSQL: same methods, same bytes, many writers."""
 
     _META_SQL = PgReads._META
-    _HEADS_SQL = (
-        "SELECT (SELECT value FROM meta WHERE key=%s),"
-        " (SELECT size FROM checkpoints ORDER BY size DESC LIMIT 1),"
-        " (SELECT note FROM checkpoints ORDER BY size DESC LIMIT 1)"
-    )
     _ADOPT_KEYS_SQL = "INSERT INTO meta(key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING"
 
     def __init__(

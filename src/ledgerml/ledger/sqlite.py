@@ -226,11 +226,6 @@ class Ledger(LogFacade):
         self._check_meta(meta)
 
     _META_SQL = "SELECT value FROM meta WHERE key=?"
-    _HEADS_SQL = (
-        "SELECT (SELECT value FROM meta WHERE key=?),"
-        " (SELECT size FROM checkpoints ORDER BY size DESC LIMIT 1),"
-        " (SELECT note FROM checkpoints ORDER BY size DESC LIMIT 1)"
-    )
     _ADOPT_KEYS_SQL = "INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)"
 
     # -- connections ---------------------------------------------------------------
