@@ -31,10 +31,11 @@ def _rfc9162_root(leaves: Sequence[bytes]) -> bytes:
 
 
 class _Counting:
-    """The driver's own tile reads and statements, counted (the real queries run)."""
+    """The driver's own tile reads, recorded (the real queries run)."""
 
     def __init__(self, ledger: Any) -> None:
-        self.ledger, self.tile_reads, self.real = ledger, [], ledger._read_tiles
+        self.tile_reads: list[list[tuple[int, int]]] = []
+        self.real = ledger._read_tiles
         ledger._read_tiles = self.read
 
     def read(self, conn: Any, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
