@@ -207,6 +207,16 @@ def _pg_fresh(base: str, name: str) -> str:
     return f"{base}{sep}options=-csearch_path%3D{name}"
 
 
+def _pg_new_ledger(base: str, name: str, signer: NoteSigner) -> str:
+    """A new, empty ledger (with its first checkpoint) in a fresh schema `name`; its URL."""
+    from ledgerml.ledger.postgres import PostgresLedger
+
+    url = _pg_fresh(base, name)
+    with PostgresLedger(url, origin=ORIGIN, signers=[signer]) as ledger:
+        ledger.checkpoint()
+    return url
+
+
 def _pg_raw_rate(url: str, entries: list[bytes]) -> float:
     """COPY of the same bytes in batches of BATCH, one commit each: one writer's ceiling."""
     import psycopg
@@ -305,23 +315,17 @@ def run_postgres(quick: bool, progress: Any) -> dict[str, Any]:
         try:
             rates = {}
             entries: list[bytes] = []
-            url = _pg_fresh(base, "bench_many")
-            with PostgresLedger(url, origin=ORIGIN, signers=[signer]) as ledger:
-                ledger.checkpoint()
+            url = _pg_new_ledger(base, "bench_many", signer)
             progress(f"4 writer processes x {per:,} entries as append_many of 100, 4 in flight")
             rate = _pg_writers_rate(url, key, 4, per, 4, 100)
             results["writers4_append_many100_entries_per_s"] = round(rate)
             # requests the size of the raw baseline's batches (1,000): like for like
-            url = _pg_fresh(base, "bench_many")
-            with PostgresLedger(url, origin=ORIGIN, signers=[signer]) as ledger:
-                ledger.checkpoint()
+            url = _pg_new_ledger(base, "bench_many", signer)
             progress(f"4 writer processes x {per:,} entries as append_many of {BATCH}, 1 in flight")
             rate = _pg_writers_rate(url, key, 4, per, 1, BATCH)
             results[f"writers4_append_many{BATCH}_entries_per_s"] = round(rate)
             for writers in (1, 2, 4):
-                url = _pg_fresh(base, f"bench_w{writers}")
-                with PostgresLedger(url, origin=ORIGIN, signers=[signer]) as ledger:
-                    ledger.checkpoint()
+                url = _pg_new_ledger(base, f"bench_w{writers}", signer)
                 progress(
                     f"{writers} writer process(es) x {per:,} single appends, {threads} in flight"
                 )
@@ -354,6 +358,17 @@ def run_postgres(quick: bool, progress: Any) -> dict[str, Any]:
                 results[f"service_2_workers_http{suffix}"] = figures
         finally:
             stop()
+    service = {
+        f"service, 2 workers, {c} connections: >= 1,500 decisions/s, p99 <= 50 ms": (
+            figures["throughput_per_s"] >= 1_500
+            and figures["p99_ms"] <= 50
+            and figures["errors"] == 0
+        )
+        for c, figures in (
+            (64, results["service_2_workers_http"]),
+            *((c, results[f"service_2_workers_http_{c}_connections"]) for c in (32, 24, 16)),
+        )
+    }
     results["goals"] = {
         "4 writers >= 5,000 entries/s": results["writers4_entries_per_s"] >= 5_000,
         # like for like: requests of the raw baseline's batch size (docs/performance.md)
@@ -364,25 +379,12 @@ def run_postgres(quick: bool, progress: Any) -> dict[str, Any]:
         f"4 writers, single appends >= 30% of raw COPY (batches of {BATCH})": (
             results["writers4_vs_raw_ratio"] >= 0.3
         ),
-        **{
-            f"service, 2 workers{label}: >= 1,500 decisions/s, p99 <= 50 ms": (
-                results[key]["throughput_per_s"] >= 1_500
-                and results[key]["p99_ms"] <= 50
-                and results[key]["errors"] == 0
-            )
-            for key, label in (
-                ("service_2_workers_http", ", 64 connections"),
-                *(
-                    (f"service_2_workers_http_{c}_connections", f", {c} connections")
-                    for c in (32, 24, 16)
-                ),
-            )
-        },
+        **service,
+        # the goal as issue 12 states it names no load: met if it holds at one of those
+        "service, 2 workers: >= 1,500 decisions/s at p99 <= 50 ms at some load": any(
+            service.values()
+        ),
     }
-    # the goal as issue 12 states it names no load: met if it holds at one of those measured
-    results["goals"]["service, 2 workers: >= 1,500 decisions/s at p99 <= 50 ms at some load"] = any(
-        ok for name, ok in results["goals"].items() if name.startswith("service, 2 workers, ")
-    )
     return results
 
 
