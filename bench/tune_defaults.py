@@ -8,6 +8,15 @@ parameter be chosen by looking at a test window. Every backtest fold of
 first half, so this tuning sees only the first `--window` of the rows (in time order):
 two inner folds (train on the first 60% / 80% of the window, test on the next 20%),
 each candidate against the logistic baseline trained on the same rows, over seeds.
+
+The linear base (sixth session, written down before this script was run with it): the
+ULB backtest had shown trees ranking some later frauds far below where the logistic
+baseline ranks them (fold 2). Boosting the trees from a logistic regression's margin
+(`linear_base`) is the one candidate added for that, and the rule for adopting it was
+fixed before any run: **adopt it as the default only if, on these inner folds of the
+first half, its worst FP ratio vs the logistic and its median FP ratio are both no higher
+than the current default's** (`decision` in the output). The outer backtest is then run
+once with whatever the rule gave, and reported as it comes out.
 """
 
 from __future__ import annotations
@@ -32,7 +41,21 @@ CANDIDATES: dict[str, dict[str, Any]] = {
         "min_boost_round": 100,
         "max_depth": 4,
     },
+    "logloss stop, floor 100, linear base": {
+        "eval_metric": "logloss",
+        "min_boost_round": 100,
+        "linear_base": True,
+    },
 }
+#: The pre-registered comparison: the current default against the linear base.
+CURRENT, CHALLENGER = "logloss stop, floor 100", "logloss stop, floor 100, linear base"
+
+
+def decide(runs: dict[str, Any]) -> dict[str, Any]:
+    """The rule fixed before running: adopt the challenger only if it is no worse on both."""
+    a, b = runs[CURRENT], runs[CHALLENGER]
+    adopt = b["worst_ratio"] <= a["worst_ratio"] and b["median_ratio"] <= a["median_ratio"]
+    return {"adopt_linear_base": adopt, "current": CURRENT, "challenger": CHALLENGER}
 
 
 def run(window: float, seeds: list[int]) -> dict[str, Any]:
@@ -77,6 +100,7 @@ def run(window: float, seeds: list[int]) -> dict[str, Any]:
             "median_ratio": statistics.median(r["ratio"] for r in rows),
             "rows": rows,
         }
+    out["decision"] = decide(out["runs"])
     return out
 
 

@@ -21,8 +21,9 @@ from typing import Any
 
 from ledgerml.crypto.canonical import canonical_json
 from ledgerml.errors import InputError
-from ledgerml.mlops.models._base import META_KEY
+from ledgerml.mlops.models._base import LINEAR_BASE_KEY, META_KEY, linear_terms
 from ledgerml.mlops.params import (
+    LOGREG_DEFAULTS,
     MODEL_TYPES,
     XGB_FIXED,
     ModelType,
@@ -64,6 +65,7 @@ def _fit_xgboost(
             "early_stopping_rounds",
             "min_boost_round",
             "scale_pos_weight_rule",
+            "linear_base",
         )
     }
     booster_params.update(XGB_FIXED, seed=seed)
@@ -98,17 +100,26 @@ def _fit_xgboost(
             wait = max(self.patience, self.best // 2)
             return epoch + 1 >= self.floor and epoch - self.best > wait
 
+    linear = bool(params.get("linear_base", False))
     chosen = rounds
     vcut = int(cut * (1 - VALIDATION_FRACTION))
     if patience > 0 and y[vcut:].sum() > 0 and y[:vcut].sum() > 0:
         import numpy as np
 
-        dtrain = xgb.DMatrix(x[:vcut], y[:vcut], feature_names=names)
+        # The early-stopping pass gets its own linear base, fitted on its own rows only.
+        early = linear_fit(x[:vcut], y[:vcut], seed) if linear else None
+        dtrain = xgb.DMatrix(
+            x[:vcut], y[:vcut], base_margin=_margin(early, x[:vcut]), feature_names=names
+        )
         # The validation rows carry the class weight the training loss uses, so early
         # stopping watches the loss being minimised, not an unweighted one it trades off.
         weight = float(booster_params.get("scale_pos_weight", 1.0))
         dvalid = xgb.DMatrix(
-            x[vcut:], y[vcut:], weight=np.where(y[vcut:] > 0, weight, 1.0), feature_names=names
+            x[vcut:],
+            y[vcut:],
+            weight=np.where(y[vcut:] > 0, weight, 1.0),
+            base_margin=_margin(early, x[vcut:]),
+            feature_names=names,
         )
         stop = _Patience(patience, floor)
         xgb.train(
@@ -120,11 +131,14 @@ def _fit_xgboost(
             callbacks=[_Tick("early stopping", rounds), stop],
         )
         chosen = max(stop.best + 1, floor)
-    dfull = xgb.DMatrix(x, y, feature_names=names)
+    base = linear_fit(x, y, seed) if linear else None
+    dfull = xgb.DMatrix(x, y, base_margin=_margin(base, x), feature_names=names)
     booster = xgb.train(
         booster_params, dfull, chosen, verbose_eval=False, callbacks=[_Tick("training", chosen)]
     )
     meta = {"reference": reference_percentiles(x), "features": names, **prep.meta()}
+    if base is not None:
+        meta[LINEAR_BASE_KEY] = base
     booster.set_attr(**{META_KEY: json.dumps(meta, sort_keys=True)})
     raw = bytes(booster.save_raw(raw_format="ubj"))
     return raw, {
@@ -133,7 +147,42 @@ def _fit_xgboost(
         "max_rounds": rounds,
         "early_stopping_rounds": patience,
         "min_boost_round": floor,
+        "linear_base": linear,
     }
+
+
+def linear_fit(x: Any, y: Any, seed: int) -> dict[str, Any]:
+    """The linear base of an XGBoost model (`linear_base`): a standardised L2 logistic
+    regression with the logistic baseline's settings, on the same rows as the trees.
+
+    Why boost from it: trees cannot extrapolate, so a fraud whose values lie beyond every
+    training fraud's gets a tree's edge score; the linear margin keeps its direction, and
+    the trees add what the line misses. Missing values enter as the training mean (zero
+    after standardising). Coefficients are rounded to 12 digits *before* the trees are
+    fitted on the margin they give, so the stored document reproduces training exactly.
+    """
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    mean = np.nan_to_num(np.nanmean(x, axis=0))
+    scale = np.nan_to_num(np.nanstd(x, axis=0))
+    scale[scale == 0] = 1.0
+    z = np.nan_to_num((x - mean) / scale)
+    fit = LogisticRegression(
+        C=float(LOGREG_DEFAULTS["C"]), max_iter=int(LOGREG_DEFAULTS["max_iter"]), random_state=seed
+    ).fit(z, y)
+    return {
+        "format": "ledgerml-linear-base/v1",
+        "mean": [round(float(v), 12) for v in mean],
+        "scale": [round(float(v), 12) for v in scale],
+        "coef": [round(float(v), 12) for v in fit.coef_[0]],
+        "intercept": round(float(fit.intercept_[0]), 12),
+    }
+
+
+def _margin(base: Mapping[str, Any] | None, x: Any) -> Any:
+    """The linear base's log-odds per row, or None (no base: XGBoost's own base score)."""
+    return None if base is None else linear_terms(base, x).sum(axis=1) + float(base["intercept"])
 
 
 def _fit_logreg(

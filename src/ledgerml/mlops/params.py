@@ -48,6 +48,7 @@ XGB_DEFAULTS: dict[str, Any] = {
     "num_boost_round": 300,
     "early_stopping_rounds": 30,
     "min_boost_round": 100,
+    "linear_base": False,
 }
 #: Fixed, not user-settable: they decide whether the bytes are reproducible.
 XGB_FIXED = {"tree_method": "hist", "nthread": 2}
@@ -87,6 +88,7 @@ _XGB_PARAMS: dict[str, tuple[tuple[type, ...], Callable[[Any], bool], str]] = {
     "num_boost_round": ((int,), lambda v: 1 <= v <= 10_000, "an integer from 1 to 10000"),
     "early_stopping_rounds": ((int,), lambda v: 0 <= v <= 10_000, "an integer from 0 to 10000"),
     "min_boost_round": ((int,), lambda v: 0 <= v <= 10_000, "an integer from 0 to 10000"),
+    "linear_base": ((bool,), lambda v: True, "true or false"),
 }
 _LOGREG_PARAMS: dict[str, tuple[tuple[type, ...], Callable[[Any], bool], str]] = {
     "C": (_NUM, lambda v: v > 0, "a number > 0"),
@@ -116,7 +118,7 @@ def check_params(model: str, params: Mapping[str, Any] | None) -> dict[str, Any]
                 f"unknown {model} parameter {key!r} (known: {known})", field="--params"
             )
         types, ok, what = spec[key]
-        wrong_type = isinstance(value, bool) or not isinstance(value, types)
+        wrong_type = (isinstance(value, bool) and bool not in types) or not isinstance(value, types)
         if isinstance(value, float) and not math.isfinite(value):
             wrong_type = True
         if wrong_type or not ok(value):

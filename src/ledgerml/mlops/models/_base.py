@@ -29,6 +29,18 @@ OCCLUSION = (
     "log-odds when that feature alone is set to its training-window median"
 )
 _EPS = 1e-12
+#: Key, inside LedgerML's metadata, of an XGBoost model's linear base (`linear_base`).
+LINEAR_BASE_KEY = "linear_base"
+
+
+def linear_terms(base: Mapping[str, Any], x: np.ndarray) -> np.ndarray:
+    """Per-feature log-odds of a linear base (rows, features): coefficient x standardised
+    value, a missing value counting as the training mean (0). Training and scoring both
+    call this, so a served score is the trained one."""
+    import numpy as np
+
+    z = (x - np.asarray(base["mean"], dtype=np.float64)) / np.asarray(base["scale"], np.float64)
+    return np.nan_to_num(z) * np.asarray(base["coef"], dtype=np.float64)
 
 
 class ModelFormat(Protocol):
