@@ -196,13 +196,19 @@ def logit(p: np.ndarray) -> np.ndarray:
 
 
 def meta_json(
-    features: list[str], reference: dict[str, Any], categories: Categories | None = None
+    features: list[str],
+    reference: dict[str, Any],
+    categories: Categories | None = None,
+    linear_base: Mapping[str, Any] | None = None,
 ) -> str:
     """LedgerML's metadata, canonical (sorted keys, no spaces): part of the model's bytes.
-    `categories` is written only when there are some, so older models keep their bytes."""
+    `categories` and `linear_base` are written only when there are some, so older models
+    keep their bytes."""
     doc: dict[str, Any] = {"features": list(features), "reference": reference}
     if categories:
         doc["categories"] = {k: list(v) for k, v in categories.items()}
+    if linear_base:
+        doc[LINEAR_BASE_KEY] = dict(linear_base)
     return json.dumps(doc, sort_keys=True, separators=(",", ":"))
 
 

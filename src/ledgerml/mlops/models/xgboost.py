@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ledgerml.errors import InputError
 from ledgerml.mlops.models._base import (
     LINEAR_BASE_KEY,
     META_KEY,
@@ -140,11 +141,13 @@ def native_model(kind: str, cid: str, raw: bytes, *, source: str, explanation: s
 
 
 def _linear_base(doc: Any, features: int) -> dict[str, Any] | None:
-    """A stored linear base, checked for shape (a damaged one must not score quietly)."""
+    """A stored linear base, checked for shape (a damaged one must not score quietly);
+    `features` = 0 checks only that the three lists agree."""
     if doc is None:
         return None
     if doc.get("format") != "ledgerml-linear-base/v1":
         raise ValueError("unknown linear base format")
+    features = features or len(doc["coef"])
     for key in ("mean", "scale", "coef"):
         values = doc[key]
         if len(values) != features or not all(isinstance(v, int | float) for v in values):
@@ -169,9 +172,24 @@ class XGBoostFormat:
 
     def dump(self, obj: Any, *, features: list[str], reference: dict[str, Any]) -> bytes:
         booster = obj.get_booster() if hasattr(obj, "get_booster") else obj
+        # A booster `ledgerml train` made keeps its linear base: without it the trees alone
+        # would score differently from the model that was trained and checked.
+        try:
+            old_meta = json.loads(booster.attr(META_KEY) or "{}")
+            linear = _linear_base(old_meta.get(LINEAR_BASE_KEY), 0)
+        except (ValueError, TypeError, AttributeError, KeyError):
+            raise InputError(
+                "the booster carries damaged LedgerML metadata", field="model"
+            ) from None
+        if linear is not None and len(linear["coef"]) != len(features):
+            raise InputError(
+                f"the model was boosted from a linear base over {len(linear['coef'])} "
+                f"features, not {len(features)}",
+                field="features",
+            )
         booster = booster.copy()
         booster.feature_names = list(features)
-        booster.set_attr(**{META_KEY: meta_json(features, reference)})
+        booster.set_attr(**{META_KEY: meta_json(features, reference, linear_base=linear)})
         return bytes(booster.save_raw(raw_format="ubj"))
 
     def load(self, cid: str, raw: bytes, *, source: str) -> Any:
