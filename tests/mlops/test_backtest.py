@@ -96,3 +96,27 @@ def test_cli_prints_the_table_and_exits_2_on_bad_input(project: Project) -> None
     assert len(out["folds"]) == 2 and out["ledger_index"] is not None
     bad = run_cli(project.home, "backtest", "--data", "cards", "--folds", "1")
     assert bad.returncode == 2 and "--folds" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_cli_table_shows_every_digit_on_a_narrow_terminal(project: Project) -> None:
+    """On an 80-column terminal rich squeezed 12 columns into "0.…"; the table now takes
+    the width it needs, so every fold's ratio can be read as printed."""
+    import os
+    import subprocess
+    import sys
+
+    args = ["backtest", "--data", "cards", "--folds", "2", "--params", json.dumps(FAST)]
+    env = dict(os.environ, COLUMNS="60", PYTHONUNBUFFERED="1")
+    env.pop("LEDGERML_HOME", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "ledgerml.cli.main", "--home", str(project.home), *args],
+        capture_output=True, text=True, timeout=300, env=env, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    res = json.loads(run_cli(project.home, *args, "--json").stdout)  # same data, same figures
+    table = done.stdout.split("median / worst")[0]
+    assert "…" not in table.split("\n", 1)[1]  # the title may shorten the CID, nothing else
+    for fold in res["folds"]:
+        ratio = fold["metrics"]["fp_ratio_vs_logreg"]
+        assert (f"{ratio:.2f}" if ratio is not None else "undefined") in table
+        assert f"{fold['train_rows']:,}" in table

@@ -92,7 +92,14 @@ def register(app: typer.Typer) -> None:
             t.add_column(header, justify="right")
         for row in fold_table(res):
             t.add_row(*(_fmt(row[key], spec, none) for _, key, spec, none in _COLUMNS))
-        console.print(t)
+        # Never squeeze the numbers into "0.…" on a narrow terminal: a figure an auditor
+        # cannot read is worse than a wrapped line (`--json` gives every digit).
+        from rich.console import Console
+        from rich.measure import Measurement
+
+        needed = Measurement.get(console, console.options.update_width(1_000), t).maximum
+        wide = console if needed <= console.width else Console(file=console.file, width=needed)
+        wide.print(t)
         s = res.summary
         console.print(
             f"median / worst: AUPRC {_fmt(s['median_auprc'], '.3f')} / "
