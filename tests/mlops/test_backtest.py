@@ -54,9 +54,18 @@ def test_backtest_records_every_fold_and_is_deterministic(project: Project) -> N
     body = entries[0][1]["body"]
     assert [f["model_cid"] for f in body["folds"]] == [f.model_cid for f in bt.folds]
     assert body["summary"] == s and body["plot"] == bt.plot
+    # each fold's ratio comes with its bootstrap interval, recorded as computed
+    for f, recorded in zip(bt.folds, body["folds"], strict=True):
+        assert recorded["fp_ratio_vs_logreg_interval"] == f.interval
+        assert f.interval["draws"] == 500 and f.interval["coverage"] == 0.9
+        if f.interval["low"] is not None:
+            assert f.interval["low"] <= f.interval["high"]
+    above = sum(1 for f in bt.folds if (f.interval["low"] or 0) > 1)
+    assert s["folds_fp_ratio_vs_logreg_interval_above_1"] == above
 
     again = backtest(project.paths, data="cards", target="Class", params=FAST, folds=2, seed=3)
     assert [f.model_cid for f in again.folds] == [f.model_cid for f in bt.folds]
+    assert [f.interval for f in again.folds] == [f.interval for f in bt.folds]
     assert again.plot == bt.plot and again.recipe == bt.recipe
 
 
@@ -120,3 +129,6 @@ def test_cli_table_shows_every_digit_on_a_narrow_terminal(project: Project) -> N
         ratio = fold["metrics"]["fp_ratio_vs_logreg"]
         assert (f"{ratio:.2f}" if ratio is not None else "undefined") in table
         assert f"{fold['train_rows']:,}" in table
+        band = fold["fp_ratio_vs_logreg_interval"]
+        if band["low"] is not None:
+            assert f"{band['low']:.2f}–{band['high']:.2f}" in table

@@ -13,6 +13,8 @@ from ledgerml.cli._common import console, print_json, project
 
 
 def _fmt(v: Any, spec: str, none: str = "undefined") -> str:
+    if isinstance(v, tuple):  # an interval
+        return f"{format(v[0], spec)}–{format(v[1], spec)}"
     return none if v is None else format(v, spec)
 
 
@@ -29,6 +31,7 @@ _COLUMNS = (
     ("logreg FP@80", "fp80_logreg", ".0f", "undefined"),
     ("rules FP@80", "fp80_rules", ".0f", "undefined"),
     ("ratio vs logreg", "ratio_logreg", ".2f", "undefined"),
+    ("90% interval", "ratio_logreg_interval", ".2f", "undefined"),
     ("ratio vs rules", "ratio_rules", ".2f", "undefined"),
 )
 

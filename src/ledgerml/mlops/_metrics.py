@@ -156,3 +156,80 @@ def score_metrics(probs: Any, labels: Any) -> dict[str, float]:
 def fp_ratio(fp: float, baseline_fp: float) -> float:
     """model FP / baseline FP; the denominator is floored at 1 (a ledger takes no infinities)."""
     return float(fp) / max(float(baseline_fp), 1.0)
+
+
+#: Bootstrap draws for the FP-ratio interval, and the interval's coverage.
+BOOTSTRAP_DRAWS = 500
+INTERVAL = 0.90
+
+
+def fp_ratio_interval(
+    model_scores: Any,
+    baseline_scores: Any,
+    labels: Any,
+    *,
+    seed: Any,
+    draws: int = BOOTSTRAP_DRAWS,
+    coverage: float = INTERVAL,
+    recall: float = RECALL,
+) -> dict[str, Any]:
+    """A paired, class-stratified bootstrap interval for model FP / baseline FP at `recall`.
+
+    Why: with 20-50 frauds in a window, "false positives at 80% recall" is decided by the
+    two or three frauds ranked lowest, and a single ratio cannot say whether a model is
+    worse or just unlucky. Each draw resamples the window's frauds and its legitimate rows
+    separately, with replacement (so every draw has the same number of frauds), and scores
+    both contenders on the *same* draw. The count is `fp_at_recall`'s: the first cut in
+    score order (ties by row order) whose resampled frauds reach `recall`. A draw where the
+    baseline has no false positive has no ratio (counted in `undefined`, as x/0 is
+    everywhere else); the interval is over the defined draws, None if fewer than half are.
+    Same scores and seed, same interval.
+    """
+    import numpy as np
+
+    labels = np.asarray(labels) > 0
+    positives, negatives = int(labels.sum()), int((~labels).sum())
+    rng = np.random.default_rng(seed)
+    # each draw: which of the frauds, and which of the legitimate rows (with replacement)
+    drawn_pos = rng.integers(0, positives, size=(draws, positives), dtype=np.int32)
+    drawn_neg = rng.integers(0, negatives, size=(draws, negatives), dtype=np.int32)
+    model_fp = fp_at_recall_resampled(model_scores, labels, drawn_pos, drawn_neg, recall)
+    base_fp = fp_at_recall_resampled(baseline_scores, labels, drawn_pos, drawn_neg, recall)
+    defined = base_fp > 0
+    ratios = model_fp[defined] / base_fp[defined]
+    enough = 2 * len(ratios) >= draws
+    low, high = ((1 - coverage) / 2, (1 + coverage) / 2)
+    return {
+        "low": round(float(np.quantile(ratios, low)), 6) if enough else None,
+        "high": round(float(np.quantile(ratios, high)), 6) if enough else None,
+        "coverage": coverage,
+        "draws": draws,
+        "undefined": int(draws - len(ratios)),
+        "worse_share": round(float((ratios > 1).mean()), 6) if len(ratios) else None,
+    }
+
+
+def fp_at_recall_resampled(
+    scores: Any, labels: Any, drawn_pos: Any, drawn_neg: Any, recall: float = RECALL
+) -> Any:
+    """`fp_at_recall`'s count on each resample, without building the resamples.
+
+    Draw d holds the frauds numbered `drawn_pos[d]` (0 = the first fraud in row order) and
+    the legitimate rows numbered `drawn_neg[d]`. It equals `fp_at_recall` on those rows
+    laid out in row order (tested): the cut is the rank of the draw's `need`-th best-ranked
+    fraud, and the count is the drawn legitimate rows ranked above it.
+    """
+    import numpy as np
+
+    labels = np.asarray(labels) > 0
+    pos, neg = np.flatnonzero(labels), np.flatnonzero(~labels)
+    need = math.ceil(recall * drawn_pos.shape[1] - 1e-9)
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    pos_rank = np.sort(rank[pos])
+    cut = np.sort(rank[pos][drawn_pos], axis=1)[:, need - 1]
+    # legitimate rows ranked above the cut, and each legitimate row's place among them
+    above = cut - np.searchsorted(pos_rank, cut)
+    neg_place = rank[neg] - np.searchsorted(pos_rank, rank[neg])
+    return (neg_place[drawn_neg] < above[:, None]).sum(axis=1)

@@ -10,6 +10,11 @@ same parameters and seed, then score the model and the two baselines of
 trained on the same window) on the fold. Nothing is tuned on a fold: every choice
 inside training (rounds, class weight) is made on the fold's training window.
 
+Each fold's FP ratio vs the logistic comes with a 90% paired bootstrap interval
+(`_metrics.fp_ratio_interval`: the fold's frauds and legitimate rows resampled apart):
+with 20-50 frauds in a window the ratio is decided by two or three of them, and the
+interval says whether a fold is worse beyond that luck. The gate still reads the ratio.
+
 One `backtest.recorded` entry holds every fold's numbers, the CID of every model
 trained (stored in the CAS) and a plot; same data, parameters and seed give the
 same CIDs. The policy packs read it (`FM-BT-*`, `MR-BACKTEST`).
@@ -33,6 +38,7 @@ from ledgerml.config import ProjectPaths
 from ledgerml.errors import InputError
 from ledgerml.ledger import open_ledger
 from ledgerml.ledger.events import validate_body
+from ledgerml.mlops._metrics import fp_ratio_interval
 from ledgerml.mlops.evaluation import PLOT_DPI, PLOT_SIZE, evaluate_arrays, png_bytes
 from ledgerml.mlops.training import (
     MODEL_TYPES,
@@ -76,6 +82,8 @@ class FoldResult:
     metrics: dict[str, float | None] = field(hash=False)
     baselines: dict[str, dict[str, float | None]] = field(hash=False)
     rules: str
+    #: Bootstrap interval of the FP ratio vs the logistic (`_metrics.fp_ratio_interval`).
+    interval: dict[str, Any] = field(default_factory=dict, hash=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -89,6 +97,7 @@ class FoldResult:
             "metrics": self.metrics,
             "baselines": self.baselines,
             "rules": self.rules,
+            "fp_ratio_vs_logreg_interval": self.interval,
         }
 
 
@@ -170,6 +179,15 @@ def _summary(folds: Sequence[FoldResult]) -> dict[str, float | int | None]:
             1 for r in ratios if r is not None and r <= 0.5
         )
         out[f"folds_fp_ratio_vs_{base}_undefined"] = sum(1 for r in ratios if r is None)
+    # folds where the whole 90% interval lies on one side of 1: worse (or better) than the
+    # logistic beyond what resampling the window's own frauds explains
+    bounds = [(f.interval.get("low"), f.interval.get("high")) for f in folds]
+    out["folds_fp_ratio_vs_logreg_interval_above_1"] = sum(
+        1 for lo, _ in bounds if lo is not None and lo > 1
+    )
+    out["folds_fp_ratio_vs_logreg_interval_below_1"] = sum(
+        1 for _, hi in bounds if hi is not None and hi < 1
+    )
     return out
 
 
@@ -314,6 +332,9 @@ def backtest(
                 metrics=_rounded(core.metrics),
                 baselines={name: _rounded(m) for name, m in core.baselines.items()},
                 rules=core.rules.description,
+                interval=fp_ratio_interval(
+                    core.scores["model"], core.scores["logreg"], whole.y[a:b], seed=[seed, k]
+                ),
             )
         )
     summary = _summary(results)
@@ -376,6 +397,11 @@ def fold_table(result: BacktestResult) -> list[dict[str, Any]]:
                 "fp80_logreg": f.baselines["logreg"]["fp_at_80_recall"],
                 "fp80_rules": f.baselines["rules"]["fp_at_80_recall"],
                 "ratio_logreg": f.metrics["fp_ratio_vs_logreg"],
+                "ratio_logreg_interval": (
+                    None
+                    if f.interval.get("low") is None
+                    else (f.interval["low"], f.interval["high"])
+                ),
                 "ratio_rules": f.metrics["fp_ratio_vs_rules"],
             }
         )

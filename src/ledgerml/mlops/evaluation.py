@@ -211,6 +211,8 @@ class CoreEvaluation:
     baselines: dict[str, dict[str, float]] = field(hash=False)
     pngs: dict[str, bytes] = field(hash=False)
     rules: RulesBaseline
+    #: The scores behind the metrics ("model", "logreg", "rules"): a backtest's interval.
+    scores: dict[str, Any] = field(default_factory=dict, hash=False, repr=False)
 
 
 def evaluate_arrays(
@@ -257,7 +259,8 @@ def evaluate_arrays(
         "rules baseline": (rules_scores, y_test),
     }
     pngs = _plots(curves) if plots else {}  # a backtest draws one plot of its own
-    return CoreEvaluation(metrics, base, pngs, rules)
+    scores = {"model": model_scores, "logreg": logreg_scores, "rules": rules_scores}
+    return CoreEvaluation(metrics, base, pngs, rules, scores)
 
 
 def evaluate_model(
