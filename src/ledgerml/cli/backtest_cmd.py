@@ -112,7 +112,10 @@ def register(app: typer.Typer) -> None:
             f"{_fmt(s['median_fp_ratio_vs_rules'], '.2f')} / "
             f"{_fmt(s['worst_fp_ratio_vs_rules'], '.2f')}; "
             f"folds with at most half the logreg's false positives: "
-            f"{s['folds_fp_ratio_vs_logreg_le_0_5']}/{s['folds']}",
+            f"{s['folds_fp_ratio_vs_logreg_le_0_5']}/{s['folds']}; "
+            f"90% interval wholly above 1 (worse than the logreg beyond resampling luck): "
+            f"{s['folds_fp_ratio_vs_logreg_interval_above_1']}/{s['folds']}, wholly below 1: "
+            f"{s['folds_fp_ratio_vs_logreg_interval_below_1']}/{s['folds']}",
             highlight=False,
         )
         console.print(
