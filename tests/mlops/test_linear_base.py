@@ -69,6 +69,7 @@ def test_contributions_are_exact_and_include_the_line(prep) -> None:  # type: ig
     # f0 carries the linear signal: its contribution moves with it, as the line says
     order = np.argsort(x[:, 0])
     assert contrib[order[-1], 0] > contrib[order[0], 0]
+    assert "linear-base term" in model.explanation  # the reasons say how they are made
     reasons = model.explain({f"f{i}": x[:3, i].tolist() for i in range(4)}, top=2)
     assert len(reasons) == 3 and all(len(r) <= 2 for r in reasons)
 

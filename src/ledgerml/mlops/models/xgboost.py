@@ -132,12 +132,19 @@ def native_model(kind: str, cid: str, raw: bytes, *, source: str, explanation: s
         "xgboost",
         names,
         meta.get("reference", {}),
-        explanation,
+        explanation if linear is None else LINEAR_BASE_EXPLANATION,
         booster,
         single,
         linear,
         categories=cats,
     )
+
+
+#: How a linear-base model's contributions are computed (its reasons say so).
+LINEAR_BASE_EXPLANATION = (
+    "native: TreeSHAP contributions of the trees (pred_contribs=True) plus each feature's "
+    "linear-base term (coefficient x standardised value), log-odds"
+)
 
 
 def _linear_base(doc: Any, features: int) -> dict[str, Any] | None:
