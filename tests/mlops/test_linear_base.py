@@ -1,4 +1,4 @@
-"""XGBoost boosted from a linear base (`linear_base`, the default since the sixth session).
+"""XGBoost boosted from a linear base (`--params '{"linear_base": true}'`; off by default).
 
 What must hold: the stored file alone reproduces the trained score (trees with a zero base
 plus the stored line), contributions stay exact and additive, a damaged base is refused
@@ -20,6 +20,8 @@ from ledgerml.mlops.fitting import fit_model, fit_model_used
 from ledgerml.mlops.models._base import LINEAR_BASE_KEY, META_KEY
 from ledgerml.mlops.training import model_from_bytes, prepare
 
+LINE = {"linear_base": True}
+
 
 def _table(n: int = 6000, seed: int = 0) -> pa.Table:
     rng = np.random.default_rng(seed)
@@ -34,10 +36,10 @@ def prep():  # type: ignore[no-untyped-def]
     return prepare(_table(), "y", "t", 0.8)
 
 
-def test_default_model_stores_its_linear_base_and_is_reproducible(prep) -> None:  # type: ignore[no-untyped-def]
-    raw, used = fit_model_used(prep, "xgboost", None, 0)
+def test_a_linear_base_model_stores_its_base_and_is_reproducible(prep) -> None:  # type: ignore[no-untyped-def]
+    raw, used = fit_model_used(prep, "xgboost", LINE, 0)
     assert used["linear_base"] is True
-    assert raw == fit_model(prep, "xgboost", None, 0)  # same data, params, seed: same bytes
+    assert raw == fit_model(prep, "xgboost", LINE, 0)  # same data, params, seed: same bytes
     import xgboost as xgb
 
     booster = xgb.Booster(model_file=bytearray(raw))
@@ -61,7 +63,7 @@ def test_default_model_stores_its_linear_base_and_is_reproducible(prep) -> None:
 
 
 def test_contributions_are_exact_and_include_the_line(prep) -> None:  # type: ignore[no-untyped-def]
-    model = model_from_bytes("m", fit_model(prep, "xgboost", None, 0))
+    model = model_from_bytes("m", fit_model(prep, "xgboost", LINE, 0))
     x = prep.x[-100:]
     contrib = model.contributions(x)
     assert contrib.shape == (100, 5)
@@ -74,10 +76,10 @@ def test_contributions_are_exact_and_include_the_line(prep) -> None:  # type: ig
     assert len(reasons) == 3 and all(len(r) <= 2 for r in reasons)
 
 
-def test_linear_base_false_gives_plain_trees(prep) -> None:  # type: ignore[no-untyped-def]
+def test_the_default_gives_plain_trees(prep) -> None:  # type: ignore[no-untyped-def]
     import xgboost as xgb
 
-    raw, used = fit_model_used(prep, "xgboost", {"linear_base": False}, 0)
+    raw, used = fit_model_used(prep, "xgboost", None, 0)
     assert used["linear_base"] is False
     meta = json.loads(xgb.Booster(model_file=bytearray(raw)).attr(META_KEY))
     assert LINEAR_BASE_KEY not in meta
@@ -118,7 +120,7 @@ def _with_meta(raw: bytes, change) -> bytes:  # type: ignore[no-untyped-def]
     ],
 )
 def test_a_damaged_linear_base_is_refused(prep, damage) -> None:  # type: ignore[no-untyped-def]
-    raw = _with_meta(fit_model(prep, "xgboost", None, 0), damage)
+    raw = _with_meta(fit_model(prep, "xgboost", LINE, 0), damage)
     with pytest.raises(InputError) as err:
         models.load("c", raw, source="model.ubj")
     assert err.value.field == "model.ubj"
@@ -127,7 +129,7 @@ def test_a_damaged_linear_base_is_refused(prep, damage) -> None:  # type: ignore
 
 def test_redumping_the_booster_keeps_its_linear_base(prep) -> None:  # type: ignore[no-untyped-def]
     """`Project.log_model` re-dumps a loaded booster with new metadata: the line must stay."""
-    raw = fit_model(prep, "xgboost", None, 0)
+    raw = fit_model(prep, "xgboost", LINE, 0)
     loaded = models.load("c", raw)
     names = [f"f{i}" for i in range(4)]
     again, kind = models.dump(loaded._impl, features=names, reference=loaded.reference)
@@ -155,10 +157,21 @@ def test_the_line_keeps_its_direction_beyond_the_training_range() -> None:
     )
     p = prepare(table, "y", "t", 0.95)  # the last 400 rows (x0 in [2, 6]) are never trained on
     assert p.x[: p.split.train_rows, 0].max() < 2.0
-    with_line = model_from_bytes("a", fit_model(p, "xgboost", None, 0))
-    trees = model_from_bytes("b", fit_model(p, "xgboost", {"linear_base": False}, 0))
+    with_line = model_from_bytes("a", fit_model(p, "xgboost", LINE, 0))
+    trees = model_from_bytes("b", fit_model(p, "xgboost", None, 0))
     # one row pushed ever further out along x0, past every training row
     probe = np.repeat(p.x[-1:], 4, axis=0)
     probe[:, 0] = [2.5, 3.5, 4.5, 5.5]
     assert np.ptp(trees.logits(probe)) < 1e-6  # the trees' score is flat out there
     assert np.all(np.diff(with_line.logits(probe)) > 0.1)  # the line's keeps rising
+
+
+def test_small_batches_score_the_same_bytes_as_one_batch(prep) -> None:  # type: ignore[no-untyped-def]
+    """Audits re-score decisions in bulk that were scored one row at a time (the one-thread
+    copy): the line must not make the two paths differ by a bit."""
+    model = model_from_bytes("m", fit_model(prep, "xgboost", LINE, 0))
+    x = prep.x[:700]
+    one_by_one = np.concatenate([model.predict_proba(x[k : k + 1]) for k in range(0, 70)])
+    small = np.concatenate([model.predict_proba(x[k : k + 7]) for k in range(0, 700, 7)])
+    whole = model.predict_proba(x)
+    assert np.array_equal(small, whole) and np.array_equal(one_by_one, whole[:70])

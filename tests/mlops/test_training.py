@@ -103,17 +103,21 @@ def test_predict_and_explain(project: Project) -> None:
     # must be the same bytes as a DMatrix prediction on two threads (audits re-score).
     import xgboost as xgb
 
-    # The default model is boosted from a linear base: its score is the trees' margin (zero
-    # base) plus the stored line, so the reference adds the same line to a DMatrix margin.
+    # A linear-base model (`linear_base`) scores the trees' margin (zero base) plus the
+    # stored line; a plain one (the default) the trees alone. The reference does the same.
     from ledgerml.mlops.models._base import linear_terms
 
     full = model.matrix(table)
-    zero = np.zeros(len(full))
-    trees = model._impl.predict(
-        xgb.DMatrix(full, base_margin=zero, feature_names=list(model.features)), output_margin=True
-    )
-    line = linear_terms(model._linear, full).sum(axis=1) + float(model._linear["intercept"])
-    reference = 1.0 / (1.0 + np.exp(-(trees.astype(np.float64) + line)))
+    names = list(model.features)
+    if model._linear is None:
+        reference = model._impl.predict(xgb.DMatrix(full, feature_names=names)).astype(np.float64)
+    else:
+        zero = np.zeros(len(full))
+        trees = model._impl.predict(
+            xgb.DMatrix(full, base_margin=zero, feature_names=names), output_margin=True
+        )
+        line = linear_terms(model._linear, full).sum(axis=1) + float(model._linear["intercept"])
+        reference = 1.0 / (1.0 + np.exp(-(trees.astype(np.float64) + line)))
     batched = np.concatenate([model.predict_proba(full[k : k + 7]) for k in range(0, 700, 7)])
     assert np.array_equal(batched, reference[:700])
     assert np.array_equal(model.predict_proba(full), reference)
