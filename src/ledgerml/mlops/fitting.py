@@ -21,7 +21,7 @@ from typing import Any
 
 from ledgerml.crypto.canonical import canonical_json
 from ledgerml.errors import InputError
-from ledgerml.mlops.models._base import LINEAR_BASE_KEY, META_KEY, linear_terms
+from ledgerml.mlops.models._base import LINEAR_BASE_KEY, META_KEY, linear_margin
 from ledgerml.mlops.params import (
     LOGREG_DEFAULTS,
     MODEL_TYPES,
@@ -162,17 +162,29 @@ def linear_fit(x: Any, y: Any, seed: int) -> dict[str, Any]:
     fitted on the margin they give, so the stored document reproduces training exactly.
     """
     import numpy as np
-    from sklearn.linear_model import LogisticRegression
 
     mean = np.nan_to_num(np.nanmean(x, axis=0))
     scale = np.nan_to_num(np.nanstd(x, axis=0))
     scale[scale == 0] = 1.0
     z = np.nan_to_num((x - mean) / scale)
+    terms = _standardised_logistic(z, y, mean, scale, params=LOGREG_DEFAULTS, seed=seed)
+    return {"format": "ledgerml-linear-base/v1", **terms}
+
+
+def _standardised_logistic(
+    z: Any, y: Any, mean: Any, scale: Any, *, params: Mapping[str, Any], seed: int
+) -> dict[str, Any]:
+    """Fit an L2 logistic regression on standardised rows `z`; the stored terms (mean, scale,
+    coef, intercept), rounded to 12 digits: `--model logreg` and the linear base share it."""
+    from sklearn.linear_model import LogisticRegression
+
     fit = LogisticRegression(
-        C=float(LOGREG_DEFAULTS["C"]), max_iter=int(LOGREG_DEFAULTS["max_iter"]), random_state=seed
+        C=float(params["C"]),
+        max_iter=int(params["max_iter"]),
+        class_weight=params.get("class_weight"),
+        random_state=seed,
     ).fit(z, y)
     return {
-        "format": "ledgerml-linear-base/v1",
         "mean": [round(float(v), 12) for v in mean],
         "scale": [round(float(v), 12) for v in scale],
         "coef": [round(float(v), 12) for v in fit.coef_[0]],
@@ -182,7 +194,7 @@ def linear_fit(x: Any, y: Any, seed: int) -> dict[str, Any]:
 
 def _margin(base: Mapping[str, Any] | None, x: Any) -> Any:
     """The linear base's log-odds per row, or None (no base: XGBoost's own base score)."""
-    return None if base is None else linear_terms(base, x).sum(axis=1) + float(base["intercept"])
+    return None if base is None else linear_margin(base, x)
 
 
 def _fit_logreg(
@@ -190,7 +202,6 @@ def _fit_logreg(
 ) -> tuple[bytes, dict[str, Any]]:
     """Standardised L2 logistic regression (lbfgs, deterministic); canonical JSON of the fit."""
     import numpy as np
-    from sklearn.linear_model import LogisticRegression
 
     cut = prep.split.train_rows
     x, y = prep.x[:cut], prep.y[:cut]
@@ -206,21 +217,13 @@ def _fit_logreg(
     mean = x.mean(axis=0)
     scale = x.std(axis=0)
     scale[scale == 0] = 1.0
-    fit = LogisticRegression(
-        C=float(params["C"]),
-        max_iter=int(params["max_iter"]),
-        class_weight=params.get("class_weight"),
-        random_state=seed,
-    ).fit((x - mean) / scale, y)
+    terms = _standardised_logistic((x - mean) / scale, y, mean, scale, params=params, seed=seed)
     if progress:
         progress("training", 1, 1)
     doc = {
         "format": "ledgerml-logreg/v1",
         "features": [n for n, _ in prep.features],
-        "mean": [round(float(v), 12) for v in mean],
-        "scale": [round(float(v), 12) for v in scale],
-        "coef": [round(float(v), 12) for v in fit.coef_[0]],
-        "intercept": round(float(fit.intercept_[0]), 12),
+        **terms,
         META_KEY: {"reference": reference_percentiles(x), **prep.meta()},
     }
     return canonical_json(doc), {**params, "solver": "lbfgs", "standardise": True}

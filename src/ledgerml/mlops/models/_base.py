@@ -43,6 +43,11 @@ def linear_terms(base: Mapping[str, Any], x: np.ndarray) -> np.ndarray:
     return np.nan_to_num(z) * np.asarray(base["coef"], dtype=np.float64)
 
 
+def linear_margin(base: Mapping[str, Any], x: np.ndarray) -> np.ndarray:
+    """A linear base's log-odds per row: its terms plus the intercept (training and scoring)."""
+    return linear_terms(base, x).sum(axis=1) + float(base["intercept"])
+
+
 class ModelFormat(Protocol):
     """One model format: recognise bytes, load them without running code, serialise objects."""
 

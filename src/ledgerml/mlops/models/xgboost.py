@@ -20,6 +20,7 @@ from ledgerml.mlops.models._base import (
     META_KEY,
     Model,
     categories_of,
+    linear_margin,
     linear_terms,
     meta_json,
     refused,
@@ -65,8 +66,7 @@ class LoadedModel(Model):
                 return np.asarray(margin, dtype=np.float64)
             # Trees on top of the line: the trees' margin with a zero base, plus the line's.
             trees = booster.inplace_predict(x, predict_type="margin", base_margin=np.zeros(len(x)))
-            line = linear_terms(self._linear, x).sum(axis=1) + float(self._linear["intercept"])
-            return np.asarray(trees, dtype=np.float64) + line
+            return np.asarray(trees, dtype=np.float64) + linear_margin(self._linear, x)
         doc = self._impl
         z = (x - np.asarray(doc["mean"])) / np.asarray(doc["scale"])
         return z @ np.asarray(doc["coef"]) + float(doc["intercept"])
@@ -147,17 +147,17 @@ LINEAR_BASE_EXPLANATION = (
 )
 
 
-def _linear_base(doc: Any, features: int) -> dict[str, Any] | None:
-    """A stored linear base, checked for shape (a damaged one must not score quietly);
-    `features` = 0 checks only that the three lists agree."""
+def _linear_base(doc: Any, features: int | None = None) -> dict[str, Any] | None:
+    """A stored linear base, checked for shape (a damaged one must not score quietly):
+    its three lists agree with each other and, when given, with `features`."""
     if doc is None:
         return None
     if doc.get("format") != "ledgerml-linear-base/v1":
         raise ValueError("unknown linear base format")
-    features = features or len(doc["coef"])
+    width = len(doc["coef"]) if features is None else features
     for key in ("mean", "scale", "coef"):
         values = doc[key]
-        if len(values) != features or not all(isinstance(v, int | float) for v in values):
+        if len(values) != width or not all(isinstance(v, int | float) for v in values):
             raise ValueError(f"linear base {key} does not match the features")
     float(doc["intercept"])
     return dict(doc)
@@ -183,7 +183,7 @@ class XGBoostFormat:
         # would score differently from the model that was trained and checked.
         try:
             old_meta = json.loads(booster.attr(META_KEY) or "{}")
-            linear = _linear_base(old_meta.get(LINEAR_BASE_KEY), 0)
+            linear = _linear_base(old_meta.get(LINEAR_BASE_KEY))
         except (ValueError, TypeError, AttributeError, KeyError):
             raise InputError(
                 "the booster carries damaged LedgerML metadata", field="model"
