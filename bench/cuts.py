@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,37 +28,13 @@ def run(
     params: dict[str, Any],
     seed: int,
 ) -> dict[str, Any]:
-    from ledgerml.mlops import _metrics
+    from ledgerml.mlops.backtest import compare_at_cut
     from ledgerml.mlops.datasets import _read_table
-    from ledgerml.mlops.evaluation import _fit_logreg_baseline
-    from ledgerml.mlops.training import fit_model_used, model_from_bytes, prepare
 
     table = _read_table(Path(path))
     out: dict[str, Any] = {"table": path, "rows": table.num_rows, "params": params, "cuts": []}
     for cut in cuts:
-        t0 = time.perf_counter()
-        prep = prepare(table, target, time_column, cut, drop=drop)
-        a = prep.split.train_rows
-        raw, used = fit_model_used(prep, "xgboost", params, seed)
-        model = model_from_bytes("cut", raw)
-        scores = model.predict_proba(prep.x[a:])
-        base = _fit_logreg_baseline(prep.x[:a], prep.y[:a], seed)(prep.x[a:])
-        fp = _metrics.fp_at_recall(scores, prep.y[a:])[0]
-        base_fp = _metrics.fp_at_recall(base, prep.y[a:])[0]
-        row = {
-            "cut": cut,
-            "train_rows": a,
-            "test_rows": int(len(prep.y) - a),
-            "test_frauds": int(prep.y[a:].sum()),
-            "rounds": used["num_boost_round"],
-            "fp80": fp,
-            "fp80_logreg": base_fp,
-            "ratio": round(_metrics.fp_ratio(fp, base_fp), 4) if base_fp else None,
-            "interval": _metrics.fp_ratio_interval(scores, base, prep.y[a:], seed=[seed, a]),
-            "auprc": round(_metrics.average_precision(scores, prep.y[a:]), 4),
-            "auprc_logreg": round(_metrics.average_precision(base, prep.y[a:]), 4),
-            "seconds": round(time.perf_counter() - t0, 1),
-        }
+        row = compare_at_cut(table, target, time_column, cut, drop=drop, params=params, seed=seed)
         out["cuts"].append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
     out["holds"] = sum(1 for r in out["cuts"] if r["fp80"] <= r["fp80_logreg"])

@@ -37,17 +37,12 @@ def ieee():  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("cut", CUTS)
 def test_default_xgboost_beats_logreg_beyond_luck_on_the_rest(ieee, cut: float) -> None:  # type: ignore[no-untyped-def]
-    from ledgerml.mlops import _metrics
-    from ledgerml.mlops.evaluation import _fit_logreg_baseline
-    from ledgerml.mlops.training import fit_model, model_from_bytes, prepare
+    from ledgerml.mlops.backtest import compare_at_cut
 
-    prep = prepare(ieee, "isFraud", "TransactionDT", cut, drop=["TransactionID", "DeviceInfo"])
-    a = prep.split.train_rows
-    scores = model_from_bytes("ieee", fit_model(prep, "xgboost", None, 0)).predict_proba(prep.x[a:])
-    base = _fit_logreg_baseline(prep.x[:a], prep.y[:a], 0)(prep.x[a:])
-    fp = _metrics.fp_at_recall(scores, prep.y[a:])[0]
-    base_fp = _metrics.fp_at_recall(base, prep.y[a:])[0]
-    band = _metrics.fp_ratio_interval(scores, base, prep.y[a:], seed=[0, a])
+    got = compare_at_cut(
+        ieee, "isFraud", "TransactionDT", cut, drop=["TransactionID", "DeviceInfo"], seed=0
+    )
+    fp, base_fp, band = got["fp80"], got["fp80_logreg"], got["interval"]
     print(f"cut {cut}: xgboost FP@80 {fp}, logreg {base_fp}, interval {band}")
     assert fp <= base_fp, f"cut {cut}: {fp} false positives vs the logistic's {base_fp}"
     assert band["high"] is not None and band["high"] < 1.0, band

@@ -40,15 +40,9 @@ def ulb():  # type: ignore[no-untyped-def]
 )
 @pytest.mark.parametrize("cut", CUTS)
 def test_default_xgboost_is_no_worse_than_logreg_on_the_rest(ulb, cut: float) -> None:  # type: ignore[no-untyped-def]
-    from ledgerml.mlops import _metrics
-    from ledgerml.mlops.evaluation import _fit_logreg_baseline
-    from ledgerml.mlops.training import fit_model, model_from_bytes, prepare
+    from ledgerml.mlops.backtest import compare_at_cut
 
-    prep = prepare(ulb, "Class", "Time", cut)
-    a = prep.split.train_rows
-    model = model_from_bytes("ulb", fit_model(prep, "xgboost", None, 0))
-    fp = _metrics.fp_at_recall(model.predict_proba(prep.x[a:]), prep.y[a:])[0]
-    lr = _fit_logreg_baseline(prep.x[:a], prep.y[:a], 0)(prep.x[a:])
-    lr_fp = _metrics.fp_at_recall(lr, prep.y[a:])[0]
+    got = compare_at_cut(ulb, "Class", "Time", cut, seed=0)
+    fp, lr_fp = got["fp80"], got["fp80_logreg"]
     print(f"cut {cut}: xgboost FP@80 {fp}, logreg {lr_fp}")
     assert fp <= lr_fp, f"cut {cut}: {fp} false positives vs the logistic's {lr_fp}"
