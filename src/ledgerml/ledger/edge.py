@@ -109,7 +109,8 @@ class _Edge:
         return root
 
 
-TileReader = Callable[[Sequence[tuple[int, int]]], dict[tuple[int, int], bytes]]
+TileKey = tuple[int, int]  # (tile level, tile index)
+TileReader = Callable[[Sequence[TileKey]], dict[TileKey, bytes]]
 
 
 def root_tiles(size: int) -> list[tuple[int, int]]:
@@ -126,7 +127,7 @@ def root_tiles(size: int) -> list[tuple[int, int]]:
 
 
 def tile_range_hasher(
-    read_tiles: TileReader, preloaded: dict[tuple[int, int], bytes] | None = None
+    read_tiles: TileReader, preloaded: dict[TileKey, bytes] | None = None
 ) -> merkle.RangeHash:
     """Hashes of any range of leaves from stored tiles (each tile read once): any driver.
 
@@ -134,7 +135,7 @@ def tile_range_hasher(
     be asked for, in one query: on PostgreSQL one query per peak was a dozen round trips).
     A tile not among them is read when needed; one the store lacks fails closed.
     """
-    cache: dict[tuple[int, int], bytes] = dict(preloaded or {})
+    cache: dict[TileKey, bytes] = dict(preloaded or {})
 
     def perfect(lo: int, hi: int) -> bytes:
         level = (hi - lo).bit_length() - 1

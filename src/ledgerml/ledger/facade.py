@@ -19,14 +19,13 @@ from ledgerml.crypto.note import NoteSigner, NoteVerifier, verify_note
 from ledgerml.errors import InputError, VerificationError
 from ledgerml.ledger import merkle
 from ledgerml.ledger.appender import _Request, gather
-from ledgerml.ledger.edge import _Edge, root_tiles, tile_range_hasher
+from ledgerml.ledger.edge import TileKey, _Edge, root_tiles, tile_range_hasher
 from ledgerml.ledger.envelope import PreparedEntry, prepare_batch, prepare_entry
 from ledgerml.ledger.head import HeadCopy
 from ledgerml.ledger.values import Checkpoint, ConsistencyProof, InclusionProof
 
 FORMAT_VERSION = 1
 _VKEYS = "verifier_keys"  # meta: the current verifier key strings, one per line
-TileKey = tuple[int, int]  # (tile level, tile index)
 _NEWEST_CHECKPOINT = (
     "(SELECT size FROM checkpoints ORDER BY size DESC LIMIT 1),"
     " (SELECT note FROM checkpoints ORDER BY size DESC LIMIT 1)"

@@ -49,7 +49,7 @@ from ledgerml.errors import InputError, VerificationError
 from ledgerml.faults import crash_point
 from ledgerml.ledger import merkle
 from ledgerml.ledger.appender import _Request
-from ledgerml.ledger.edge import _Edge
+from ledgerml.ledger.edge import TileKey, _Edge
 from ledgerml.ledger.envelope import MAX_INDEX, PreparedEntry, type_suffix, utc_now
 from ledgerml.ledger.facade import _VKEYS, FORMAT_VERSION, LogFacade
 from ledgerml.ledger.sqlite import Ledger, SqliteReads
@@ -276,9 +276,7 @@ class PostgresLedger(LogFacade):
             raise _unavailable("opening the ledger", exc) from None
         self._check_meta(meta)
 
-    def _read_tiles(
-        self, conn: Any, keys: Sequence[tuple[int, int]]
-    ) -> dict[tuple[int, int], bytes]:
+    def _read_tiles(self, conn: Any, keys: Sequence[TileKey]) -> dict[TileKey, bytes]:
         return read_tiles(conn, keys)
 
     # -- appending ----------------------------------------------------------------

@@ -29,7 +29,7 @@ from ledgerml.faults import crash_point
 from ledgerml.ledger import merkle
 from ledgerml.ledger._scan import RowCursor
 from ledgerml.ledger.appender import PROCESS_CHUNK, PROCESS_WRITER_MIN, _ProcessWriter, _Request
-from ledgerml.ledger.edge import _Edge
+from ledgerml.ledger.edge import TileKey, _Edge
 from ledgerml.ledger.envelope import MAX_INDEX, PreparedEntry, type_suffix, utc_now
 from ledgerml.ledger.facade import _VKEYS, FORMAT_VERSION, LogFacade
 from ledgerml.ledger.head import HeadCopy
@@ -723,8 +723,8 @@ class Ledger(LogFacade):
         return count_of_type(self._reader(), event_type)
 
     def _read_tiles(
-        self, conn: sqlite3.Connection, keys: Sequence[tuple[int, int]]
-    ) -> dict[tuple[int, int], bytes]:
+        self, conn: sqlite3.Connection, keys: Sequence[TileKey]
+    ) -> dict[TileKey, bytes]:
         return _read_tiles(conn, keys)
 
     def checkpoint(self) -> str:
